@@ -1,0 +1,595 @@
+"""CausCell: the user-facing model that knows AnnData and SpatialData."""
+
+from __future__ import annotations
+
+import copy
+import json
+import threading
+import time
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import anndata as ad
+import numpy as np
+import pandas as pd
+import torch
+from scipy import sparse
+
+from ._utils import make_generator, pick_device
+from ._version import __version__
+from .data import adjacency, descendants, expression, resolve_table, select_genes, validate_dag
+from .data.concepts import ConceptError, ConceptSpace
+from .data.preprocess import DataError
+from .model import CausCellModule, LossWeights, ModuleConfig
+
+WEIGHTS_FILE = "model.pt"
+META_FILE = "causcell.json"
+DONOR_BANK = 256  # exogenous tokens kept per label for random-donor interventions
+
+
+class ModelFileError(RuntimeError):
+    """A saved model directory is missing, corrupt or incomplete."""
+
+
+@dataclass
+class TrainProgress:
+    """What a training callback receives once per epoch.
+
+    Call :meth:`stop` (or return ``False`` from the callback) to end training early; the model
+    keeps the best weights seen so far.
+    """
+
+    epoch: int
+    max_epochs: int
+    step: int
+    losses: dict[str, float]
+    val_losses: dict[str, float]
+    elapsed: float
+    _stop: threading.Event = field(repr=False, default_factory=threading.Event)
+
+    def stop(self) -> None:
+        self._stop.set()
+
+
+class CausCell:
+    """Causal disentanglement with conditional diffusion for single-cell and spatial data.
+
+    Parameters
+    ----------
+    data
+        AnnData, or SpatialData with a table (``table_key``).
+    concepts
+        Categorical ``obs`` columns used as observed concepts (e.g. age, domain, cell type).
+    dag
+        Causal edges between concepts, ``[("age", "cell_type"), ...]`` or ``"age->cell_type"``.
+        ``[]`` or ``None`` gives independent concepts (the CausCell_IND ablation).
+    table_key
+        Table of a SpatialData (default: its only table, or ``"table"``).
+    layer
+        Layer holding the counts (default ``.X``).
+    log_normalized
+        ``True`` when the matrix is already ``log1p``-normalised; otherwise raw counts are
+        expected and normalised to 10,000 per cell then ``log1p``'d.
+    max_genes
+        Above this many genes, keep that many highly variable genes.
+    seed
+        Seed of weights, data split, batches and sampling.
+    device
+        ``"cuda"``, ``"mps"``, ``"cpu"`` or ``None`` (automatic).
+    **module_kwargs
+        Architecture options of :class:`~napari_causcell.model.ModuleConfig` (``token_dim``,
+        ``hidden``, ``width``, ``depth``, ``heads``, ``n_queries``, ``n_steps``, ``dropout``).
+    """
+
+    def __init__(
+        self,
+        data: Any,
+        concepts: Sequence[str],
+        dag: Any = None,
+        *,
+        table_key: str | None = None,
+        layer: str | None = None,
+        log_normalized: bool = False,
+        max_genes: int = 2000,
+        seed: int = 0,
+        device: str | None = None,
+        **module_kwargs: Any,
+    ) -> None:
+        adata, table_key = resolve_table(data, table_key)
+        self.concept_space = ConceptSpace.from_obs(adata.obs, concepts)
+        self.edges = validate_dag(self.concept_space.names, dag)
+        self.genes = select_genes(adata, layer, log_normalized, max_genes)
+        self.layer, self.log_normalized, self.table_key = layer, log_normalized, table_key
+        self.seed = int(seed)
+        self.device = pick_device(device)
+        torch.manual_seed(self.seed)
+        config = ModuleConfig(
+            n_genes=len(self.genes),
+            n_classes=self.concept_space.n_classes(),
+            adjacency=adjacency(self.concept_space.names, self.edges).tolist(),
+            **module_kwargs,
+        )
+        self.module = CausCellModule(config).to(self.device)
+        self.history: list[dict[str, float]] = []
+        self.train_params: dict[str, Any] = {}
+        self.is_trained = False
+        self._stop = threading.Event()
+        self._adata = adata
+        self._donors: dict[str, dict[str, torch.Tensor]] = {}
+
+    # -- properties --------------------------------------------------------------------------
+    @property
+    def concepts(self) -> list[str]:
+        return list(self.concept_space.names)
+
+    @property
+    def token_names(self) -> list[str]:
+        return self.concepts + ["u"]
+
+    def __repr__(self) -> str:
+        dag = ", ".join(f"{a}->{b}" for a, b in self.edges) or "none (independent)"
+        n = sum(p.numel() for p in self.module.parameters())
+        return (
+            f"CausCell({len(self.genes)} genes, concepts={self.concepts}, dag=[{dag}], "
+            f"{n:,} parameters, device={self.device}, trained={self.is_trained})"
+        )
+
+    # -- data --------------------------------------------------------------------------------
+    def _table(self, data: Any = None, table_key: str | None = None) -> ad.AnnData:
+        if data is None:
+            if self._adata is None:
+                raise DataError("This model was loaded from disk: pass the data to use.")
+            return self._adata
+        return resolve_table(data, table_key or self.table_key)[0]
+
+    def _expression(self, adata: ad.AnnData) -> sparse.csr_matrix:
+        return expression(adata, self.genes, self.layer, self.log_normalized)
+
+    def _dense(self, x: sparse.csr_matrix, rows: np.ndarray | slice) -> torch.Tensor:
+        return torch.from_numpy(np.asarray(x[rows].toarray(), dtype=np.float32)).to(self.device)
+
+    # -- training ----------------------------------------------------------------------------
+    def request_stop(self) -> None:
+        """Ask a running :meth:`train` to stop after the current step (thread-safe)."""
+        self._stop.set()
+
+    def train(
+        self,
+        max_epochs: int = 200,
+        *,
+        batch_size: int = 128,
+        lr: float = 1e-3,
+        weight_decay: float = 1e-4,
+        validation_fraction: float = 0.1,
+        early_stopping: bool = True,
+        patience: int = 25,
+        max_time: float | None = None,
+        weights: LossWeights | Mapping[str, float] | None = None,
+        callbacks: Sequence[Callable[[TrainProgress], Any]] | Callable | None = None,
+        progress_bar: bool = False,
+    ) -> list[dict[str, float]]:
+        """Train on the data given at construction; returns the per-epoch history.
+
+        Parameters
+        ----------
+        max_epochs
+            Upper bound on passes over the training cells.
+        validation_fraction
+            Share of cells held out (seeded) to monitor ``recon + concept`` loss.
+        early_stopping, patience
+            Stop after ``patience`` epochs without improvement of the validation loss and
+            restore the best weights.
+        max_time
+            Wall-clock budget in seconds (checked every step).
+        weights
+            Loss weights (``recon``, ``concept``, ``adversary``, ``kl``).
+        callbacks
+            Callables receiving a :class:`TrainProgress` after every epoch; returning ``False``
+            or calling ``progress.stop()`` ends training. :meth:`request_stop` does the same
+            from another thread.
+        """
+        w = weights if isinstance(weights, LossWeights) else LossWeights(**dict(weights or {}))
+        callbacks = [callbacks] if callable(callbacks) else list(callbacks or [])
+        adata = self._adata
+        x_all = self._expression(adata)
+        y_all = self.concept_space.encode(adata.obs)
+        n = adata.n_obs
+        rng = np.random.default_rng(self.seed)
+        perm = rng.permutation(n)
+        n_val = int(round(validation_fraction * n)) if n >= 20 else 0
+        val_idx, train_idx = np.sort(perm[:n_val]), np.sort(perm[n_val:])
+        if len(train_idx) == 0:
+            raise DataError("No cells left for training.")
+        self._set_data_stats(x_all[train_idx], y_all[train_idx])
+        small = n * len(self.genes) <= 50_000_000
+        x_dense = self._dense(x_all, slice(None)) if small else None
+        y_t = torch.from_numpy(y_all).to(self.device)
+
+        def batch(rows: np.ndarray) -> tuple[torch.Tensor, torch.Tensor]:
+            xb = x_dense[torch.from_numpy(rows).to(self.device)] if small else self._dense(x_all, rows)
+            return xb, y_t[torch.from_numpy(rows).to(self.device)]
+
+        mod = self.module
+        opt = torch.optim.AdamW(mod.main_parameters(), lr=lr, weight_decay=weight_decay)
+        adv_opt = torch.optim.AdamW(mod.adversaries.parameters(), lr=lr, weight_decay=weight_decay)
+        torch.manual_seed(self.seed)
+        order_gen = np.random.default_rng(self.seed + 1)
+        self._stop.clear()
+        best, best_state, bad_epochs = np.inf, None, 0
+        start, step = time.perf_counter(), len(self.history) and self.train_params.get("steps", 0)
+        epoch0 = len(self.history)
+        bar = _progress_bar(max_epochs) if progress_bar else None
+        stop_reason = "max_epochs"
+        for epoch in range(epoch0, epoch0 + max_epochs):
+            mod.train()
+            sums: dict[str, float] = {}
+            order = order_gen.permutation(train_idx)
+            n_batches = 0
+            for i in range(0, len(order), batch_size):
+                rows = order[i : i + batch_size]
+                if len(rows) < 2:
+                    continue
+                xb, yb = batch(rows)
+                total, parts, eps = mod.loss(xb, yb, w)
+                opt.zero_grad(set_to_none=True)
+                total.backward()
+                opt.step()
+                adv = mod.adversary_loss(eps, yb)
+                adv_opt.zero_grad(set_to_none=True)
+                adv.backward()
+                adv_opt.step()
+                step += 1
+                n_batches += 1
+                for k, v in {**parts, "adversary": adv, "total": total}.items():
+                    sums[k] = sums.get(k, 0.0) + float(v.detach())
+                if self._stop.is_set() or (max_time and time.perf_counter() - start > max_time):
+                    break
+            losses = {k: v / max(n_batches, 1) for k, v in sums.items()}
+            val = self._evaluate(batch, val_idx, w) if n_val else {}
+            record = {"epoch": epoch + 1, "step": step, "time": time.perf_counter() - start}
+            record.update({f"train_{k}": v for k, v in losses.items()})
+            record.update({f"val_{k}": v for k, v in val.items()})
+            self.history.append(record)
+            monitor = val.get("recon", losses.get("recon", 0.0)) + val.get(
+                "concept", losses.get("concept", 0.0)
+            )
+            if monitor < best - 1e-4:
+                best, bad_epochs = monitor, 0
+                best_state = copy.deepcopy(mod.state_dict())
+            else:
+                bad_epochs += 1
+            prog = TrainProgress(epoch + 1, epoch0 + max_epochs, step, losses, val,
+                                 time.perf_counter() - start, self._stop)
+            for cb in callbacks:
+                if cb(prog) is False:
+                    self._stop.set()
+            if bar is not None:
+                bar.update(1)
+                bar.set_postfix(loss=f"{losses.get('total', 0):.3f}", val=f"{monitor:.3f}")
+            if self._stop.is_set():
+                stop_reason = "cancelled"
+                break
+            if max_time and time.perf_counter() - start > max_time:
+                stop_reason = "max_time"
+                break
+            if early_stopping and n_val and bad_epochs >= patience:
+                stop_reason = "early_stopping"
+                break
+        if bar is not None:
+            bar.close()
+        if best_state is not None and n_val:
+            mod.load_state_dict(best_state)
+        mod.eval()
+        self.train_params = {
+            "max_epochs": max_epochs, "batch_size": batch_size, "lr": lr,
+            "weight_decay": weight_decay, "validation_fraction": validation_fraction,
+            "patience": patience, "weights": w.__dict__, "steps": step,
+            "stop_reason": stop_reason, "n_train": len(train_idx), "n_val": n_val,
+            "best_val_loss": float(best),
+        }
+        self._val_index = adata.obs_names[val_idx]
+        self._build_donors(x_all[train_idx], y_all[train_idx])
+        self.is_trained = True
+        self._stop.clear()
+        return self.history
+
+    def _set_data_stats(self, x: sparse.csr_matrix, y: np.ndarray) -> None:
+        mod = self.module
+        mod.clip_max.fill_(float(x.max()) * 1.2 if x.nnz else 1.0)
+        priors = [np.bincount(y[:, k], minlength=c) / len(y)
+                  for k, c in enumerate(mod.config.n_classes)]
+        mod.label_prior.copy_(torch.from_numpy(np.concatenate(priors).astype(np.float32)))
+
+    @torch.no_grad()
+    def _evaluate(self, batch, idx: np.ndarray, w: LossWeights) -> dict[str, float]:
+        mod = self.module
+        mod.eval()
+        sums: dict[str, float] = {}
+        correct = np.zeros(mod.n_concepts)
+        with torch.random.fork_rng(devices=[]):
+            torch.manual_seed(self.seed + 7)  # same noise every epoch: comparable val losses
+            for i in range(0, len(idx), 512):
+                xb, yb = batch(idx[i : i + 512])
+                _, parts, eps = mod.loss(xb, yb, w)
+                for k, v in parts.items():
+                    sums[k] = sums.get(k, 0.0) + float(v) * len(xb)
+                logits = mod.classify(mod.tokens(eps))
+                correct += [float((lg.argmax(-1) == yb[:, k]).sum()) for k, lg in enumerate(logits)]
+        out = {k: v / len(idx) for k, v in sums.items()}
+        out.update({f"acc_{c}": float(a / len(idx)) for c, a in zip(self.concepts, correct)})
+        return out
+
+    @torch.no_grad()
+    def _build_donors(self, x: sparse.csr_matrix, y: np.ndarray) -> None:
+        """Bank of exogenous and endogenous tokens per label, for interventions."""
+        rng = np.random.default_rng(self.seed + 2)
+        eps = self._encode_matrix(x)
+        z = self.module.tokens(eps)
+        self._donors = {}
+        for k, name in enumerate(self.concepts):
+            for code, label in enumerate(self.concept_space.categories[name]):
+                rows = np.flatnonzero(y[:, k] == code)
+                if len(rows) > DONOR_BANK:
+                    rows = np.sort(rng.choice(rows, DONOR_BANK, replace=False))
+                self._donors[f"{name}={label}"] = {
+                    "eps": eps[rows, k].cpu(), "z": z[rows, k].cpu()
+                }
+
+    # -- inference ---------------------------------------------------------------------------
+    @torch.no_grad()
+    def _encode_matrix(self, x: sparse.csr_matrix, batch_size: int = 2048) -> torch.Tensor:
+        """Posterior means of the exogenous tokens ``(n, K, d)`` (abduction)."""
+        self.module.eval()
+        out = [self.module.encode(self._dense(x, slice(i, i + batch_size)))[0]
+               for i in range(0, x.shape[0], batch_size)]
+        return torch.cat(out)
+
+    def _check_cells(self, adata: ad.AnnData) -> None:
+        if adata.n_obs == 0:
+            raise DataError("The cell selection is empty: choose at least one cell.")
+
+    def concept_embeddings(
+        self, data: Any = None, *, table_key: str | None = None, exogenous: bool = False,
+        write: bool = True,
+    ) -> dict[str, np.ndarray]:
+        """Per-concept embeddings (``n_cells, token_dim``), including ``u``.
+
+        By default the endogenous tokens ``z`` (after the SCM); ``exogenous=True`` gives
+        ``eps``. With ``write=True`` each is also stored in ``obsm['X_causcell_<concept>']``.
+        """
+        adata = self._table(data, table_key)
+        self._check_cells(adata)
+        eps = self._encode_matrix(self._expression(adata))
+        tok = eps if exogenous else self.module.tokens(eps)
+        out = {name: tok[:, k].cpu().numpy() for k, name in enumerate(self.token_names)}
+        if write:
+            for name, emb in out.items():
+                adata.obsm[f"X_causcell_{name}"] = emb
+        return out
+
+    @torch.no_grad()
+    def predict_concepts(
+        self, data: Any = None, *, table_key: str | None = None, probabilities: bool = False
+    ) -> pd.DataFrame:
+        """Predicted label of every concept (columns = concepts; ``<c>_prob`` with probabilities).
+
+        Probability columns per label are added as ``<concept>:<label>`` when
+        ``probabilities=True``.
+        """
+        adata = self._table(data, table_key)
+        self._check_cells(adata)
+        z = self.module.tokens(self._encode_matrix(self._expression(adata)))
+        df = pd.DataFrame(index=adata.obs_names.copy())
+        for k, (name, logits) in enumerate(zip(self.concepts, self.module.classify(z))):
+            p = logits.softmax(-1).cpu().numpy()
+            df[name] = self.concept_space.decode(name, p.argmax(1))
+            df[f"{name}_prob"] = p.max(1)
+            if probabilities:
+                for j, label in enumerate(self.concept_space.categories[name]):
+                    df[f"{name}:{label}"] = p[:, j]
+        return df
+
+    def reconstruct(
+        self, data: Any = None, *, table_key: str | None = None, sampler: str = "ddim",
+        steps: int = 50, seed: int | None = None, batch_size: int = 4096,
+    ) -> ad.AnnData:
+        """Generate every cell from its own concepts (one sample per cell).
+
+        Returns an AnnData with the generated log-normalised expression in ``.X``, the input's
+        log-normalised expression in ``layers['factual']`` and the input's ``obs``.
+        """
+        adata = self._table(data, table_key)
+        self._check_cells(adata)
+        x = self._expression(adata)
+        z = self.module.tokens(self._encode_matrix(x))
+        gen = self._generate(z, sampler, steps, seed, batch_size)
+        out = ad.AnnData(gen, obs=adata.obs.copy(), var=pd.DataFrame(index=list(self.genes)))
+        out.layers["factual"] = x.toarray()
+        out.uns["causcell"] = {"kind": "reconstruction", "sampler": sampler, "steps": steps}
+        return out
+
+    def _generate(self, z, sampler, steps, seed, batch_size) -> np.ndarray:
+        g = make_generator(self.seed if seed is None else seed, self.device)
+        parts = [self.module.generate(z[i : i + batch_size], sampler, steps, g)
+                 for i in range(0, z.shape[0], batch_size)]
+        return torch.cat(parts).cpu().numpy().astype(np.float32)
+
+    @torch.no_grad()
+    def counterfactual(
+        self,
+        data: Any = None,
+        do: Mapping[str, Any] | None = None,
+        *,
+        table_key: str | None = None,
+        donor: str = "random",
+        hard: bool = True,
+        sampler: str = "ddim",
+        steps: int = 50,
+        n_samples: int = 1,
+        seed: int | None = None,
+        batch_size: int = 4096,
+    ) -> ad.AnnData:
+        """Counterfactual cells under ``do(concept = value)`` for the given cells.
+
+        Parameters
+        ----------
+        data
+            The cells to intervene on (AnnData, a subset of one, or SpatialData).
+        do
+            ``{concept: label}``; several concepts are applied in DAG order.
+        donor
+            ``"random"``: each cell takes the token of a random training cell with that label;
+            ``"mean"``: the label's mean token.
+        hard
+            ``True`` (default): the textbook do-operator, cutting the edges into the intervened
+            concept so its token is the donor's whatever its parents; descendants are recomputed
+            through the SCM. ``False``: the reference's soft swap of the exogenous part only,
+            keeping the cell's own parents' contribution. Both are identical for root concepts.
+        sampler, steps
+            ``"ddim"`` with ``steps`` steps (fast, default) or ``"ddpm"`` (all ``T`` steps).
+        n_samples
+            Generated samples per cell (rows repeat each cell).
+
+        Returns
+        -------
+        AnnData
+            ``.X`` counterfactual log-normalised expression (model genes, same order);
+            ``layers['factual']`` the input, ``layers['delta']`` their difference; ``obs`` the
+            input's obs with the intervened labels, ``source_id``, ``sample`` and
+            ``<concept>_predicted`` for every concept from the counterfactual tokens.
+        """
+        if not self.is_trained:
+            raise RuntimeError("Train the model (or load a trained one) before intervening.")
+        adata = self._table(data, table_key)
+        self._check_cells(adata)
+        do = dict(do or {})
+        if not do:
+            raise ConceptError("Give at least one intervention, e.g. do={'age': '90wk'}.")
+        if donor not in ("random", "mean"):
+            raise ValueError(f"donor must be 'random' or 'mean', got {donor!r}")
+        if n_samples < 1:
+            raise ValueError("n_samples must be >= 1")
+        codes = {name: self.concept_space.code(name, value) for name, value in do.items()}
+        x = self._expression(adata)
+        eps0 = self._encode_matrix(x)
+        n = adata.n_obs
+        rng = np.random.default_rng(self.seed if seed is None else seed)
+        kind = "z" if hard else "eps"
+        outs, obs_parts = [], []
+        for s in range(n_samples):
+            values = {
+                self.concepts.index(name): self._donor_value(name, v, kind, donor, n, rng).to(
+                    self.device
+                )
+                for name, v in do.items()
+            }
+            z = self.module.scm.intervene(eps0, values, hard=hard)
+            gen = self._generate(z, sampler, steps, None if seed is None else seed + s, batch_size)
+            outs.append(gen)
+            obs = adata.obs.copy()
+            for name, value in do.items():
+                obs[name] = pd.Categorical(
+                    [str(value)] * n, categories=self.concept_space.categories[name]
+                )
+            for k, logits in enumerate(self.module.classify(z)):
+                name = self.concepts[k]
+                obs[f"{name}_predicted"] = self.concept_space.decode(
+                    name, logits.argmax(-1).cpu().numpy()
+                )
+            obs["source_id"] = adata.obs_names.astype(str).to_numpy()
+            obs["sample"] = s
+            obs.index = [f"{i}-cf{s}" if n_samples > 1 else str(i) for i in adata.obs_names]
+            obs_parts.append(obs)
+        gen = np.concatenate(outs)
+        factual = np.tile(x.toarray(), (n_samples, 1)).astype(np.float32)
+        out = ad.AnnData(gen, obs=pd.concat(obs_parts), var=pd.DataFrame(index=list(self.genes)))
+        out.layers["factual"] = factual
+        out.layers["delta"] = gen - factual
+        out.uns["causcell"] = {
+            "kind": "counterfactual", "do": {k: str(v) for k, v in do.items()},
+            "donor": donor, "hard": hard, "sampler": sampler, "steps": steps,
+            "descendants": sorted(set().union(*(descendants(self.concepts, self.edges, c)
+                                                 for c in do))),
+        }
+        return out
+
+    def _donor_value(self, name, label, kind, donor, n, rng) -> torch.Tensor:
+        key = f"{name}={label}"
+        bank = self._donors.get(key)
+        if bank is None or len(bank[kind]) == 0:
+            raise ConceptError(f"No training cells with {key}: cannot intervene on it.")
+        if donor == "mean":
+            return bank[kind].mean(0)
+        return bank[kind][torch.from_numpy(rng.integers(0, len(bank[kind]), n))]
+
+    # -- persistence -------------------------------------------------------------------------
+    def save(self, path: str | Path, overwrite: bool = False) -> Path:
+        """Write a self-contained model directory (weights, settings, genes, codes, donors)."""
+        path = Path(path)
+        if path.exists() and any(path.iterdir()) and not overwrite:
+            raise FileExistsError(f"{path} exists and is not empty; pass overwrite=True.")
+        path.mkdir(parents=True, exist_ok=True)
+        meta = {
+            "format": "napari-causcell-model", "format_version": 1, "version": __version__,
+            "genes": list(self.genes), "concepts": self.concept_space.to_dict(),
+            "dag": [list(e) for e in self.edges], "seed": self.seed, "layer": self.layer,
+            "log_normalized": self.log_normalized, "table_key": self.table_key,
+            "config": self.module.config.to_dict(), "train_params": self.train_params,
+            "history": self.history, "is_trained": self.is_trained,
+        }
+        state = {"module": self.module.state_dict(),
+                 "donors": {k: dict(v) for k, v in self._donors.items()}}
+        tmp_w, tmp_m = path / (WEIGHTS_FILE + ".tmp"), path / (META_FILE + ".tmp")
+        torch.save(state, tmp_w)
+        tmp_m.write_text(json.dumps(meta, indent=1))
+        tmp_w.replace(path / WEIGHTS_FILE)
+        tmp_m.replace(path / META_FILE)
+        return path
+
+    @classmethod
+    def load(cls, path: str | Path, device: str | None = None, data: Any = None) -> CausCell:
+        """Load a directory written by :meth:`save`; ``data`` optionally attaches a dataset."""
+        path = Path(path)
+        meta_file, weights_file = path / META_FILE, path / WEIGHTS_FILE
+        if not path.is_dir():
+            raise ModelFileError(f"{path} is not a model directory.")
+        for f in (meta_file, weights_file):
+            if not f.is_file():
+                raise ModelFileError(f"{path} is incomplete: {f.name} is missing.")
+        try:
+            meta = json.loads(meta_file.read_text())
+            if meta.get("format") != "napari-causcell-model":
+                raise ValueError("not a napari-causcell model")
+            state = torch.load(weights_file, map_location="cpu", weights_only=True)
+        except Exception as err:  # noqa: BLE001 - any parse failure means a bad directory
+            raise ModelFileError(f"{path} is corrupt or truncated: {err}") from err
+        self = cls.__new__(cls)
+        self.concept_space = ConceptSpace.from_dict(meta["concepts"])
+        self.edges = [tuple(e) for e in meta["dag"]]
+        self.genes = list(meta["genes"])
+        self.layer, self.log_normalized = meta["layer"], meta["log_normalized"]
+        self.table_key, self.seed = meta["table_key"], meta["seed"]
+        self.device = pick_device(device)
+        self.module = CausCellModule(ModuleConfig(**meta["config"]))
+        try:
+            self.module.load_state_dict(state["module"])
+        except (RuntimeError, KeyError) as err:
+            raise ModelFileError(f"{path}: weights do not match the saved settings: {err}") from err
+        self.module.to(self.device).eval()
+        self._donors = {k: {kk: vv for kk, vv in v.items()} for k, v in state["donors"].items()}
+        self.history, self.train_params = meta["history"], meta["train_params"]
+        self.is_trained = meta["is_trained"]
+        self._stop = threading.Event()
+        self._adata = None
+        if data is not None:
+            self._adata = self._table(data)
+            self._expression(self._adata)  # genes mismatch fails here, not later
+        return self
+
+
+def _progress_bar(total: int):
+    from tqdm.auto import tqdm
+
+    return tqdm(total=total, desc="CausCell training", unit="epoch")

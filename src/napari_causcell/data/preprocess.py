@@ -1,0 +1,111 @@
+"""Expression preprocessing: count checks, library-size normalisation, gene selection."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import anndata as ad
+import numpy as np
+import pandas as pd
+import scanpy as sc
+from scipy import sparse
+
+
+class DataError(ValueError):
+    """The expression matrix or its genes are unusable."""
+
+
+def get_matrix(adata: ad.AnnData, layer: str | None = None):
+    """Return ``adata.X`` or ``adata.layers[layer]`` with a clear error for a missing layer."""
+    if layer is None:
+        return adata.X
+    if layer not in adata.layers:
+        raise DataError(f"Layer {layer!r} not found; layers are {list(adata.layers.keys())}.")
+    return adata.layers[layer]
+
+
+def check_counts(x, what: str = "counts") -> None:
+    """Raise :class:`DataError` on negative, NaN/inf or non-integer values."""
+    values = x.data if sparse.issparse(x) else np.asarray(x)
+    if values.size == 0:
+        return
+    if not np.all(np.isfinite(values)):
+        raise DataError(f"The {what} contain NaN or infinite values.")
+    if values.min() < 0:
+        raise DataError(f"The {what} contain negative values (min {values.min():g}).")
+    if not np.allclose(values, np.round(values)):
+        raise DataError(
+            f"The {what} are not integers; pass raw counts, or log-normalised data with "
+            "log_normalized=True."
+        )
+
+
+def check_log_normalized(x) -> None:
+    values = x.data if sparse.issparse(x) else np.asarray(x)
+    if values.size and not np.all(np.isfinite(values)):
+        raise DataError("The log-normalised data contain NaN or infinite values.")
+    if values.size and values.min() < 0:
+        raise DataError("The log-normalised data contain negative values.")
+
+
+def subset_genes(adata: ad.AnnData, genes: Sequence[str]) -> ad.AnnData:
+    """View of ``adata`` with exactly ``genes`` in that order; missing genes are an error."""
+    genes = list(genes)
+    present = pd.Index(adata.var_names)
+    missing = [g for g in genes if g not in present]
+    if missing:
+        raise DataError(
+            f"{len(missing)} of the model's {len(genes)} genes are missing from the data "
+            f"(e.g. {missing[:5]}); the data must contain every gene the model was trained on."
+        )
+    if list(present) == genes:
+        return adata
+    return adata[:, present.get_indexer(genes)]
+
+
+def log_normalize(x, target_sum: float = 1e4) -> sparse.csr_matrix:
+    """Counts -> ``log1p(counts / total * target_sum)`` with scanpy, as CSR float32."""
+    tmp = ad.AnnData(sparse.csr_matrix(x, dtype=np.float32))
+    sc.pp.normalize_total(tmp, target_sum=target_sum)
+    sc.pp.log1p(tmp)
+    return sparse.csr_matrix(tmp.X, dtype=np.float32)
+
+
+def expression(
+    adata: ad.AnnData,
+    genes: Sequence[str],
+    layer: str | None = None,
+    log_normalized: bool = False,
+) -> sparse.csr_matrix:
+    """The model's input: log-normalised expression of ``genes`` (CSR float32).
+
+    Counts are normalised over the model's genes only, so any dataset that holds those
+    genes gives the same values for the same cells.
+    """
+    if adata.n_obs == 0:
+        raise DataError("No cells selected (the data have 0 observations).")
+    sub = subset_genes(adata, genes)
+    x = get_matrix(sub, layer)
+    if log_normalized:
+        check_log_normalized(x)
+        return sparse.csr_matrix(x, dtype=np.float32)
+    check_counts(x)
+    return log_normalize(x)
+
+
+def select_genes(
+    adata: ad.AnnData,
+    layer: str | None = None,
+    log_normalized: bool = False,
+    max_genes: int = 2000,
+) -> list[str]:
+    """All genes, or the ``max_genes`` most highly variable ones (scanpy, Seurat flavour)."""
+    if adata.n_vars <= max_genes:
+        return list(map(str, adata.var_names))
+    x = get_matrix(adata, layer)
+    if not log_normalized:
+        check_counts(x)
+        x = log_normalize(x)
+    tmp = ad.AnnData(sparse.csr_matrix(x, dtype=np.float32), var=pd.DataFrame(index=adata.var_names))
+    sc.pp.highly_variable_genes(tmp, n_top_genes=max_genes, flavor="seurat")
+    return [str(g) for g in tmp.var_names[tmp.var["highly_variable"].to_numpy()]]

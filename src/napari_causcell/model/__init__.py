@@ -1,0 +1,7 @@
+"""Pure PyTorch CausCell network (no AnnData)."""
+
+from .diffusion import Denoiser, NoiseSchedule, sample
+from .module import CausCellModule, LossWeights, ModuleConfig
+from .scm import LinearSCM
+
+__all__ = ["CausCellModule", "Denoiser", "LinearSCM", "LossWeights", "ModuleConfig", "NoiseSchedule", "sample"]

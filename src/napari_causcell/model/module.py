@@ -1,0 +1,165 @@
+"""CausCellModule: encoder -> exogenous tokens -> linear SCM -> heads, adversaries, diffusion.
+
+Pure torch: no AnnData here. Inputs are log-normalised expression ``x`` ``(B, G)`` and integer
+concept codes ``y`` ``(B, M)``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from .diffusion import Denoiser, NoiseSchedule, sample
+from .scm import LinearSCM
+
+
+@dataclass
+class ModuleConfig:
+    """Architecture hyperparameters (stored with a saved model)."""
+
+    n_genes: int
+    n_classes: list[int]
+    adjacency: list[list[float]]
+    token_dim: int = 32
+    hidden: int = 256
+    width: int = 128
+    depth: int = 2
+    heads: int = 4
+    n_queries: int = 4
+    n_steps: int = 1000
+    dropout: float = 0.1
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+@dataclass
+class LossWeights:
+    """Weights of the averaged loss terms (each term is a mean, so weights compare)."""
+
+    recon: float = 1.0
+    concept: float = 1.0
+    adversary: float = 1.0
+    kl: float = 1e-3
+    extra: dict = field(default_factory=dict)
+
+
+def mlp(n_in: int, n_hidden: int, n_out: int, dropout: float = 0.0) -> nn.Sequential:
+    return nn.Sequential(
+        nn.Linear(n_in, n_hidden), nn.LayerNorm(n_hidden), nn.Mish(), nn.Dropout(dropout),
+        nn.Linear(n_hidden, n_out),
+    )
+
+
+class CausCellModule(nn.Module):
+    """The CausCell network. Token ``k < M`` is observed concept ``k``; token ``M`` is ``u``."""
+
+    def __init__(self, config: ModuleConfig) -> None:
+        super().__init__()
+        self.config = config
+        c = config
+        self.n_concepts = len(c.n_classes)
+        self.n_tokens = self.n_concepts + 1
+        self.encoder = nn.Sequential(
+            nn.Linear(c.n_genes, c.hidden), nn.LayerNorm(c.hidden), nn.Mish(), nn.Dropout(c.dropout),
+            nn.Linear(c.hidden, c.hidden), nn.LayerNorm(c.hidden), nn.Mish(),
+            nn.Linear(c.hidden, self.n_tokens * c.token_dim * 2),
+        )
+        self.scm = LinearSCM(torch.tensor(c.adjacency))
+        self.heads = nn.ModuleList(mlp(c.token_dim, c.hidden // 2, k) for k in c.n_classes)
+        # adversary (token k, label j): every exogenous token against every label but its own
+        self.adv_pairs = [
+            (k, j) for k in range(self.n_tokens) for j in range(self.n_concepts) if k != j
+        ]
+        self.adversaries = nn.ModuleList(
+            mlp(c.token_dim, c.hidden // 2, c.n_classes[j]) for _, j in self.adv_pairs
+        )
+        self.denoiser = Denoiser(
+            c.n_genes, self.n_tokens, c.token_dim, c.width, c.depth, c.heads, c.n_queries
+        )
+        self.schedule = NoiseSchedule(c.n_steps)
+        self.register_buffer("clip_max", torch.tensor(20.0))
+        self.register_buffer("label_prior", torch.zeros(sum(c.n_classes)))
+
+    # -- parts -------------------------------------------------------------------------------
+    def main_parameters(self):
+        skip = {id(p) for p in self.adversaries.parameters()}
+        return [p for p in self.parameters() if id(p) not in skip]
+
+    def encode(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Posterior mean and log-variance of the exogenous tokens, each ``(B, K, d)``."""
+        h = self.encoder(x).view(x.shape[0], self.n_tokens, 2, self.config.token_dim)
+        return h[:, :, 0], h[:, :, 1].clamp(-10.0, 10.0)
+
+    def tokens(self, eps: torch.Tensor) -> torch.Tensor:
+        return self.scm(eps)
+
+    def classify(self, z: torch.Tensor) -> list[torch.Tensor]:
+        """Logits of each observed concept from its endogenous token."""
+        return [head(z[:, k]) for k, head in enumerate(self.heads)]
+
+    def priors(self) -> list[torch.Tensor]:
+        return list(self.label_prior.split(self.config.n_classes))
+
+    # -- losses ------------------------------------------------------------------------------
+    def loss(
+        self,
+        x: torch.Tensor,
+        y: torch.Tensor,
+        weights: LossWeights,
+        generator: torch.Generator | None = None,
+    ) -> tuple[torch.Tensor, dict[str, torch.Tensor], torch.Tensor]:
+        """Main loss, its averaged parts, and the sampled exogenous tokens (for the adversary)."""
+        mu, logvar = self.encode(x)
+        eps = mu + torch.randn_like(mu) * (0.5 * logvar).exp() if self.training else mu
+        z = self.tokens(eps)
+        concept = torch.stack(
+            [F.cross_entropy(lg, y[:, k]) for k, lg in enumerate(self.classify(z))]
+        ).mean()
+        kl = 0.5 * (mu.pow(2) + logvar.exp() - 1.0 - logvar).mean()
+        priors = self.priors()
+        confusion = torch.stack([
+            soft_cross_entropy(adv(eps[:, k]), priors[j])
+            for (k, j), adv in zip(self.adv_pairs, self.adversaries)
+        ]).mean()
+        t = torch.randint(0, self.schedule.n_steps, (x.shape[0],), device=x.device)
+        noise = torch.randn_like(x)
+        x0_hat = self.denoiser(self.schedule.add_noise(x, t, noise), t, z)
+        recon = F.mse_loss(x0_hat, x)
+        total = (
+            weights.recon * recon
+            + weights.concept * concept
+            + weights.adversary * confusion
+            + weights.kl * kl
+        )
+        parts = {"recon": recon, "concept": concept, "confusion": confusion, "kl": kl}
+        return total, parts, eps
+
+    def adversary_loss(self, eps: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+        """Cross-entropy of the adversaries on detached tokens (their own update)."""
+        eps = eps.detach()
+        return torch.stack([
+            F.cross_entropy(adv(eps[:, k]), y[:, j])
+            for (k, j), adv in zip(self.adv_pairs, self.adversaries)
+        ]).mean()
+
+    # -- generation --------------------------------------------------------------------------
+    def generate(
+        self,
+        z: torch.Tensor,
+        sampler: str = "ddim",
+        steps: int = 50,
+        generator: torch.Generator | None = None,
+    ) -> torch.Tensor:
+        return sample(
+            self.denoiser, self.schedule, z, self.config.n_genes, sampler, steps, generator,
+            clip=(0.0, float(self.clip_max)),
+        )
+
+
+def soft_cross_entropy(logits: torch.Tensor, target_probs: torch.Tensor) -> torch.Tensor:
+    """Cross-entropy against a fixed distribution (minimal when the adversary learns nothing)."""
+    return -(F.log_softmax(logits, dim=-1) * target_probs).sum(-1).mean()
