@@ -159,8 +159,8 @@ class CausCell:
         self,
         max_epochs: int = 200,
         *,
-        batch_size: int = 128,
-        lr: float = 1e-3,
+        batch_size: int = 256,
+        lr: float = 2e-3,
         weight_decay: float = 1e-4,
         validation_fraction: float = 0.1,
         early_stopping: bool = True,
@@ -406,6 +406,8 @@ class CausCell:
         z = self.module.tokens(self._encode_matrix(x))
         gen = self._generate(z, sampler, steps, seed, batch_size)
         out = ad.AnnData(gen, obs=adata.obs.copy(), var=pd.DataFrame(index=list(self.genes)))
+        if "spatial" in adata.obsm:
+            out.obsm["spatial"] = np.asarray(adata.obsm["spatial"])
         out.layers["factual"] = x.toarray()
         out.uns["causcell"] = {"kind": "reconstruction", "sampler": sampler, "steps": steps}
         return out
@@ -505,6 +507,8 @@ class CausCell:
         gen = np.concatenate(outs)
         factual = np.tile(x.toarray(), (n_samples, 1)).astype(np.float32)
         out = ad.AnnData(gen, obs=pd.concat(obs_parts), var=pd.DataFrame(index=list(self.genes)))
+        if "spatial" in adata.obsm:
+            out.obsm["spatial"] = np.tile(np.asarray(adata.obsm["spatial"]), (n_samples, 1))
         out.layers["factual"] = factual
         out.layers["delta"] = gen - factual
         out.uns["causcell"] = {

@@ -50,10 +50,12 @@ class GEGLU(nn.Module):
 class CrossAttentionBlock(nn.Module):
     """Pre-norm block: self-attention over query tokens, cross-attention to concepts, GEGLU."""
 
-    def __init__(self, width: int, heads: int, ff_mult: int = 2) -> None:
+    def __init__(self, width: int, heads: int, ff_mult: int = 2, self_attention: bool = True):
         super().__init__()
-        self.norm_self = nn.LayerNorm(width)
-        self.self_attn = nn.MultiheadAttention(width, heads, batch_first=True)
+        self.self_attn = None
+        if self_attention:
+            self.norm_self = nn.LayerNorm(width)
+            self.self_attn = nn.MultiheadAttention(width, heads, batch_first=True)
         self.norm_q = nn.LayerNorm(width)
         self.norm_kv = nn.LayerNorm(width)
         self.cross_attn = nn.MultiheadAttention(width, heads, batch_first=True)
@@ -61,8 +63,9 @@ class CrossAttentionBlock(nn.Module):
         self.ff = GEGLU(width, ff_mult)
 
     def forward(self, h: torch.Tensor, cond: torch.Tensor) -> torch.Tensor:
-        q = self.norm_self(h)
-        h = h + self.self_attn(q, q, q, need_weights=False)[0]
+        if self.self_attn is not None:
+            q = self.norm_self(h)
+            h = h + self.self_attn(q, q, q, need_weights=False)[0]
         kv = self.norm_kv(cond)
         h = h + self.cross_attn(self.norm_q(h), kv, kv, need_weights=False)[0]
         return h + self.ff(self.norm_ff(h))
@@ -84,6 +87,8 @@ class Denoiser(nn.Module):
         depth: int = 2,
         heads: int = 4,
         n_queries: int = 4,
+        self_attention: bool = True,
+        global_cond: bool = True,
     ) -> None:
         super().__init__()
         self.n_queries, self.width = n_queries, width
@@ -92,14 +97,21 @@ class Denoiser(nn.Module):
         self.time = nn.Sequential(nn.Linear(width, width), nn.SiLU(), nn.Linear(width, width))
         self.cond = nn.Linear(token_dim, width)
         self.token_type = nn.Parameter(torch.randn(n_tokens, width) * 0.02)
-        self.blocks = nn.ModuleList(CrossAttentionBlock(width, heads) for _ in range(depth))
+        # global conditioning: all tokens, flattened, added to the time embedding
+        self.global_cond = nn.Linear(n_tokens * token_dim, width) if global_cond else None
+        self.blocks = nn.ModuleList(
+            CrossAttentionBlock(width, heads, self_attention=self_attention) for _ in range(depth)
+        )
         self.norm_out = nn.LayerNorm(width)
         self.out = nn.Linear(n_queries * width, n_genes)
 
     def forward(self, x_t: torch.Tensor, t: torch.Tensor, z: torch.Tensor) -> torch.Tensor:
         b = x_t.shape[0]
         h = self.inp(x_t).view(b, self.n_queries, self.width) + self.query_pos
-        h = h + self.time(timestep_embedding(t, self.width)).unsqueeze(1)
+        emb = self.time(timestep_embedding(t, self.width))
+        if self.global_cond is not None:
+            emb = emb + self.global_cond(z.reshape(b, -1))
+        h = h + emb.unsqueeze(1)
         cond = self.cond(z) + self.token_type
         for block in self.blocks:
             h = block(h, cond)

@@ -31,6 +31,9 @@ class ModuleConfig:
     n_queries: int = 4
     n_steps: int = 1000
     dropout: float = 0.1
+    self_attention: bool = False
+    global_cond: bool = True
+    t_power: float = 0.5  # training steps drawn as T * U**t_power; < 1 favours high noise
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -78,7 +81,8 @@ class CausCellModule(nn.Module):
             mlp(c.token_dim, c.hidden // 2, c.n_classes[j]) for _, j in self.adv_pairs
         )
         self.denoiser = Denoiser(
-            c.n_genes, self.n_tokens, c.token_dim, c.width, c.depth, c.heads, c.n_queries
+            c.n_genes, self.n_tokens, c.token_dim, c.width, c.depth, c.heads, c.n_queries,
+            c.self_attention, c.global_cond,
         )
         self.schedule = NoiseSchedule(c.n_steps)
         self.register_buffer("clip_max", torch.tensor(20.0))
@@ -125,7 +129,8 @@ class CausCellModule(nn.Module):
             soft_cross_entropy(adv(eps[:, k]), priors[j])
             for (k, j), adv in zip(self.adv_pairs, self.adversaries)
         ]).mean()
-        t = torch.randint(0, self.schedule.n_steps, (x.shape[0],), device=x.device)
+        u = torch.rand(x.shape[0], device=x.device) ** self.config.t_power
+        t = (u * self.schedule.n_steps).long().clamp(max=self.schedule.n_steps - 1)
         noise = torch.randn_like(x)
         x0_hat = self.denoiser(self.schedule.add_noise(x, t, noise), t, z)
         recon = F.mse_loss(x0_hat, x)

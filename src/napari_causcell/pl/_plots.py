@@ -1,0 +1,128 @@
+"""Matplotlib figures for expression on tissue, counterfactual overlays and training."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import anndata as ad
+import numpy as np
+
+from ..data import coordinates, resolve_table
+from ..data.preprocess import DataError
+
+
+def _gene_values(adata: ad.AnnData, gene: str, layer: str | None = None) -> np.ndarray:
+    if gene not in adata.var_names:
+        raise DataError(f"Gene {gene!r} is not in the data.")
+    j = adata.var_names.get_loc(gene)
+    x = adata.X if layer is None else adata.layers[layer]
+    col = x[:, j]
+    return np.asarray(col.toarray() if hasattr(col, "toarray") else col).ravel()
+
+
+def _scatter(ax, xy, values, cmap, vmin, vmax, size, title):
+    sc = ax.scatter(xy[:, 0], xy[:, 1], c=values, cmap=cmap, vmin=vmin, vmax=vmax, s=size,
+                    linewidths=0, rasterized=True)
+    ax.set_aspect("equal")
+    ax.invert_yaxis()
+    ax.set_xticks([])
+    ax.set_yticks([])
+    ax.set_title(title, fontsize=10)
+    return sc
+
+
+def spatial_expression(
+    data: Any, gene: str, *, layer: str | None = None, table_key: str | None = None,
+    ax=None, cmap: str = "viridis", size: float = 4.0,
+):
+    """Scatter of one gene's expression at the cells' tissue coordinates; returns the axes."""
+    import matplotlib.pyplot as plt
+
+    table, _ = resolve_table(data, table_key)
+    xy = coordinates(data, table_key)
+    values = _gene_values(table, gene, layer)
+    ax = ax or plt.subplots(figsize=(6, 4))[1]
+    sc = _scatter(ax, xy, values, cmap, None, None, size, f"{gene}")
+    ax.figure.colorbar(sc, ax=ax, shrink=0.7)
+    return ax
+
+
+def counterfactual_overlay(
+    cf: ad.AnnData, gene: str, *, background: Any = None, size: float = 4.0,
+    title: str | None = None, fig=None,
+):
+    """Three panels: factual, counterfactual (shared colour scale) and their difference.
+
+    ``cf`` is a counterfactual AnnData (``layers['factual']``, ``obsm['spatial']``);
+    ``background`` optionally an AnnData/SpatialData whose cells are drawn in grey behind.
+    Returns the figure.
+    """
+    import matplotlib.pyplot as plt
+
+    if "spatial" not in cf.obsm:
+        raise DataError("The counterfactual has no obsm['spatial'] coordinates to draw.")
+    xy = np.asarray(cf.obsm["spatial"])
+    fact = _gene_values(cf, gene, "factual")
+    count = _gene_values(cf, gene)
+    diff = count - fact
+    vmax = float(np.percentile(np.concatenate([fact, count]), 99)) or 1.0
+    dmax = float(np.percentile(np.abs(diff), 99)) or 1.0
+    fig = fig or plt.figure(figsize=(15, 4.2))
+    axes = fig.subplots(1, 3)
+    bg = coordinates(background) if background is not None else None
+    panels = [
+        (fact, "viridis", 0.0, vmax, f"{gene}: factual"),
+        (count, "viridis", 0.0, vmax, f"{gene}: counterfactual"),
+        (diff, "RdBu_r", -dmax, dmax, f"{gene}: difference"),
+    ]
+    for ax, (vals, cmap, lo, hi, name) in zip(axes, panels):
+        if bg is not None:
+            ax.scatter(bg[:, 0], bg[:, 1], c="0.85", s=size * 0.5, linewidths=0, rasterized=True)
+        sc = _scatter(ax, xy, vals, cmap, lo, hi, size, name)
+        fig.colorbar(sc, ax=ax, shrink=0.7)
+    do = cf.uns.get("causcell", {}).get("do")
+    if title or do:
+        fig.suptitle(title or "do(" + ", ".join(f"{k}={v}" for k, v in do.items()) + ")")
+    return fig
+
+
+def loss(model: Any, ax=None, keys: tuple[str, ...] = ("recon", "concept", "confusion")):
+    """Training and validation loss curves per epoch; returns the axes."""
+    import matplotlib.pyplot as plt
+
+    hist = model.history
+    if not hist:
+        raise ValueError("The model has no training history yet.")
+    ax = ax or plt.subplots(figsize=(6, 4))[1]
+    epochs = [h["epoch"] for h in hist]
+    for i, key in enumerate(keys):
+        for split, style in (("train", "-"), ("val", "--")):
+            name = f"{split}_{key}"
+            if name in hist[0]:
+                ax.plot(epochs, [h[name] for h in hist], style, color=f"C{i}", label=name)
+    ax.set_xlabel("epoch")
+    ax.set_ylabel("loss")
+    ax.legend(fontsize=8)
+    return ax
+
+
+def concept_embeddings(
+    model: Any, data: Any = None, *, concepts: list[str] | None = None, size: float = 3.0,
+    seed: int = 0,
+):
+    """UMAP of each concept's token, coloured by that concept's label; returns the figure."""
+    import matplotlib.pyplot as plt
+    import scanpy as sc
+
+    adata = model._table(data)
+    emb = model.concept_embeddings(adata, write=False)
+    concepts = concepts or model.concepts
+    fig, axes = plt.subplots(1, len(concepts), figsize=(4.5 * len(concepts), 4), squeeze=False)
+    for ax, name in zip(axes[0], concepts):
+        tmp = ad.AnnData(np.zeros((adata.n_obs, 1), dtype=np.float32), obs=adata.obs[[name]].copy())
+        tmp.obsm["X_tok"] = emb[name]
+        sc.pp.neighbors(tmp, use_rep="X_tok", random_state=seed)
+        sc.tl.umap(tmp, random_state=seed)
+        sc.pl.umap(tmp, color=name, ax=ax, show=False, size=size, title=f"{name} token")
+    fig.tight_layout()
+    return fig
