@@ -315,7 +315,7 @@ class CausCell:
                 _, parts, eps = mod.loss(xb, yb, w)
                 for k, v in parts.items():
                     sums[k] = sums.get(k, 0.0) + float(v) * len(xb)
-                logits = mod.classify(mod.tokens(eps))
+                logits = mod.classify(eps)
                 correct += [float((lg.argmax(-1) == yb[:, k]).sum()) for k, lg in enumerate(logits)]
         out = {k: v / len(idx) for k, v in sums.items()}
         out.update({f"acc_{c}": float(a / len(idx)) for c, a in zip(self.concepts, correct)})
@@ -325,7 +325,7 @@ class CausCell:
     def _build_donors(self, x: sparse.csr_matrix, y: np.ndarray) -> None:
         """Bank of exogenous and endogenous tokens per label, for interventions."""
         rng = np.random.default_rng(self.seed + 2)
-        eps = self._encode_matrix(x)
+        eps = self.module.anchor(self._encode_matrix(x), torch.from_numpy(y).to(self.device))
         z = self.module.tokens(eps)
         self._donors = {}
         for k, name in enumerate(self.concepts):
@@ -346,22 +346,40 @@ class CausCell:
                for i in range(0, x.shape[0], batch_size)]
         return torch.cat(out)
 
+    @torch.no_grad()
+    def _exogenous(
+        self, adata: ad.AnnData, x: sparse.csr_matrix, use_labels: bool | None = None
+    ) -> torch.Tensor:
+        """Exogenous tokens of ``adata``'s cells: anchored on their labels when obs has them.
+
+        ``use_labels=None`` uses the labels when every concept column is present, else the
+        labels predicted from expression; ``True`` requires them.
+        """
+        resid = self._encode_matrix(x)
+        has = all(c in adata.obs for c in self.concepts)
+        if use_labels or (use_labels is None and has):
+            y = torch.from_numpy(self.concept_space.encode(adata.obs)).to(self.device)
+            return self.module.anchor(resid, y)
+        return self.module.anchor(resid)
+
     def _check_cells(self, adata: ad.AnnData) -> None:
         if adata.n_obs == 0:
             raise DataError("The cell selection is empty: choose at least one cell.")
 
     def concept_embeddings(
         self, data: Any = None, *, table_key: str | None = None, exogenous: bool = False,
-        write: bool = True,
+        write: bool = True, use_labels: bool | None = None,
     ) -> dict[str, np.ndarray]:
         """Per-concept embeddings (``n_cells, token_dim``), including ``u``.
 
         By default the endogenous tokens ``z`` (after the SCM); ``exogenous=True`` gives
         ``eps``. With ``write=True`` each is also stored in ``obsm['X_causcell_<concept>']``.
+        Tokens are anchored on the cells' labels when obs has every concept column
+        (``use_labels=None``); ``use_labels=False`` uses labels predicted from expression.
         """
         adata = self._table(data, table_key)
         self._check_cells(adata)
-        eps = self._encode_matrix(self._expression(adata))
+        eps = self._exogenous(adata, self._expression(adata), use_labels)
         tok = eps if exogenous else self.module.tokens(eps)
         out = {name: tok[:, k].cpu().numpy() for k, name in enumerate(self.token_names)}
         if write:
@@ -380,9 +398,9 @@ class CausCell:
         """
         adata = self._table(data, table_key)
         self._check_cells(adata)
-        z = self.module.tokens(self._encode_matrix(self._expression(adata)))
+        resid = self._encode_matrix(self._expression(adata))
         df = pd.DataFrame(index=adata.obs_names.copy())
-        for k, (name, logits) in enumerate(zip(self.concepts, self.module.classify(z))):
+        for name, logits in zip(self.concepts, self.module.classify(resid)):
             p = logits.softmax(-1).cpu().numpy()
             df[name] = self.concept_space.decode(name, p.argmax(1))
             df[f"{name}_prob"] = p.max(1)
@@ -403,7 +421,7 @@ class CausCell:
         adata = self._table(data, table_key)
         self._check_cells(adata)
         x = self._expression(adata)
-        z = self.module.tokens(self._encode_matrix(x))
+        z = self.module.tokens(self._exogenous(adata, x))
         gen = self._generate(z, sampler, steps, seed, batch_size)
         out = ad.AnnData(gen, obs=adata.obs.copy(), var=pd.DataFrame(index=list(self.genes)))
         if "spatial" in adata.obsm:
@@ -458,9 +476,11 @@ class CausCell:
         -------
         AnnData
             ``.X`` counterfactual log-normalised expression (model genes, same order);
-            ``layers['factual']`` the input, ``layers['delta']`` their difference; ``obs`` the
-            input's obs with the intervened labels, ``source_id``, ``sample`` and
-            ``<concept>_predicted`` for every concept from the counterfactual tokens.
+            ``layers['factual']`` the observed input; ``layers['reconstructed']`` the same
+            cells generated without intervention with the same sampler noise; and
+            ``layers['delta']`` = counterfactual - reconstructed, the paired effect estimate
+            (generator bias and sampling noise cancel; ``X - factual`` would mix them in). ``obs`` the
+            input's obs with the intervened labels, ``source_id`` and ``sample``.
         """
         if not self.is_trained:
             raise RuntimeError("Train the model (or load a trained one) before intervening.")
@@ -475,11 +495,11 @@ class CausCell:
             raise ValueError("n_samples must be >= 1")
         codes = {name: self.concept_space.code(name, value) for name, value in do.items()}
         x = self._expression(adata)
-        eps0 = self._encode_matrix(x)
+        eps0 = self._exogenous(adata, x)
         n = adata.n_obs
         rng = np.random.default_rng(self.seed if seed is None else seed)
         kind = "z" if hard else "eps"
-        outs, obs_parts = [], []
+        outs, recons, obs_parts = [], [], []
         for s in range(n_samples):
             values = {
                 self.concepts.index(name): self._donor_value(name, v, kind, donor, n, rng).to(
@@ -488,17 +508,16 @@ class CausCell:
                 for name, v in do.items()
             }
             z = self.module.scm.intervene(eps0, values, hard=hard)
-            gen = self._generate(z, sampler, steps, None if seed is None else seed + s, batch_size)
+            s_seed = (self.seed if seed is None else seed) + s
+            gen = self._generate(z, sampler, steps, s_seed, batch_size)
+            # the same cell without intervention, same sampler noise: cancels decoder bias
+            recon = self._generate(self.module.tokens(eps0), sampler, steps, s_seed, batch_size)
             outs.append(gen)
+            recons.append(recon)
             obs = adata.obs.copy()
             for name, value in do.items():
                 obs[name] = pd.Categorical(
                     [str(value)] * n, categories=self.concept_space.categories[name]
-                )
-            for k, logits in enumerate(self.module.classify(z)):
-                name = self.concepts[k]
-                obs[f"{name}_predicted"] = self.concept_space.decode(
-                    name, logits.argmax(-1).cpu().numpy()
                 )
             obs["source_id"] = adata.obs_names.astype(str).to_numpy()
             obs["sample"] = s
@@ -509,8 +528,10 @@ class CausCell:
         out = ad.AnnData(gen, obs=pd.concat(obs_parts), var=pd.DataFrame(index=list(self.genes)))
         if "spatial" in adata.obsm:
             out.obsm["spatial"] = np.tile(np.asarray(adata.obsm["spatial"]), (n_samples, 1))
+        recon = np.concatenate(recons)
         out.layers["factual"] = factual
-        out.layers["delta"] = gen - factual
+        out.layers["reconstructed"] = recon
+        out.layers["delta"] = gen - recon
         out.uns["causcell"] = {
             "kind": "counterfactual", "do": {k: str(v) for k, v in do.items()},
             "donor": donor, "hard": hard, "sampler": sampler, "steps": steps,

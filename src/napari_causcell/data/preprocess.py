@@ -108,4 +108,7 @@ def select_genes(
         x = log_normalize(x)
     tmp = ad.AnnData(sparse.csr_matrix(x, dtype=np.float32), var=pd.DataFrame(index=adata.var_names))
     sc.pp.highly_variable_genes(tmp, n_top_genes=max_genes, flavor="seurat")
-    return [str(g) for g in tmp.var_names[tmp.var["highly_variable"].to_numpy()]]
+    # exactly max_genes, best normalised dispersion first, kept in the data's gene order
+    disp = tmp.var["dispersions_norm"].fillna(-np.inf).to_numpy()
+    top = np.sort(np.argsort(-disp, kind="stable")[:max_genes])
+    return [str(g) for g in tmp.var_names[top]]

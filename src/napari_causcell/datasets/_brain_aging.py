@@ -35,6 +35,9 @@ _REGION = "cells"
 AGES: tuple[str, ...] = ("4wk", "24wk", "90wk")
 # fraction of the full (90wk) age effect reached at each age
 _AGE_SCALE = np.array([0.0, 0.4, 1.0])
+# broad ageing: this share of filler genes shifts in every cell type, log2fc ~ N(0, sd) at 90wk
+_BROAD_FRACTION = 0.25
+_BROAD_SD = 0.7
 
 DOMAINS: tuple[str, ...] = ("L1", "L2/3", "L4/5", "L6", "WM", "Striatum", "Ventricle")
 
@@ -308,6 +311,14 @@ def _draw_noise(n_cells: int, n_genes: int, n_mice_per_age: int, seed: int) -> _
     for g, t, fc, fc_str in _PLANTED:
         age_eff[:, CELL_TYPES.index(t), gidx[g]] = fc * ln2
         age_eff[striatum, CELL_TYPES.index(t), gidx[g]] = fc_str * ln2
+    # broad ageing programme shared by all cell types, on a quarter of the filler genes;
+    # drawn from its own stream so the draws above keep their values
+    broad_rng = np.random.default_rng([int(seed), 1])
+    broad = np.zeros(G)
+    chosen = broad_rng.random(n_filler) < _BROAD_FRACTION
+    broad[n_named:][chosen] = broad_rng.normal(0.0, _BROAD_SD, size=int(chosen.sum()))
+    age_eff += broad * ln2
+    gene_class[n_named:][chosen] = "age_broad"
 
     # cells split evenly over mice (contiguous blocks)
     mouse = np.repeat(np.arange(M), [len(a) for a in np.array_split(np.arange(N), M)])

@@ -33,6 +33,7 @@ class ModuleConfig:
     dropout: float = 0.1
     self_attention: bool = False
     global_cond: bool = True
+    anchor: bool = True  # add a learned prototype of the cell's label to each concept token
     t_power: float = 0.5  # training steps drawn as T * U**t_power; < 1 favours high noise
 
     def to_dict(self) -> dict:
@@ -73,6 +74,11 @@ class CausCellModule(nn.Module):
         )
         self.scm = LinearSCM(torch.tensor(c.adjacency))
         self.heads = nn.ModuleList(mlp(c.token_dim, c.hidden // 2, k) for k in c.n_classes)
+        self.prototypes = nn.ParameterList(
+            nn.Parameter(torch.randn(k, c.token_dim) * (1.0 if c.anchor else 0.0),
+                         requires_grad=c.anchor)
+            for k in c.n_classes
+        )
         # adversary (token k, label j): every exogenous token against every label but its own
         self.adv_pairs = [
             (k, j) for k in range(self.n_tokens) for j in range(self.n_concepts) if k != j
@@ -101,9 +107,27 @@ class CausCellModule(nn.Module):
     def tokens(self, eps: torch.Tensor) -> torch.Tensor:
         return self.scm(eps)
 
-    def classify(self, z: torch.Tensor) -> list[torch.Tensor]:
-        """Logits of each observed concept from its endogenous token."""
-        return [head(z[:, k]) for k, head in enumerate(self.heads)]
+    def classify(self, resid: torch.Tensor) -> list[torch.Tensor]:
+        """Logits of each observed concept from its encoded (exogenous) token."""
+        return [head(resid[:, k]) for k, head in enumerate(self.heads)]
+
+    def anchor(self, resid: torch.Tensor, y: torch.Tensor | None = None) -> torch.Tensor:
+        """Exogenous tokens: the encoded part plus the prototype of each concept's label.
+
+        With labels ``y`` ``(B, M)`` (abduction on annotated cells) the label's prototype is
+        added; without, the heads' predicted probabilities weight the prototypes. With
+        ``config.anchor=False`` the encoded part is returned unchanged (the paper's design).
+        """
+        if not self.config.anchor:
+            return resid
+        eps = resid.clone()
+        logits = None if y is not None else self.classify(resid)
+        for k, proto in enumerate(self.prototypes):
+            if y is not None:
+                eps[:, k] = eps[:, k] + proto[y[:, k]]
+            else:
+                eps[:, k] = eps[:, k] + logits[k].softmax(-1) @ proto
+        return eps
 
     def priors(self) -> list[torch.Tensor]:
         return list(self.label_prior.split(self.config.n_classes))
@@ -116,12 +140,12 @@ class CausCellModule(nn.Module):
         weights: LossWeights,
         generator: torch.Generator | None = None,
     ) -> tuple[torch.Tensor, dict[str, torch.Tensor], torch.Tensor]:
-        """Main loss, its averaged parts, and the sampled exogenous tokens (for the adversary)."""
+        """Main loss, its averaged parts, and the sampled encoded tokens (for the adversary)."""
         mu, logvar = self.encode(x)
         eps = mu + torch.randn_like(mu) * (0.5 * logvar).exp() if self.training else mu
-        z = self.tokens(eps)
+        z = self.tokens(self.anchor(eps, y))
         concept = torch.stack(
-            [F.cross_entropy(lg, y[:, k]) for k, lg in enumerate(self.classify(z))]
+            [F.cross_entropy(lg, y[:, k]) for k, lg in enumerate(self.classify(eps))]
         ).mean()
         kl = 0.5 * (mu.pow(2) + logvar.exp() - 1.0 - logvar).mean()
         priors = self.priors()

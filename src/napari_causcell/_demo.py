@@ -1,0 +1,431 @@
+"""End-to-end demo on the simulated brain-aging tissue, and its accuracy against the truth.
+
+:func:`counterfactual_accuracy` compares a counterfactual of :func:`~napari_causcell.
+datasets.brain_aging` cells with the exact counterfactual :func:`~napari_causcell.datasets.
+brain_aging_truth` computes; :func:`run_demo` trains, intervenes, scores and writes files
+(it is what ``napari-causcell demo`` runs).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import math
+import os
+import re
+import signal
+import threading
+import time
+import warnings
+from collections.abc import Callable, Iterator, Mapping
+from pathlib import Path
+from typing import Any
+
+import anndata as ad
+import numpy as np
+import pandas as pd
+
+from .data import is_spatialdata, log_normalize, resolve_table
+from .data.preprocess import DataError
+
+DEMO_CONCEPTS = ["age", "domain", "cell_type"]
+DEMO_DAG = [("age", "cell_type"), ("domain", "cell_type")]
+DEMO_DO = {"age": "90wk"}
+DEMO_SOURCE = {"age": "4wk"}
+DEMO_TABLE = "table"
+N_OVERLAYS = 3
+
+__all__ = [
+    "DEMO_CONCEPTS", "DEMO_DAG", "DEMO_DO", "DEMO_SOURCE", "counterfactual_accuracy",
+    "format_summary", "pearson", "run_demo",
+]
+
+
+# -- accuracy ------------------------------------------------------------------------------
+def pearson(a: np.ndarray, b: np.ndarray) -> float:
+    """Pearson correlation of two flattened arrays; ``0.0`` where undefined (a constant)."""
+    a = np.asarray(a, dtype=np.float64).ravel()
+    b = np.asarray(b, dtype=np.float64).ravel()
+    a, b = a - a.mean(), b - b.mean()
+    denom = math.sqrt(float(a @ a) * float(b @ b))
+    return float(a @ b / denom) if denom > 0 else 0.0
+
+
+def _mse(a: np.ndarray, b: np.ndarray) -> float:
+    return float(np.mean((np.asarray(a, np.float64) - np.asarray(b, np.float64)) ** 2))
+
+
+def _dense(x) -> np.ndarray:
+    return np.asarray(x.toarray() if hasattr(x, "toarray") else x, dtype=np.float32)
+
+
+def _lognorm(adata: ad.AnnData, genes: list[str]) -> np.ndarray:
+    """Counts of ``genes`` -> log-normalised over those genes only (the model's space)."""
+    pos = adata.var_names.get_indexer(genes)
+    if (pos < 0).any():
+        missing = [g for g, p in zip(genes, pos) if p < 0][:5]
+        raise DataError(f"Genes of the counterfactual are missing from the data: {missing}.")
+    return _dense(log_normalize(adata.X[:, pos]))
+
+
+def _group_means(x: np.ndarray, groups: np.ndarray, labels: list[str]) -> np.ndarray:
+    return np.vstack([x[groups == g].mean(0) for g in labels])
+
+
+def counterfactual_accuracy(
+    sdata: Any,
+    cf: ad.AnnData,
+    do: Mapping[str, str],
+    source_mask: np.ndarray | None = None,
+    *,
+    min_cells: int = 10,
+    return_matrices: bool = False,
+) -> dict[str, Any]:
+    """Score a counterfactual of ``brain_aging`` cells against the true counterfactual.
+
+    The true counterfactual counts (:func:`~napari_causcell.datasets.brain_aging_truth`,
+    same exogenous noise) are log-normalised over the counterfactual's genes, as the model
+    does, and the true change is ``truth - factual`` per cell. The predicted change is
+    ``cf.layers['delta']`` (averaged over samples of the same cell). Both are averaged per
+    source cell type (the factual ``cell_type``), giving ``types x genes`` matrices.
+
+    Two foils are scored beside the model: *no change* (all zeros; its correlation is
+    undefined and reported as 0) and the observed *mean shift*, the mean log-normalised
+    expression of each type among the cells carrying the ``do`` labels minus that among
+    the source cells (e.g. 90wk minus 4wk cells of the type).
+
+    Parameters
+    ----------
+    sdata
+        The SpatialData from :func:`~napari_causcell.datasets.brain_aging` (its table
+        ``"table"`` is used) or that table.
+    cf
+        Counterfactual AnnData (``layers['factual']``, ``layers['delta']``,
+        ``obs['source_id']``), e.g. from :func:`napari_causcell.tl.counterfactual`.
+    do
+        The intervention the counterfactual was made with, e.g. ``{"age": "90wk"}``.
+    source_mask
+        Boolean mask over the table's cells that were intervened on; default: the cells
+        named by ``cf.obs['source_id']``.
+    min_cells
+        Cell types with fewer source cells are left out of the matrices (noisy means).
+    return_matrices
+        Also return the matrices as DataFrames under ``"matrices"`` (not JSON-serialisable).
+
+    Returns
+    -------
+    dict
+        ``do``, ``n_cells``, ``n_genes``, ``cell_types``, ``n_per_type``, ``left_out_types``;
+        ``pearson`` and ``mse`` each with ``causcell``, ``mean_shift`` and ``no_change``;
+        when ``do`` sets ``age``: ``planted`` (one record per planted effect present:
+        ``gene``, ``cell_type``, ``log2fc_90wk``, ``predicted``, ``true``, ``sign_agrees``),
+        ``planted_sign_agreement`` (k) and ``planted_n`` (n).
+    """
+    from .datasets import PLANTED_AGE_EFFECTS, brain_aging_truth
+
+    table = resolve_table(sdata, DEMO_TABLE)[0] if is_spatialdata(sdata) else sdata
+    do = {str(k): str(v) for k, v in dict(do).items()}
+    for key in ("factual", "delta"):
+        if key not in cf.layers:
+            raise DataError(f"The counterfactual has no layers[{key!r}].")
+    if "source_id" not in cf.obs:
+        raise DataError("The counterfactual has no obs['source_id'].")
+    source_ids = cf.obs["source_id"].astype(str).to_numpy()
+    if source_mask is None:
+        source_mask = table.obs_names.isin(source_ids)
+    source_mask = np.asarray(source_mask, dtype=bool)
+    if source_mask.shape != (table.n_obs,):
+        raise DataError(f"source_mask has shape {source_mask.shape}, expected ({table.n_obs},).")
+    names = table.obs_names[source_mask]
+    if set(names) != set(source_ids):
+        raise DataError("The counterfactual's cells (obs['source_id']) differ from source_mask.")
+    genes = [str(g) for g in cf.var_names]
+
+    # per source cell: mean over samples of the predicted change, and the factual
+    pred = pd.DataFrame(_dense(cf.layers["delta"])).groupby(source_ids).mean().reindex(names)
+    fact = pd.DataFrame(_dense(cf.layers["factual"])).groupby(source_ids).mean().reindex(names)
+    truth = brain_aging_truth(sdata, do, cells=source_mask)
+    true_delta = _lognorm(truth, genes) - fact.to_numpy()
+    pred_delta = pred.to_numpy()
+
+    # group by the factual cell type; drop rare types
+    src_type = truth.obs["source_cell_type"].astype(str).to_numpy()
+    counts = pd.Series(src_type).value_counts()
+    order = [str(c) for c in table.obs["cell_type"].astype("category").cat.categories]
+    types = [t for t in order if counts.get(t, 0) >= min_cells]
+    left_out = [t for t in order if 0 < counts.get(t, 0) < min_cells]
+    if not types:
+        raise DataError(f"No cell type has {min_cells} or more intervened cells.")
+    pred_mat = _group_means(pred_delta, src_type, types)
+    true_mat = _group_means(true_delta, src_type, types)
+
+    # foil: the observed shift between cells with the do labels and the source cells
+    all_x = _lognorm(table, genes)
+    all_type = table.obs["cell_type"].astype(str).to_numpy()
+    target = np.ones(table.n_obs, dtype=bool)
+    for key, value in do.items():
+        target &= table.obs[key].astype(str).to_numpy() == value
+    shift = np.zeros_like(true_mat)
+    for i, t in enumerate(types):
+        tgt, src = target & (all_type == t), source_mask & (all_type == t)
+        if tgt.any():  # no target cells of this type: no information, shift stays 0
+            shift[i] = all_x[tgt].mean(0) - all_x[src].mean(0)
+    zeros = np.zeros_like(true_mat)
+
+    out: dict[str, Any] = {
+        "do": do,
+        "n_cells": int(source_mask.sum()),
+        "n_genes": len(genes),
+        "cell_types": types,
+        "n_per_type": {t: int(counts[t]) for t in types},
+        "left_out_types": left_out,
+        "pearson": {"causcell": pearson(pred_mat, true_mat),
+                    "mean_shift": pearson(shift, true_mat), "no_change": 0.0},
+        "mse": {"causcell": _mse(pred_mat, true_mat), "mean_shift": _mse(shift, true_mat),
+                "no_change": _mse(zeros, true_mat)},
+    }
+    if "age" in do:
+        rows = []
+        for rec in PLANTED_AGE_EFFECTS.itertuples(index=False):
+            if rec.gene not in genes or rec.cell_type not in types:
+                continue
+            i, j = types.index(rec.cell_type), genes.index(rec.gene)
+            p, t = float(pred_mat[i, j]), float(true_mat[i, j])
+            rows.append({"gene": rec.gene, "cell_type": rec.cell_type,
+                         "log2fc_90wk": float(rec.log2fc_90wk), "predicted": p, "true": t,
+                         "sign_agrees": bool(np.sign(p) == np.sign(t))})
+        out["planted"] = rows
+        out["planted_sign_agreement"] = sum(r["sign_agrees"] for r in rows)
+        out["planted_n"] = len(rows)
+    if return_matrices:
+        out["matrices"] = {
+            name: pd.DataFrame(m, index=types, columns=genes)
+            for name, m in (("predicted", pred_mat), ("true", true_mat), ("mean_shift", shift))
+        }
+    return out
+
+
+# -- running the demo ------------------------------------------------------------------------
+@contextlib.contextmanager
+def stop_on_interrupt(model: Any) -> Iterator[None]:
+    """While active, a first Ctrl-C asks ``model`` to stop training (keeping its best
+    weights); a second one interrupts as usual. No-op outside the main thread."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    previous = signal.getsignal(signal.SIGINT)
+
+    def handler(signum, frame):
+        model.request_stop()
+        signal.signal(signal.SIGINT, signal.default_int_handler)
+        print("\nStopping training after this step (Ctrl-C again to abort)...", flush=True)
+
+    signal.signal(signal.SIGINT, handler)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGINT, previous)
+
+
+@contextlib.contextmanager
+def quiet_zarr_warnings() -> Iterator[None]:
+    """Silence zarr's repeated format notices while writing a SpatialData."""
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message=".*autosharding.*", category=UserWarning)
+        yield
+
+
+def progress_printer(log: Callable[[str], Any], every_s: float = 10.0) -> Callable:
+    """Training callback that logs one line at most every ``every_s`` seconds (and at the
+    first epoch)."""
+    last = [-math.inf]
+
+    def callback(p) -> None:
+        if p.elapsed - last[0] >= every_s or p.epoch == 1:
+            last[0] = p.elapsed
+            val = p.val_losses.get("recon", math.nan) + p.val_losses.get("concept", math.nan)
+            log(f"  epoch {p.epoch:>4}/{p.max_epochs}  train loss {p.losses.get('total', 0):.4f}"
+                f"  val recon+concept {val:.4f}  {p.elapsed:6.1f} s")
+
+    return callback
+
+
+def _jsonable(obj: Any) -> Any:
+    if isinstance(obj, Mapping):
+        return {str(k): _jsonable(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return [_jsonable(v) for v in obj]
+    if isinstance(obj, (np.bool_, bool)):
+        return bool(obj)
+    if isinstance(obj, (np.integer, int)):
+        return int(obj)
+    if isinstance(obj, (np.floating, float)):
+        return float(obj)
+    return obj if obj is None or isinstance(obj, str) else str(obj)
+
+
+def _overlay_genes(metrics: dict[str, Any], genes: list[str], n: int) -> list[str]:
+    """Planted age genes with the largest true change (first appearance per gene)."""
+    ranked = sorted(metrics.get("planted", []), key=lambda r: -abs(r["true"]))
+    out: list[str] = []
+    for rec in ranked:
+        if rec["gene"] not in out:
+            out.append(rec["gene"])
+    return out[:n] if out else genes[:n]
+
+
+def _safe_name(gene: str) -> str:
+    return re.sub(r"[^0-9A-Za-z_.-]+", "_", gene)
+
+
+def run_demo(
+    out: str | Path = "causcell_demo",
+    *,
+    n_cells: int = 6000,
+    n_genes: int = 200,
+    epochs: int = 300,
+    max_time: float | None = 150.0,
+    seed: int = 0,
+    steps: int = 50,
+    device: str | None = None,
+    log: Callable[[str], Any] | None = print,
+) -> dict[str, Any]:
+    """Simulate, train, intervene ``do(age=90wk)`` on the 4wk cells, score and save.
+
+    Parameters
+    ----------
+    out
+        Output folder; existing demo files in it are overwritten.
+    n_cells, n_genes, seed
+        Passed to :func:`~napari_causcell.datasets.brain_aging` (the model uses all genes).
+    epochs, max_time
+        Training limits (epochs; wall-clock seconds, ``None`` for none).
+    steps
+        DDIM steps of the counterfactual sampler.
+    device
+        Torch device (default automatic).
+    log
+        Where progress lines go (``None``: silent).
+
+    Returns
+    -------
+    dict
+        What ``metrics.json`` holds: settings, ``training`` (time, epochs, stop reason,
+        held-out concept accuracies), ``counterfactual`` (cells, time),
+        ``accuracy`` (:func:`counterfactual_accuracy`) and ``files``.
+    """
+    os.environ.setdefault("MPLBACKEND", "Agg")  # before pyplot is first imported
+    from matplotlib.figure import Figure
+
+    from . import pl, tl
+    from ._model import CausCell
+    from .datasets import brain_aging
+
+    say = log or (lambda _msg: None)
+    if epochs < 1:
+        raise ValueError(f"epochs must be >= 1, got {epochs}")
+    if steps < 1:
+        raise ValueError(f"steps must be >= 1, got {steps}")
+    out = Path(out)
+    if out.exists() and not out.is_dir():
+        raise DataError(f"{out} exists and is not a folder.")
+    t_all = time.perf_counter()
+
+    say(f"Simulating brain_aging(n_cells={n_cells}, n_genes={n_genes}, seed={seed}) ...")
+    sdata = brain_aging(n_cells=n_cells, n_genes=n_genes, seed=seed)
+    table = sdata.tables[DEMO_TABLE]
+    model = CausCell(sdata, DEMO_CONCEPTS, DEMO_DAG, table_key=DEMO_TABLE,
+                     max_genes=max(n_genes, 2000), seed=seed, device=device)
+    say(f"{model}")
+    limit = f", at most {max_time:g} s" if max_time else ""
+    say(f"Training (at most {epochs} epochs{limit}) ...")
+    t0 = time.perf_counter()
+    with stop_on_interrupt(model):
+        model.train(epochs, max_time=max_time, callbacks=[progress_printer(say)])
+    train_s = time.perf_counter() - t0
+    last = model.history[-1]
+    val_acc = {c: float(last[f"val_acc_{c}"]) for c in model.concepts if f"val_acc_{c}" in last}
+
+    source = tl.select_cells(table, DEMO_SOURCE)
+    say(f"Counterfactual do(age=90wk) on the {int(source.sum())} 4wk cells ...")
+    t0 = time.perf_counter()
+    cf = tl.counterfactual(sdata, model, DEMO_DO, cells=source, table_key=DEMO_TABLE,
+                           steps=steps, seed=seed)
+    cf_s = time.perf_counter() - t0
+    key = cf.uns["causcell"]["key"]
+    acc = counterfactual_accuracy(sdata, cf, DEMO_DO, source)
+
+    # write everything once all is computed
+    out.mkdir(parents=True, exist_ok=True)
+    zarr_path, model_path = out / "brain_aging.zarr", out / "model"
+    with quiet_zarr_warnings():
+        sdata.write(zarr_path, overwrite=True)
+    model.save(model_path, overwrite=True)
+    files = {"zarr": str(zarr_path), "model": str(model_path), "overlays": []}
+    for gene in _overlay_genes(acc, list(cf.var_names), N_OVERLAYS):
+        fig = pl.counterfactual_overlay(cf, gene, background=sdata, fig=Figure(figsize=(15, 4.2)))
+        path = out / f"overlay_{_safe_name(gene)}.png"
+        fig.savefig(path, dpi=110)
+        files["overlays"].append(str(path))
+    ax = pl.loss(model, ax=Figure(figsize=(6, 4)).subplots())
+    ax.figure.tight_layout()
+    ax.figure.savefig(out / "loss.png", dpi=110)
+    files["loss"] = str(out / "loss.png")
+    files["metrics"] = str(out / "metrics.json")
+
+    metrics = _jsonable({
+        "settings": {"n_cells": n_cells, "n_genes": n_genes, "epochs": epochs,
+                     "max_time": max_time, "seed": seed, "steps": steps,
+                     "device": str(model.device), "concepts": DEMO_CONCEPTS,
+                     "dag": [f"{a}->{b}" for a, b in DEMO_DAG]},
+        "training": {"time_s": train_s, "epochs": len(model.history),
+                     "stop_reason": model.train_params.get("stop_reason"),
+                     "val_acc": val_acc},
+        "counterfactual": {"do": DEMO_DO, "cells": DEMO_SOURCE, "table": key,
+                           "n_cells": int(cf.n_obs), "time_s": cf_s},
+        "accuracy": acc,
+        "files": files,
+    })
+    metrics["total_time_s"] = time.perf_counter() - t_all
+    (out / "metrics.json").write_text(json.dumps(metrics, indent=1))
+    return metrics
+
+
+def format_summary(metrics: dict[str, Any]) -> str:
+    """Readable summary of :func:`run_demo`'s metrics."""
+    s, tr, cf, acc = (metrics[k] for k in ("settings", "training", "counterfactual", "accuracy"))
+    r, mse = acc["pearson"], acc["mse"]
+    accs = ", ".join(f"{c} {v:.3f}" for c, v in tr["val_acc"].items())
+    lines = [
+        f"Data: simulated brain aging, {s['n_cells']} cells x {s['n_genes']} genes "
+        f"(seed {s['seed']}); DAG {', '.join(s['dag'])}",
+        f"Training: {tr['epochs']} epochs in {tr['time_s']:.1f} s "
+        f"(stopped: {tr['stop_reason']}); held-out concept accuracy: {accs}",
+        f"Counterfactual do(age=90wk) on {cf['n_cells']} 4wk cells: {cf['time_s']:.1f} s "
+        f"(table {cf['table']!r})",
+        f"Per-cell-type mean change ({len(acc['cell_types'])} types x {acc['n_genes']} genes) "
+        "vs the true counterfactual:",
+        f"  Pearson r  CausCell {r['causcell']:.3f} | observed mean shift "
+        f"{r['mean_shift']:.3f} | no change 0 (undefined)",
+        f"  MSE        CausCell {mse['causcell']:.5f} | observed mean shift "
+        f"{mse['mean_shift']:.5f} | no change {mse['no_change']:.5f}",
+    ]
+    if "planted" in acc:
+        lines.append(f"Planted age effects: sign agrees for {acc['planted_sign_agreement']} "
+                     f"of {acc['planted_n']}")
+        lines.append(f"  {'gene':<9}{'cell type':<11}{'log2fc':>7}{'predicted':>11}{'true':>9}")
+        for p in acc["planted"]:
+            mark = "" if p["sign_agrees"] else "  (sign differs)"
+            lines.append(f"  {p['gene']:<9}{p['cell_type']:<11}{p['log2fc_90wk']:>7.1f}"
+                         f"{p['predicted']:>11.3f}{p['true']:>9.3f}{mark}")
+    if acc.get("left_out_types"):
+        lines.append(f"  (types with too few cells left out: {', '.join(acc['left_out_types'])})")
+    f = metrics["files"]
+    out = Path(f["metrics"]).parent
+    lines += [
+        f"Files in {out}/: {Path(f['zarr']).name} (with table {cf['table']!r}), "
+        f"{Path(f['model']).name}/, {', '.join(Path(p).name for p in f['overlays'])}, "
+        "loss.png, metrics.json",
+        f"Total time: {metrics['total_time_s']:.1f} s",
+    ]
+    return "\n".join(lines)

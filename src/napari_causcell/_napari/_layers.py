@@ -1,0 +1,173 @@
+"""Layers <-> sessions: cells as Points, the napari-spatialdata metadata convention, overlays."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+import pandas as pd
+
+from ..data import DataError, resolve_table, table_attrs
+from ..session import CausCellSession, data_from_metadata, label_palette
+
+if TYPE_CHECKING:
+    import napari
+
+OVERLAY_KEY = "causcell_overlay"  # metadata flag of the overlay layers ("A" or "B")
+_SESSIONS: dict[tuple[int, str | None], tuple[Any, CausCellSession]] = {}
+
+
+def is_data_layer(layer: Any) -> bool:
+    """A layer carrying a SpatialData / AnnData the way napari-spatialdata does."""
+    meta = getattr(layer, "metadata", None) or {}
+    return not meta.get(OVERLAY_KEY) and (
+        meta.get("sdata") is not None or meta.get("adata") is not None
+    )
+
+
+def data_layers(viewer: napari.Viewer) -> list[Any]:
+    return [layer for layer in viewer.layers if is_data_layer(layer)]
+
+
+def session_for(layer: Any, table_key: str | None = None) -> CausCellSession:
+    """The (shared) session of the data a layer carries; one per dataset and table."""
+    data, key = data_from_metadata(layer.metadata)
+    key = table_key or key
+    if key is None and data is not None and hasattr(data, "tables"):
+        key = resolve_table(data)[1]
+    entry = _SESSIONS.get((id(data), key))
+    if entry is None or entry[0] is not data:
+        session = CausCellSession(data, key)
+        _SESSIONS[(id(data), key)] = (data, session)
+        return session
+    return entry[1]
+
+
+def forget_sessions() -> None:
+    """Drop every kept session (tests; closing all data)."""
+    _SESSIONS.clear()
+
+
+def layer_rows(layer: Any, session: CausCellSession) -> np.ndarray:
+    """Table row of each element of ``layer`` (-1 where the element has no row)."""
+    meta = layer.metadata or {}
+    n_layer = len(layer.data)
+    if meta.get(OVERLAY_KEY):
+        return np.arange(n_layer)
+    obs = session.adata.obs
+    attrs = session.attrs
+    ik = meta.get("instance_key") or attrs.get("instance_key")
+    indices = meta.get("indices")
+    if indices is not None and ik in obs and len(indices) == n_layer:
+        ids = obs[ik]
+        candidates = np.ones(len(obs), dtype=bool)
+        rk, name = meta.get("region_key") or attrs.get("region_key"), meta.get("name")
+        if rk in obs and name is not None and (obs[rk].astype(str) == str(name)).any():
+            candidates = (obs[rk].astype(str) == str(name)).to_numpy()
+        pos = np.flatnonzero(candidates)
+        index = pd.Index(ids.to_numpy()[pos])
+        found = index.get_indexer(pd.Index(np.asarray(indices)))
+        if (found < 0).all():
+            found = pd.Index(ids.astype(str).to_numpy()[pos]).get_indexer(
+                pd.Index(np.asarray(indices).astype(str)))
+        return np.where(found >= 0, pos[np.maximum(found, 0)], -1)
+    if n_layer == session.n_cells:
+        return np.arange(n_layer)
+    raise DataError(
+        f"Layer {layer.name!r} has {n_layer} elements but the table has {session.n_cells} cells "
+        "and no 'indices' metadata links them."
+    )
+
+
+def world_to_tissue(layer: Any, points_world: np.ndarray) -> np.ndarray:
+    """World positions (napari ``(y, x)``) -> tissue ``(x, y)`` in ``layer``'s data frame."""
+    pts = np.atleast_2d(np.asarray(points_world, float))
+    data = np.array([layer.world_to_data(p) for p in pts])
+    return data[:, -2:][:, ::-1]
+
+
+def shapes_to_tissue(shapes: Any, source: Any, only_selected: bool = True) -> list[np.ndarray]:
+    """Polygons of a Shapes layer as tissue ``(x, y)`` vertices in ``source``'s frame.
+
+    The selected shapes when any are selected (and ``only_selected``), else every shape.
+    """
+    chosen = sorted(shapes.selected_data) if only_selected and shapes.selected_data else None
+    items = [shapes.data[i] for i in chosen] if chosen is not None else list(shapes.data)
+    out = []
+    for verts in items:
+        world = np.array([shapes.data_to_world(v) for v in np.asarray(verts, float)])
+        out.append(world_to_tissue(source, world[:, -2:]))
+    return out
+
+
+def point_size(coords: np.ndarray) -> float:
+    """A point diameter that about tiles the tissue (median nearest-neighbour distance)."""
+    from scipy.spatial import cKDTree
+
+    if len(coords) < 2:
+        return 10.0
+    sample = coords if len(coords) <= 20000 else coords[:: len(coords) // 20000]
+    d, _ = cKDTree(coords).query(sample, k=2)
+    return float(np.median(d[:, 1])) or 10.0
+
+
+def cells_layer_tuple(
+    data: Any, table_key: str | None = None, *, name: str | None = None,
+    color_by: str | None = None,
+) -> tuple:
+    """LayerDataTuple of a Points layer of the table's cells at tissue coordinates.
+
+    ``metadata`` follows napari-spatialdata: ``sdata`` / ``adata`` / ``region_key`` /
+    ``instance_key`` / ``table_names`` / ``indices``.
+    """
+    from ..data import coordinates, is_spatialdata
+
+    table, key = resolve_table(data, table_key)
+    coords = coordinates(data, key)
+    attrs = table_attrs(table)
+    session = CausCellSession(data, key)
+    color_by = color_by or session.guess_column("cell_type") or session.guess_column("domain")
+    face = "white"
+    if color_by is not None:
+        labels = table.obs[color_by].astype(str).to_numpy()
+        palette = label_palette(session.labels(color_by))
+        face = np.array([palette[lab] for lab in labels])
+    features = pd.DataFrame(
+        {c: table.obs[c].to_numpy() for c in session.categorical_columns()}
+    )
+    ik = attrs.get("instance_key")
+    region = attrs.get("region")
+    meta = {
+        "sdata": data if is_spatialdata(data) else None,
+        "adata": table,
+        "region_key": attrs.get("region_key"),
+        "instance_key": ik,
+        "table_names": [key] if key else [],
+        "name": region if isinstance(region, str) else None,
+        "indices": table.obs[ik].tolist() if ik in table.obs else list(range(table.n_obs)),
+        "causcell_color_by": color_by,
+    }
+    kwargs = {
+        "name": name or (region if isinstance(region, str) else "cells"),
+        "size": point_size(coords),
+        "face_color": face,
+        "border_width": 0,
+        "features": features,
+        "metadata": meta,
+    }
+    return (coords[:, ::-1].copy(), kwargs, "points")
+
+
+def color_layer_by_labels(layer: Any, session: CausCellSession, column: str) -> None:
+    """Colour a cells layer by an ``obs`` column (e.g. freshly derived domains)."""
+    rows = layer_rows(layer, session)
+    labels = session.adata.obs[column].astype(str).to_numpy()
+    palette = label_palette(session.labels(column))
+    grey = np.array([0.45, 0.45, 0.45, 1.0])
+    layer.face_color = np.array([palette[labels[r]] if r >= 0 else grey for r in rows])
+    layer.metadata["causcell_color_by"] = column
+    if column in session.adata.obs:
+        feats = layer.features.copy() if len(layer.features) == len(rows) else pd.DataFrame(
+            index=range(len(rows)))
+        feats[column] = [labels[r] if r >= 0 else "" for r in rows]
+        layer.features = feats

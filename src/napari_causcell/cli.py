@@ -1,0 +1,421 @@
+"""Command line: ``napari-causcell demo | train | counterfactual | info``.
+
+Exit codes: 0 success; 2 bad usage or bad input (one ``error: ...`` line on stderr, no
+traceback; ``--traceback`` shows it); 130 interrupted. Heavy libraries are imported only
+by the subcommand that needs them, so ``--help`` is quick.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import json
+import shutil
+import sys
+import time
+from collections.abc import Iterator, Sequence
+from pathlib import Path
+from typing import Any
+
+PROG = "napari-causcell"
+DEFAULT_THREADS = 1
+
+
+class UsageError(ValueError):
+    """A command-line value that cannot be used."""
+
+
+# -- helpers ---------------------------------------------------------------------------------
+def _user_errors() -> tuple[type[BaseException], ...]:
+    """Exceptions reported as ``error: ...`` with exit code 2."""
+    from ._model import ModelFileError
+    from .data import ConceptError, DAGError, DataError
+
+    return (DataError, ConceptError, DAGError, ModelFileError, FileNotFoundError,
+            FileExistsError, NotADirectoryError, ValueError)
+
+
+def _split_list(text: str) -> list[str]:
+    return [s.strip() for s in text.split(",") if s.strip()]
+
+
+def _assignments(items: Sequence[str] | None, flag: str, multi: bool = False) -> dict[str, Any]:
+    """``["age=90wk", ...]`` -> ``{"age": "90wk"}``; with ``multi``, ``a=x,y`` -> ``[x, y]``."""
+    out: dict[str, Any] = {}
+    for item in items or []:
+        key, sep, value = item.partition("=")
+        key, value = key.strip(), value.strip()
+        if not sep or not key or not value:
+            raise UsageError(f"{flag} expects COLUMN=LABEL, got {item!r}")
+        if key in out:
+            hint = " (list several labels as COLUMN=A,B)" if multi else ""
+            raise UsageError(f"{flag} gives {key!r} twice{hint}")
+        labels = _split_list(value) if multi else [value]
+        out[key] = labels if multi and len(labels) > 1 else labels[0]
+    return out
+
+
+def _read_data(path: str | Path) -> Any:
+    """An ``.h5ad`` file (AnnData) or a SpatialData ``.zarr`` folder."""
+    path = Path(path)
+    if not path.exists():
+        raise FileNotFoundError(f"{path} does not exist")
+    from .data import DataError
+
+    try:
+        if path.is_dir():
+            import spatialdata
+
+            return spatialdata.read_zarr(path)
+        if path.suffix == ".h5ad":
+            import anndata
+
+            return anndata.read_h5ad(path)
+    except Exception as err:  # noqa: BLE001 - any reader failure is bad input
+        raise DataError(f"cannot read {path}: {type(err).__name__}: {err}") from err
+    raise UsageError(f"{path}: expected an .h5ad file or a SpatialData .zarr folder")
+
+
+def _describe_where(where: dict[str, Any]) -> str:
+    return " and ".join(f"{k} in {v}" if isinstance(v, list) else f"{k}={v}"
+                        for k, v in where.items())
+
+
+def _training_summary(model: Any) -> list[str]:
+    if not model.history:
+        return ["  not trained"]
+    last, params = model.history[-1], model.train_params
+    accs = ", ".join(f"{c} {last[f'val_acc_{c}']:.3f}" for c in model.concepts
+                     if f"val_acc_{c}" in last)
+    lines = [
+        f"  epochs: {len(model.history)} ({params.get('steps', '?')} steps, "
+        f"{last.get('time', float('nan')):.1f} s)",
+        f"  stop reason: {params.get('stop_reason', '?')}",
+        f"  cells: {params.get('n_train', '?')} training, {params.get('n_val', '?')} held out",
+    ]
+    if accs:
+        lines.append(f"  held-out concept accuracy (last epoch): {accs}")
+    if "best_val_loss" in params:
+        lines.append(f"  best held-out loss: {params['best_val_loss']:.4f}")
+    return lines
+
+
+@contextlib.contextmanager
+def _cleanup_on_error(tmp: Path) -> Iterator[None]:
+    """Remove the partly written ``tmp`` when writing it fails."""
+    try:
+        yield
+    except BaseException:
+        if tmp.is_dir():
+            shutil.rmtree(tmp, ignore_errors=True)
+        elif tmp.exists():
+            tmp.unlink()
+        raise
+
+
+def _replace_path(tmp: Path, dest: Path) -> None:
+    """Move ``tmp`` onto ``dest`` (removing an existing ``dest`` first)."""
+    if dest.is_dir() and not dest.is_symlink():
+        shutil.rmtree(dest)
+    elif dest.exists():
+        dest.unlink()
+    tmp.replace(dest)
+
+
+# -- subcommands -----------------------------------------------------------------------------
+def cmd_demo(args: argparse.Namespace) -> int:
+    from ._demo import format_summary, run_demo
+
+    if args.n_cells < 3:
+        raise UsageError(f"--n-cells must be >= 3, got {args.n_cells}")
+    metrics = run_demo(
+        args.out, n_cells=args.n_cells, epochs=args.epochs,
+        max_time=args.max_time if args.max_time and args.max_time > 0 else None,
+        seed=args.seed, steps=args.steps, device=args.device,
+        log=None if args.quiet else print,
+    )
+    print(format_summary(metrics))
+    return 0
+
+
+def cmd_train(args: argparse.Namespace) -> int:
+    from ._demo import progress_printer, stop_on_interrupt
+    from ._model import CausCell
+
+    concepts = _split_list(args.concepts)
+    if not concepts:
+        raise UsageError("--concepts is empty; give obs columns like age,domain,cell_type")
+    if args.epochs < 1:
+        raise UsageError(f"--epochs must be >= 1, got {args.epochs}")
+    out = Path(args.out)
+    if out.exists() and not out.is_dir():
+        raise UsageError(f"--out {out} exists and is not a folder")
+    if out.is_dir() and any(out.iterdir()) and not args.overwrite:
+        raise FileExistsError(f"{out} exists and is not empty; pass --overwrite to replace it")
+    data = _read_data(args.data)
+    model = CausCell(
+        data, concepts, args.dag, table_key=args.table_key, layer=args.layer,
+        log_normalized=args.log_normalized, max_genes=args.max_genes, seed=args.seed,
+        device=args.device,
+    )
+    print(model)
+    t0 = time.perf_counter()
+    callbacks = [] if args.quiet else [progress_printer(print)]
+    with stop_on_interrupt(model):
+        model.train(args.epochs, max_time=args.max_time or None, callbacks=callbacks)
+    print(f"Trained in {time.perf_counter() - t0:.1f} s")
+    print("\n".join(_training_summary(model)))
+    model.save(out, overwrite=args.overwrite)
+    print(f"Saved the model to {out}/")
+    return 0
+
+
+def cmd_counterfactual(args: argparse.Namespace) -> int:
+    from . import tl
+    from ._demo import quiet_zarr_warnings
+    from ._model import CausCell
+    from .data import is_spatialdata, resolve_table
+
+    do = _assignments(args.do, "--do")
+    where = _assignments(args.where, "--where", multi=True)
+    if not do:
+        raise UsageError("give at least one --do CONCEPT=LABEL")
+    out, data_path = Path(args.out), Path(args.data)
+    if out.suffix not in (".h5ad", ".zarr"):
+        raise UsageError(f"--out must end in .h5ad or .zarr, got {out.name!r}")
+    in_place = out.suffix == ".zarr" and out.exists() and data_path.exists() and (
+        out.resolve() == data_path.resolve())
+    if out.exists() and not in_place and not args.overwrite:
+        raise FileExistsError(f"{out} exists; pass --overwrite to replace it")
+    if args.steps < 1:
+        raise UsageError(f"--steps must be >= 1, got {args.steps}")
+
+    model = CausCell.load(args.model, device=args.device)
+    data = _read_data(data_path)
+    spatial = is_spatialdata(data)
+    if out.suffix == ".zarr" and not spatial:
+        raise UsageError("a .zarr output needs SpatialData input; write .h5ad instead")
+    if out.suffix == ".zarr" and args.n_samples > 1:
+        raise UsageError("--n-samples > 1 repeats cells, which a SpatialData table cannot "
+                         "annotate; write .h5ad instead")
+    before = set(data.tables.keys()) if spatial else set()
+    if spatial and out.suffix == ".h5ad":  # the table alone: SpatialData stays untouched
+        data = resolve_table(data, args.table_key)[0]
+
+    # compute first: nothing is written when this fails
+    cf = tl.counterfactual(
+        data, model, do, cells=where or None, table_key=args.table_key, key_added=args.key,
+        copy=True, donor=args.donor, hard=not args.soft, sampler=args.sampler,
+        steps=args.steps, n_samples=args.n_samples, seed=args.seed,
+    )
+    key = cf.uns["causcell"]["key"]
+    if out.suffix == ".zarr" and key in before and not args.overwrite:
+        raise FileExistsError(f"{data_path} already holds table {key!r}; pass --overwrite "
+                              "or another --key")
+
+    if out.suffix == ".h5ad":
+        tmp = out.with_name(out.name + ".tmp")
+        with _cleanup_on_error(tmp):
+            cf.write_h5ad(tmp)
+        _replace_path(tmp, out)
+    elif in_place:
+        with quiet_zarr_warnings():
+            if key in before:  # spatialdata will not overwrite inside its own store
+                data.delete_element_from_disk(key)
+            data.write_element(key)
+    else:
+        tmp = out.with_name(out.name + ".tmp")
+        if tmp.exists():
+            shutil.rmtree(tmp)
+        with quiet_zarr_warnings(), _cleanup_on_error(tmp):
+            data.write(tmp, overwrite=True)
+        _replace_path(tmp, out)
+
+    what = f" where {_describe_where(where)}" if where else ""
+    dos = ", ".join(f"{k}={v}" for k, v in do.items())
+    print(f"Counterfactual do({dos}) for {cf.n_obs} cells{what}")
+    top = tl.top_changed_genes(cf, n=args.top)
+    if len(top):
+        print(f"Top {len(top)} changed genes (mean counterfactual - reconstructed, log1p):")
+        for row in top.itertuples(index=False):
+            print(f"  {row.gene:<14}{row.mean_change:+.4f}")
+    target = f"{out} (table {key!r})" if out.suffix == ".zarr" else str(out)
+    print(f"Wrote {target}")
+    return 0
+
+
+def cmd_info(args: argparse.Namespace) -> int:
+    from ._model import META_FILE, CausCell
+    from ._version import __version__
+
+    model = CausCell.load(args.model, device="cpu")
+    meta = json.loads((Path(args.model) / META_FILE).read_text())
+    if args.json:
+        keep = ("version", "format_version", "genes", "concepts", "dag", "seed", "layer",
+                "log_normalized", "table_key", "config", "train_params", "is_trained")
+        info = {k: meta.get(k) for k in keep}
+        info["n_genes"] = len(model.genes)
+        info["history_last"] = model.history[-1] if model.history else None
+        print(json.dumps(info, indent=1))
+        return 0
+    n_params = sum(p.numel() for p in model.module.parameters())
+    dag = ", ".join(f"{a}->{b}" for a, b in model.edges) or "none (independent concepts)"
+    genes = model.genes
+    lines = [
+        f"CausCell model {args.model}",
+        f"  saved with napari-causcell {meta.get('version', '?')} "
+        f"(installed {__version__}); {n_params:,} parameters",
+        f"  genes: {len(genes)} ({', '.join(genes[:5])}{', ...' if len(genes) > 5 else ''})",
+        f"  input: {'layer ' + repr(model.layer) if model.layer else '.X'}, "
+        f"{'log-normalised' if model.log_normalized else 'raw counts'}"
+        + (f", table {model.table_key!r}" if model.table_key else ""),
+        "  concepts:",
+    ]
+    for name in model.concepts:
+        labels = model.concept_space.categories[name]
+        lines.append(f"    {name} ({len(labels)}): {', '.join(labels)}")
+    lines += [f"  DAG: {dag}", "Training:"] + _training_summary(model)
+    print("\n".join(lines))
+    return 0
+
+
+# -- parser ----------------------------------------------------------------------------------
+def build_parser() -> argparse.ArgumentParser:
+    """The ``napari-causcell`` argument parser."""
+    common = argparse.ArgumentParser(add_help=False)
+    # SUPPRESS: a subcommand's option only overrides the global one when given
+    common.add_argument(
+        "--threads", type=int, default=argparse.SUPPRESS, metavar="N",
+        help=f"CPU threads for torch (default {DEFAULT_THREADS}; 0 = torch's own choice). "
+             "More threads than free cores is very slow on shared machines.")
+    common.add_argument("--traceback", action="store_true", default=argparse.SUPPRESS,
+                        help="show the full traceback on errors")
+
+    parser = argparse.ArgumentParser(
+        prog=PROG,
+        description="CausCell: causal disentanglement and counterfactual generation for "
+                    "single-cell and spatial omics.",
+    )
+    parser.add_argument("--version", action="version", version=f"%(prog)s {_version()}")
+    parser.add_argument("--threads", type=int, default=DEFAULT_THREADS, metavar="N",
+                        help=f"CPU threads for torch (default {DEFAULT_THREADS}; 0 = torch's "
+                             "own choice). More threads than free cores is very slow on "
+                             "shared machines.")
+    parser.add_argument("--traceback", action="store_true", help="show tracebacks on errors")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+    sub.required = True
+
+    p = sub.add_parser(
+        "demo", parents=[common], help="simulated brain aging: train, intervene, score",
+        description="Simulate brain-aging tissue, train CausCell (concepts age, domain, "
+                    "cell_type; DAG age->cell_type<-domain), generate do(age=90wk) for the 4wk "
+                    "cells, and score it against the exact simulated counterfactual.")
+    p.add_argument("--out", default="causcell_demo", metavar="DIR",
+                   help="output folder (default causcell_demo/; demo files are overwritten)")
+    p.add_argument("--n-cells", type=int, default=6000, metavar="N", help="default 6000")
+    p.add_argument("--epochs", type=int, default=300, metavar="E", help="default 300")
+    p.add_argument("--max-time", type=float, default=150.0, metavar="S",
+                   help="training time limit in seconds (default 150; 0 = none)")
+    p.add_argument("--steps", type=int, default=50, help="DDIM sampling steps (default 50)")
+    p.add_argument("--seed", type=int, default=0, help="seed of data and model (default 0)")
+    p.add_argument("--device", default=None, help="cpu, cuda, mps (default automatic)")
+    p.add_argument("--quiet", action="store_true", help="print only the summary")
+    p.set_defaults(func=cmd_demo)
+
+    p = sub.add_parser(
+        "train", parents=[common], help="train a model on .h5ad or SpatialData .zarr",
+        description="Train CausCell and save the model folder.")
+    p.add_argument("data", metavar="DATA", help=".h5ad file or SpatialData .zarr folder")
+    p.add_argument("--concepts", required=True, metavar="C1,C2,...",
+                   help="categorical obs columns, e.g. age,domain,cell_type")
+    p.add_argument("--dag", default="", metavar="EDGES",
+                   help='causal edges, e.g. "age->cell_type,domain->cell_type" (default "": '
+                        "independent concepts)")
+    p.add_argument("--out", required=True, metavar="DIR", help="model folder to write")
+    p.add_argument("--table-key", default=None, metavar="K", help="SpatialData table")
+    p.add_argument("--layer", default=None, metavar="L", help="layer with counts (default .X)")
+    p.add_argument("--log-normalized", action="store_true",
+                   help="the matrix is already log1p-normalised (default: raw counts)")
+    p.add_argument("--max-genes", type=int, default=2000, metavar="G",
+                   help="keep this many highly variable genes above it (default 2000)")
+    p.add_argument("--epochs", type=int, default=200, metavar="E", help="default 200")
+    p.add_argument("--max-time", type=float, default=None, metavar="S",
+                   help="training time limit in seconds (default none)")
+    p.add_argument("--seed", type=int, default=0, help="default 0")
+    p.add_argument("--device", default=None, help="cpu, cuda, mps (default automatic)")
+    p.add_argument("--overwrite", action="store_true", help="replace a non-empty --out")
+    p.add_argument("--quiet", action="store_true", help="no per-epoch progress")
+    p.set_defaults(func=cmd_train)
+
+    p = sub.add_parser(
+        "counterfactual", parents=[common], help="generate cells under an intervention",
+        description="Counterfactual expression under do(CONCEPT=LABEL) for the chosen cells. "
+                    "Writes an .h5ad (the counterfactual AnnData) or, for SpatialData input, a "
+                    ".zarr with the counterfactual as a new table (OUT may be DATA itself).")
+    p.add_argument("model", metavar="MODEL", help="model folder (from train)")
+    p.add_argument("data", metavar="DATA", help=".h5ad file or SpatialData .zarr folder")
+    p.add_argument("--do", action="append", required=True, metavar="CONCEPT=LABEL",
+                   help="intervention; repeat for several concepts")
+    p.add_argument("--where", action="append", metavar="COLUMN=LABEL[,LABEL]",
+                   help="cells to intervene on; repeats are AND-ed, comma labels OR-ed "
+                        "(default all cells)")
+    p.add_argument("--out", required=True, metavar="F", help="output .h5ad or .zarr")
+    p.add_argument("--key", default=None,
+                   help="name of the new table (default causcell_<concept>_<label>)")
+    p.add_argument("--table-key", default=None, metavar="K", help="SpatialData input table")
+    p.add_argument("--sampler", choices=("ddim", "ddpm"), default="ddim", help="default ddim")
+    p.add_argument("--steps", type=int, default=50, help="DDIM steps (default 50)")
+    p.add_argument("--donor", choices=("random", "mean"), default="random",
+                   help="token of a random training cell with the label, or the label's mean")
+    p.add_argument("--soft", action="store_true",
+                   help="soft intervention (swap the exogenous part only) instead of do()")
+    p.add_argument("--n-samples", type=int, default=1, metavar="N",
+                   help="samples per cell (default 1)")
+    p.add_argument("--seed", type=int, default=None, help="sampling seed (default the model's)")
+    p.add_argument("--device", default=None, help="cpu, cuda, mps (default automatic)")
+    p.add_argument("--top", type=int, default=10, help="changed genes to print (default 10)")
+    p.add_argument("--overwrite", action="store_true", help="replace an existing --out")
+    p.set_defaults(func=cmd_counterfactual)
+
+    p = sub.add_parser("info", parents=[common], help="describe a saved model",
+                       description="Version, genes, concepts, DAG and training of a model.")
+    p.add_argument("model", metavar="MODEL", help="model folder")
+    p.add_argument("--json", action="store_true", help="machine-readable output")
+    p.set_defaults(func=cmd_info)
+    return parser
+
+
+def _version() -> str:
+    from ._version import __version__
+
+    return __version__
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run the command line; returns the exit code (0 ok, 2 bad usage or input)."""
+    parser = build_parser()
+    try:
+        args = parser.parse_args(argv)
+    except SystemExit as exc:  # argparse: --help / --version (0) or a usage error (2)
+        return exc.code if isinstance(exc.code, int) else 0
+    try:
+        import torch
+
+        if args.threads < 0:
+            raise UsageError(f"--threads must be >= 0, got {args.threads}")
+        if args.threads:
+            torch.set_num_threads(args.threads)
+        return int(args.func(args) or 0)
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        return 130
+    except Exception as err:  # noqa: BLE001 - filtered just below
+        if args.traceback or not isinstance(err, _user_errors()):
+            raise
+        msg = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
+        print(f"error: {msg}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

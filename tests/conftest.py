@@ -1,0 +1,44 @@
+"""Shared fixtures: a small simulated tissue and a briefly trained model."""
+
+from __future__ import annotations
+
+import os
+
+import numpy as np
+import pytest
+import torch
+
+torch.set_num_threads(int(os.environ.get("CAUSCELL_TEST_THREADS", "1")))
+
+CONCEPTS = ["age", "domain", "cell_type"]
+DAG = [("age", "cell_type"), ("domain", "cell_type")]
+
+
+@pytest.fixture(scope="session")
+def small_sdata():
+    from napari_causcell.datasets import brain_aging
+
+    return brain_aging(n_cells=1500, n_genes=80, seed=0)
+
+
+@pytest.fixture()
+def sdata(small_sdata):
+    """A fresh deep copy per test (tests may add tables)."""
+    import copy
+
+    return copy.deepcopy(small_sdata)
+
+
+@pytest.fixture(scope="session")
+def trained(small_sdata):
+    """A CausCell trained briefly on the small tissue (shared; do not mutate)."""
+    from napari_causcell import CausCell
+
+    model = CausCell(small_sdata, CONCEPTS, dag=DAG, seed=0, width=64, hidden=128)
+    model.train(max_epochs=25, early_stopping=False)
+    return model
+
+
+@pytest.fixture()
+def rng():
+    return np.random.default_rng(0)

@@ -1,0 +1,270 @@
+"""The napari plugin end to end, with real Qt on an X server.
+
+Run: ``OMP_NUM_THREADS=1 pytest tests/napari`` (pytest-xvfb starts Xvfb) or
+``xvfb-run -a pytest tests/napari``. Offscreen Qt cannot draw the OpenGL canvas, so the module
+skips itself without an X server.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import os
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+
+def _why_not() -> str | None:
+    for mod in ("napari", "pytestqt", "qtpy"):
+        if importlib.util.find_spec(mod) is None:
+            return f"{mod} is not installed (pip install -e '.[test]')"
+    if os.environ.get("QT_QPA_PLATFORM") == "offscreen":
+        return "the napari tests need an X server (Xvfb), not offscreen Qt"
+    if not os.environ.get("DISPLAY"):  # pytest-xvfb sets it; without an X server Qt aborts
+        return "no X server: install xvfb and pytest-xvfb, or run under xvfb-run -a"
+    return None
+
+
+if _why_not():
+    pytest.skip(_why_not(), allow_module_level=True)
+
+from napari_causcell._napari import InterveneWidget, OverlayWidget, TrainWidget  # noqa: E402
+from napari_causcell._napari._layers import OVERLAY_KEY  # noqa: E402
+from napari_causcell._napari._sample import brain_aging_sample  # noqa: E402
+
+DOCS_IMAGES = Path(__file__).resolve().parents[2] / "docs" / "images"
+N_CELLS = 600
+WAIT_MS = 120_000
+
+
+@pytest.fixture
+def viewer(make_napari_viewer):
+    v = make_napari_viewer(show=True)
+    v.window._qt_window.resize(1500, 950)
+    return v
+
+
+def _small_sample(viewer):
+    data, kwargs, kind = brain_aging_sample(n_cells=N_CELLS)[0]
+    assert kind == "points"
+    return viewer.add_points(data, **kwargs)
+
+
+def _wait(qtbot, widget, timeout=WAIT_MS):
+    qtbot.waitUntil(lambda: not widget.busy, timeout=timeout)
+
+
+def _train(qtbot, viewer, epochs=2):
+    layer = _small_sample(viewer)
+    train = TrainWidget(viewer)
+    viewer.window.add_dock_widget(train, name="Train")
+    train.set_concepts(["age", "domain", "cell_type"])
+    assert train.set_parent("cell_type", "age")
+    assert train.set_parent("cell_type", "domain")
+    train.epochs.setValue(epochs)
+    train.size.setCurrentText("tiny (tests, demos)")
+    train.device.setCurrentText("cpu")
+    yielded = []
+    train.start_training()
+    assert train.busy
+    train.worker.yielded.connect(yielded.append)
+    _wait(qtbot, train)
+    return layer, train, yielded
+
+
+# -----------------------------------------------------------------------------------------
+def test_manifest_sample_and_dock_widgets(viewer):
+    import npe2
+
+    pm = npe2.PluginManager.instance()
+    manifest = pm.get_manifest("napari-causcell")
+    assert {w.display_name for w in manifest.contributions.widgets} == {
+        "Train", "Intervene", "Overlay"}
+    assert [s.key for s in manifest.contributions.sample_data] == ["brain_aging"]
+
+    viewer.open_sample("napari-causcell", "brain_aging")
+    (layer,) = viewer.layers
+    meta = layer.metadata
+    sdata, adata = meta["sdata"], meta["adata"]
+    assert adata is sdata.tables["table"]
+    assert (meta["region_key"], meta["instance_key"]) == ("region", "cell_id")
+    assert len(layer.data) == adata.n_obs == 6000
+    # points at tissue coordinates, napari (y, x) order
+    np.testing.assert_allclose(layer.data, np.asarray(adata.obsm["spatial"])[:, ::-1])
+    assert len(np.unique(layer.face_color, axis=0)) == adata.obs["cell_type"].nunique()
+
+    for name in ("Train", "Intervene", "Overlay"):
+        dock, widget = viewer.window.add_plugin_dock_widget("napari-causcell", name)
+        assert widget.source_layer is layer
+        assert widget.session.adata is adata
+
+
+def test_dag_cycle_refused_with_message(qtbot, viewer):
+    _small_sample(viewer)
+    train = TrainWidget(viewer)
+    train.set_concepts(["age", "domain", "cell_type"])
+    assert train.set_parent("cell_type", "age")      # age -> cell_type
+    assert train.set_parent("age", "domain")         # domain -> age
+    assert not train.set_parent("domain", "cell_type")  # cell_type -> domain closes a cycle
+    assert "cycle" in train.dag_message.text()
+    assert "cycle" in train.status.text()
+    assert sorted(train.edges()) == [("age", "cell_type"), ("domain", "age")]
+    train.set_concepts([])
+    train.start_training()
+    assert "concept" in train.status.text().lower() and not train.busy
+
+
+def test_cancel_keeps_a_usable_model(qtbot, viewer):
+    _small_sample(viewer)
+    train = TrainWidget(viewer)
+    train.set_concepts(["age", "cell_type"])
+    train.epochs.setValue(500)
+    train.size.setCurrentText("tiny (tests, demos)")
+    train.device.setCurrentText("cpu")
+    train.start_training()
+    train.worker.yielded.connect(lambda p: train.cancel_btn.click())
+    _wait(qtbot, train)
+    model = train.session.model
+    assert model.is_trained
+    assert model.train_params["stop_reason"] == "cancelled"
+    assert 1 <= len(model.history) < 500
+    assert train.train_btn.isEnabled() and not train.cancel_btn.isEnabled()
+    # usable: predictions and an intervention
+    pred = train.session.predicted_labels("age")
+    assert len(pred) == N_CELLS
+    iv = InterveneWidget(viewer)
+    assert iv.run_btn.isEnabled()
+
+
+def test_train_intervene_overlay_and_screenshot(qtbot, viewer, tmp_path):
+    layer, train, yielded = _train(qtbot, viewer, epochs=2)
+    s = train.session
+    assert s.model.is_trained and len(s.model.history) == 2
+    assert s.model.edges == [("age", "cell_type"), ("domain", "cell_type")]
+    assert train.loss_plot.epochs == [1, 2] and np.isfinite(train.loss_plot.train).all()
+    assert "Trained 2 epochs" in train.status.text()
+    sdata = layer.metadata["sdata"]
+
+    # save and load through the widget
+    train.save_model(str(tmp_path / "model"))
+    train.load_model(str(tmp_path / "model"), device="cpu")
+    assert s.model.is_trained and s.model.concepts == ["age", "domain", "cell_type"]
+
+    intervene = InterveneWidget(viewer)
+    overlay = OverlayWidget(viewer)
+    viewer.window.add_dock_widget(intervene, name="Intervene")
+    viewer.window.add_dock_widget(overlay, name="Overlay", tabify=True)
+    intervene.steps.setValue(5)
+
+    # an empty selection is refused with a message (no point selected)
+    intervene.set_mode("indices")
+    intervene.run()
+    assert not intervene.busy and "Refused" in intervene.status.text()
+    assert "empty" in intervene.status.text()
+
+    # 1) age: do(age=90wk) on the 4wk cells
+    assert intervene.concept_combo.currentText() == "age"
+    intervene.target_combo.setCurrentText("90wk")
+    intervene.set_mode("label")
+    intervene.column_combo.setCurrentText("age")
+    intervene.label_combo.setCurrentText("4wk")
+    intervene.run()
+    _wait(qtbot, intervene)
+    age_name = "do(age=90wk) on age=4wk"
+    assert list(s.interventions) == [age_name]
+    iv_age = s.interventions[age_name]
+    assert iv_age.key in sdata.tables  # written back into the SpatialData
+    table = sdata.tables[iv_age.key]
+    assert table.n_obs == int((s.adata.obs["age"] == "4wk").sum())
+    assert (table.obs["age"] == "90wk").all()
+    assert table.uns["spatialdata_attrs"]["region"] == "cells"
+
+    # 2) locus: target domain picked on the tissue, cells inside a drawn polygon
+    intervene.concept_combo.setCurrentText("domain")
+    obs = s.adata.obs
+    target_cell = int(np.flatnonzero(obs["domain"] == "Striatum")[0])
+    label = intervene.pick_target_at(layer.data[target_cell])  # world (y, x) of that cell
+    assert label == "Striatum" == intervene.target_combo.currentText()
+    shapes = intervene.add_shapes_layer()
+    x0, y0 = s.coords[obs["mouse"].astype(str) == "m4wk_1"].min(0)
+    square = np.array([[y0, x0], [y0, x0 + 400], [y0 + 300, x0 + 400], [y0 + 300, x0]])
+    shapes.add_polygons([square])
+    intervene.set_mode("polygon")
+    intervene.run()
+    _wait(qtbot, intervene)
+    assert len(s.interventions) == 2
+    iv_locus = list(s.interventions.values())[-1]
+    assert iv_locus.do == {"domain": "Striatum"}
+    inside = s.cells_in_polygons([square[:, ::-1]])
+    np.testing.assert_array_equal(np.sort(iv_locus.rows), np.flatnonzero(inside))
+    assert (sdata.tables[iv_locus.key].obs["domain"] == "Striatum").all()
+    # an empty polygon is refused with a message
+    shapes.data = [square + 50_000]
+    intervene.run()
+    assert not intervene.busy and "empty" in intervene.status.text()
+
+    # overlay: the newest intervention is listed; factual vs counterfactual of a gene
+    gene = "C4b"
+    overlay.set_controls(color_by="expression", gene=gene, view="factual",
+                         intervention=age_name, compare="")
+    a = overlay.overlay_layer("A", create=False)
+    assert a is not None and a.metadata[OVERLAY_KEY] == "A"
+    factual = a.face_color.copy()
+    assert len(np.unique(factual, axis=0)) > 20
+    limits_factual = overlay.last_overlay.limits
+    overlay.set_controls(view="counterfactual")
+    cf = a.face_color.copy()
+    assert overlay.last_overlay.limits == limits_factual  # shared contrast limits
+    changed = np.flatnonzero(np.any(np.abs(cf - factual) > 1e-6, axis=1))
+    assert changed.size > 0
+    assert set(changed) <= set(iv_age.rows)  # only the intervened cells change colour
+    overlay.set_controls(view="difference")
+    lo, hi = overlay.last_overlay.limits
+    assert lo == -hi and overlay.last_overlay.cmap == "RdBu_r"
+    untouched = np.setdiff1d(np.arange(N_CELLS), iv_age.rows)
+    mid = np.unique(a.face_color[untouched], axis=0)
+    assert len(mid) == 1  # 0 change -> the centre colour of the diverging map
+    assert "change" in overlay.colorbar.caption.text()
+
+    # top changed genes: click one -> shows it
+    genes = overlay.top_genes()
+    assert len(genes) == 15
+    overlay.top_table.cellClicked.emit(2, 0)
+    assert overlay.gene_combo.currentText() == genes[2]
+    assert overlay.last_overlay.label.startswith(genes[2])
+
+    # two interventions side by side, then label / predicted / magnitude colourings
+    overlay.set_controls(view="difference", gene=gene, intervention=age_name,
+                         compare=iv_locus.name)
+    b = overlay.overlay_layer("B", create=False)
+    assert b is not None and np.any(np.asarray(b.translate) != 0)
+    overlay.set_controls(color_by="concept", concept="domain", intervention=iv_locus.name,
+                         compare="factual")
+    labels_cf = overlay.last_overlay.values[0]
+    assert set(labels_cf[iv_locus.rows]) == {"Striatum"}
+    overlay.set_controls(color_by="predicted", concept="age")
+    assert len(overlay.last_overlay.values[0]) == N_CELLS
+    overlay.set_controls(color_by="magnitude", intervention=age_name, compare="")
+    mag = overlay.last_overlay.values[0]
+    assert (mag[untouched] == 0).all() and (mag[iv_age.rows] > 0).all()
+    assert overlay.overlay_layer("B", create=False) is None
+
+    # the screenshot for the docs: factual vs counterfactual of an age gene
+    overlay.set_controls(color_by="expression", gene=gene, view="counterfactual",
+                         intervention=age_name, compare="factual")
+    layer.visible = False
+    shapes.visible = False
+    viewer.reset_view()
+    qtbot.wait(200)
+    img = viewer.screenshot(canvas_only=False, flash=False)
+    DOCS_IMAGES.mkdir(parents=True, exist_ok=True)
+    out = DOCS_IMAGES / "napari_overlay.png"
+    from imageio.v3 import imwrite
+
+    imwrite(out, img)
+    rgb = img[..., :3].reshape(-1, 3)
+    assert rgb.std() > 20
+    assert len(np.unique(rgb[:: 7], axis=0)) > 200
+    canvas = viewer.screenshot(canvas_only=True, flash=False)[..., :3]
+    assert canvas.reshape(-1, 3).std(0).max() > 10  # the cells are drawn, not a blank canvas
