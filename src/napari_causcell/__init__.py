@@ -1,19 +1,31 @@
-"""napari-causcell: CausCell counterfactuals for single-cell and spatial omics."""
+"""napari-causcell: CausCell counterfactuals for single-cell and spatial omics.
 
-from ._model import CausCell, ModelFileError, TrainProgress
+Heavy modules (torch, scanpy) load on first use, so ``import napari_causcell`` and the
+command line's ``--help`` stay fast.
+"""
+
 from ._version import __version__
-from .data import ConceptError, DAGError, DataError
 
 __all__ = [
     "CausCell", "ConceptError", "DAGError", "DataError", "ModelFileError", "TrainProgress",
-    "__version__",
+    "__version__", "datasets", "pl", "tl",
 ]
+
+_LAZY = {
+    "CausCell": "._model", "ModelFileError": "._model", "TrainProgress": "._model",
+    "ConceptError": ".data.concepts", "DAGError": ".data.dag", "DataError": ".data.preprocess",
+}
 
 
 def __getattr__(name: str):
-    # submodules loaded on first use so `import napari_causcell` stays light
     import importlib
 
     if name in {"tl", "pl", "datasets"}:
         return importlib.import_module(f".{name}", __name__)
+    if name in _LAZY:
+        return getattr(importlib.import_module(_LAZY[name], __name__), name)
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
+def __dir__():
+    return sorted(__all__)

@@ -606,6 +606,7 @@ class CausCell:
         self._donors = {k: {kk: vv for kk, vv in v.items()} for k, v in state["donors"].items()}
         self.history, self.train_params = meta["history"], meta["train_params"]
         self.is_trained = meta["is_trained"]
+        self.saved_version = meta.get("version")
         self._stop = threading.Event()
         self._adata = None
         if data is not None:

@@ -221,6 +221,14 @@ class _CausCellWidget(QWidget):
     def _set_busy(self, busy: bool) -> None:
         pass
 
+    def _compact(self) -> None:
+        """Let long labels (gene, intervention names) not widen the dock."""
+        for combo in self.findChildren(QComboBox):
+            combo.setSizeAdjustPolicy(
+                QComboBox.SizeAdjustPolicy.AdjustToMinimumContentsLengthWithIcon)
+            combo.setMinimumContentsLength(8)
+        self.setMinimumWidth(320)
+
 
 # =========================================================================================
 class _LossPlot(QWidget):
@@ -362,6 +370,7 @@ class TrainWidget(_CausCellWidget):
         self.save_btn.clicked.connect(lambda: self.save_model())
         self.load_btn.clicked.connect(lambda: self.load_model())
         self._concepts_shown: list[str] = []
+        self._compact()
         self._refresh_layers()
 
     # -- state from the session ------------------------------------------------------------
@@ -716,6 +725,7 @@ class InterveneWidget(_CausCellWidget):
         ev = self.viewer.layers.events
         ev.inserted.connect(self._refresh_shapes)
         ev.removed.connect(self._refresh_shapes)
+        self._compact()
         self._refresh_layers()
         self._refresh_shapes()
 
@@ -1032,6 +1042,7 @@ class OverlayWidget(_CausCellWidget):
         for combo in (self.color_by, self.gene_combo, self.view_combo, self.concept_combo,
                       self.panel_a, self.panel_b):
             combo.currentIndexChanged.connect(self._on_control_changed)
+        self._compact()
         self._refresh_layers()
 
     # -- state -----------------------------------------------------------------------------------

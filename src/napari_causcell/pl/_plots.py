@@ -69,7 +69,13 @@ def counterfactual_overlay(
     dmax = float(np.percentile(np.abs(diff), 99)) or 1.0
     fig = fig or plt.figure(figsize=(15, 4.2))
     axes = fig.subplots(1, 3)
-    bg = coordinates(background) if background is not None else None
+    bg = None
+    if background is not None:  # grey context cells, cropped to the counterfactual's area
+        bg = coordinates(background)
+        lo, hi = xy.min(0), xy.max(0)
+        pad = 0.05 * (hi - lo)
+        inside = np.all((bg >= lo - pad) & (bg <= hi + pad), axis=1)
+        bg = bg[inside]
     panels = [
         (fact, "viridis", 0.0, vmax, f"{gene}: factual"),
         (count, "viridis", 0.0, vmax, f"{gene}: counterfactual"),

@@ -93,6 +93,11 @@ def counterfactual(
     it is stored in ``adata.uns['causcell'][key_added]`` unless ``copy=True``.
     """
     table, table_key = resolve_table(data, table_key)
+    if is_spatialdata(data) and kwargs.get("n_samples", 1) > 1:
+        raise ValueError(
+            "A SpatialData table annotates each instance once: use n_samples=1 here, or call "
+            "model.counterfactual(...) for several samples per cell."
+        )
     mask = select_cells(table, cells)
     cf = model.counterfactual(table[mask], do=do, **kwargs)
     name = key_added or _table_name(do)

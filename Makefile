@@ -1,0 +1,33 @@
+# Two entry points: `make demo` (set-up + demo on the built-in tissue) and `make test`
+# (set-up + the whole test suite, what CI runs). Set-up is idempotent.
+PYTHON ?= python3.11
+VENV ?= .venv
+PY := $(VENV)/bin/python
+PIP := $(PY) -m pip --disable-pip-version-check -q
+THREADS ?= 1
+
+.PHONY: setup system-deps demo test bench clean
+
+$(VENV)/.installed: pyproject.toml constraints.txt
+	@command -v $(PYTHON) >/dev/null || { echo "need $(PYTHON)"; exit 1; }
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PIP) install -c constraints.txt "torch==2.13.0"
+	$(PIP) install -c constraints.txt -e ".[test]"
+	touch $@
+
+setup: $(VENV)/.installed
+
+system-deps:
+	bash scripts/system-deps.sh
+
+demo: setup
+	OMP_NUM_THREADS=$(THREADS) $(VENV)/bin/napari-causcell demo --threads $(THREADS) --out causcell_demo
+
+test: setup system-deps
+	OMP_NUM_THREADS=$(THREADS) CAUSCELL_TEST_THREADS=$(THREADS) $(PY) -m pytest -p no:cacheprovider
+
+bench: setup
+	OMP_NUM_THREADS=$(THREADS) $(PY) -m benchmarks.core --threads $(THREADS)
+
+clean:
+	rm -rf $(VENV) causcell_demo .pytest_cache
