@@ -654,7 +654,9 @@ class CausCellSession:
             m = m if m > 0 else float(ref.max(initial=0)) or 1e-3
             return Overlay(values, titles, "continuous", "RdBu_r", (-m, m),
                            f"{gene}: change (counterfactual - factual), log-expression")
-        limits = self.shared_limits(gene, ivs_eff, robust=robust)
+        # the chosen interventions' counterfactuals count in the factual view too, so that
+        # switching between factual and counterfactual keeps the colour scale
+        limits = self.shared_limits(gene, ivs, robust=robust)
         return Overlay(values, titles, "continuous", "viridis", limits,
                        f"{gene}: {view} log-expression")
 

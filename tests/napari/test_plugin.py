@@ -73,7 +73,8 @@ def _train(qtbot, viewer, epochs=2):
     train.device.setCurrentText("cpu")
     yielded = []
     train.start_training()
-    assert train.busy
+    assert train.busy and not train.train_btn.isEnabled()
+    assert train.worker.pbar.total == epochs  # a napari.utils.progress bar, one step per epoch
     train.worker.yielded.connect(yielded.append)
     _wait(qtbot, train)
     return layer, train, yielded
@@ -106,8 +107,8 @@ def test_manifest_sample_and_dock_widgets(viewer):
         assert widget.session.adata is adata
 
 
-def test_dag_cycle_refused_with_message(qtbot, viewer):
-    _small_sample(viewer)
+def test_dag_cycle_refused_and_derive_domains(qtbot, viewer):
+    layer = _small_sample(viewer)
     train = TrainWidget(viewer)
     train.set_concepts(["age", "domain", "cell_type"])
     assert train.set_parent("cell_type", "age")      # age -> cell_type
@@ -119,6 +120,19 @@ def test_dag_cycle_refused_with_message(qtbot, viewer):
     train.set_concepts([])
     train.start_training()
     assert "concept" in train.status.text().lower() and not train.busy
+
+    # derive spatial domains (a 'domain' column exists, so a new one is added)
+    obs = train.session.adata.obs
+    before = layer.face_color.copy()
+    train.domains_n.setValue(4)
+    train.domains_from.setCurrentText("cell_type")
+    train.derive_btn.click()
+    _wait(qtbot, train)
+    assert list(obs["causcell_domain"].cat.categories) == ["D0", "D1", "D2", "D3"]
+    assert len(np.unique(layer.face_color, axis=0)) == 4 and not np.array_equal(
+        before, layer.face_color)
+    assert "causcell_domain" in train._checked_concepts()
+    assert "causcell_domain" in train.status.text()
 
 
 def test_cancel_keeps_a_usable_model(qtbot, viewer):

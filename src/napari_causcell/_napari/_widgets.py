@@ -1017,6 +1017,7 @@ class OverlayWidget(_CausCellWidget):
         self.colorbar = _ColorBar()
         self.body.addWidget(self.colorbar)
         self.top_label = QLabel("Top changed genes (click one to show it):")
+        self.top_label.setWordWrap(True)
         self.body.addWidget(self.top_label)
         self.top_table = QTableWidget(0, 3)
         self.top_table.setHorizontalHeaderLabels(["gene", "mean change", "factual -> cf"])
