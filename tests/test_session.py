@@ -131,7 +131,10 @@ def test_interventions_and_values(trained):
     changed = np.flatnonzero(np.any(ov_f.rgba(0) != ov_c.rgba(0), axis=1))
     assert set(changed) <= set(iv.rows)
     ov_d = s.overlay(gene=gene, view="difference", interventions=[iv.name])
-    assert ov_d.cmap == "RdBu_r" and ov_d.limits[0] == -ov_d.limits[1] > 0
+    lo, hi = ov_d.limits
+    assert ov_d.cmap == "RdBu_r" and lo == -hi and hi > 0
+    assert np.isnan(ov_d.values[0][out]).all()  # not intervened on: grey, not "no change"
+    np.testing.assert_array_equal(ov_d.rgba(0)[out][:, :3], 0.45)
     with pytest.raises(DataError):
         s.overlay(gene=gene, view="difference", interventions=[None])
 

@@ -613,7 +613,8 @@ class CausCellSession:
         factual view). Expression panels share their contrast limits: the factual and
         counterfactual views use one range (1st-99th percentile with ``robust``) over the
         factual values and every panel; the difference view is symmetric around 0 with a
-        diverging colormap.
+        diverging colormap. In the difference and magnitude views, cells that were not
+        intervened on are NaN (drawn grey).
         """
         if color_by not in COLOR_BY:
             raise ValueError(f"color_by must be one of {COLOR_BY}, got {color_by!r}")
@@ -635,10 +636,10 @@ class CausCellSession:
         if color_by == "magnitude":
             if any(iv is None for iv in ivs):
                 raise DataError("The magnitude of change needs an intervention: run one first.")
-            values = [self.magnitude(iv) for iv in ivs]
+            values = [_only_on(self.magnitude(iv), iv) for iv in ivs]
             hi = max(float(np.nanmax(v)) for v in values) or 1.0
             return Overlay(values, titles, "continuous", "magma", (0.0, hi),
-                           "RMS change over genes (log-expression)")
+                           "RMS change over genes (log-expression); grey: not intervened on")
         if gene is None:
             raise DataError("Choose a gene.")
         ivs_eff = [None] * len(ivs) if view == "factual" else ivs
@@ -652,8 +653,10 @@ class CausCellSession:
             ref = np.abs(changed)
             m = float(np.percentile(ref, 99) if robust and ref.size else ref.max(initial=0))
             m = m if m > 0 else float(ref.max(initial=0)) or 1e-3
+            values = [_only_on(v, iv) for v, iv in zip(values, ivs_eff)]
             return Overlay(values, titles, "continuous", "RdBu_r", (-m, m),
-                           f"{gene}: change (counterfactual - factual), log-expression")
+                           f"{gene}: change (counterfactual - factual), log-expression; "
+                           "grey: not intervened on")
         # the chosen interventions' counterfactuals count in the factual view too, so that
         # switching between factual and counterfactual keeps the colour scale
         limits = self.shared_limits(gene, ivs, robust=robust)
@@ -688,6 +691,13 @@ class CausCellSession:
                 iv.table.obs["source_id"].astype(str))
             cells = selection.mask[src]
         return tl.top_changed_genes(iv.table, n=n, cells=cells)
+
+
+def _only_on(values: np.ndarray, iv: Intervention) -> np.ndarray:
+    """``values`` on the intervened cells, NaN (drawn grey) elsewhere."""
+    out = np.full(values.shape, np.nan)
+    out[iv.rows] = values[iv.rows]
+    return out
 
 
 def _as_polygons(polygons: Any) -> list[np.ndarray]:

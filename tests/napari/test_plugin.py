@@ -245,8 +245,9 @@ def test_train_intervene_overlay_and_screenshot(qtbot, viewer, tmp_path):
     lo, hi = overlay.last_overlay.limits
     assert lo == -hi and overlay.last_overlay.cmap == "RdBu_r"
     untouched = np.setdiff1d(np.arange(N_CELLS), iv_age.rows)
-    mid = np.unique(a.face_color[untouched], axis=0)
-    assert len(mid) == 1  # 0 change -> the centre colour of the diverging map
+    grey = np.unique(a.face_color[untouched], axis=0)
+    assert len(grey) == 1 and np.allclose(grey[0, :3], grey[0, 0])  # not intervened: grey
+    assert np.isnan(overlay.last_overlay.values[0][untouched]).all()
     assert "change" in overlay.colorbar.caption.text()
 
     # top changed genes: click one -> shows it
@@ -269,7 +270,7 @@ def test_train_intervene_overlay_and_screenshot(qtbot, viewer, tmp_path):
     assert len(overlay.last_overlay.values[0]) == N_CELLS
     overlay.set_controls(color_by="magnitude", intervention=age_name, compare="")
     mag = overlay.last_overlay.values[0]
-    assert (mag[untouched] == 0).all() and (mag[iv_age.rows] > 0).all()
+    assert np.isnan(mag[untouched]).all() and (mag[iv_age.rows] > 0).all()
     assert overlay.overlay_layer("B", create=False) is None
 
     # grid mode: one viewbox per panel, other layers hidden meanwhile and shown again after
@@ -293,6 +294,10 @@ def test_train_intervene_overlay_and_screenshot(qtbot, viewer, tmp_path):
     canvas = viewer.screenshot(canvas_only=True, flash=False)[..., :3].reshape(-1, 3)
     assert canvas.std(0).max() > 10  # the cells are drawn, not a blank canvas
     assert len(np.unique(canvas[::5], axis=0)) > 50  # many colours from the colormap
+    # and the paired change of two interventions on the diverging scale
+    overlay.set_controls(view="difference", intervention=age_name, compare=iv_locus.name)
+    img = _screenshot(qtbot, viewer, overlay, "napari_difference.png", tmp_path)
+    assert img[..., :3].std() > 20
 
 
 def _screenshot(qtbot, viewer, widget, name, tmp_path):
