@@ -53,7 +53,11 @@ def test_counterfactual_output_contract(trained, sdata):
     assert np.isfinite(cf.X).all() and cf.X.min() >= 0
     assert cf.uns["causcell"]["descendants"] == ["cell_type"]
     assert np.allclose(cf.obsm["spatial"], cells.obsm["spatial"])
-    many = trained.counterfactual(cells[:5], do={"age": "90wk"}, n_samples=3, seed=1)
+    fractions = []
+    many = trained.counterfactual(cells[:5], do={"age": "90wk"}, n_samples=3, seed=1,
+                                  steps=10, progress=fractions.append)
+    assert len(fractions) == 60 and fractions[-1] == pytest.approx(1.0)
+    assert np.all(np.diff(fractions) > 0)
     assert many.n_obs == 15 and sorted(set(many.obs["sample"])) == [0, 1, 2]
 
 

@@ -286,7 +286,7 @@ def run_demo(
     epochs: int = 300,
     max_time: float | None = 150.0,
     seed: int = 0,
-    steps: int = 50,
+    steps: int = 20,
     device: str | None = None,
     log: Callable[[str], Any] | None = print,
 ) -> dict[str, Any]:

@@ -17,6 +17,7 @@ import pandas as pd
 import torch
 from scipy import sparse
 
+from ._constants import DEFAULT_STEPS
 from ._utils import make_generator, pick_device
 from ._version import __version__
 from .data import adjacency, descendants, expression, resolve_table, select_genes, validate_dag
@@ -411,18 +412,20 @@ class CausCell:
 
     def reconstruct(
         self, data: Any = None, *, table_key: str | None = None, sampler: str = "ddim",
-        steps: int = 50, seed: int | None = None, batch_size: int = 4096,
+        steps: int = DEFAULT_STEPS, seed: int | None = None, batch_size: int = 4096,
+        progress: Callable[[float], Any] | None = None,
     ) -> ad.AnnData:
         """Generate every cell from its own concepts (one sample per cell).
 
         Returns an AnnData with the generated log-normalised expression in ``.X``, the input's
         log-normalised expression in ``layers['factual']`` and the input's ``obs``.
+        ``progress(fraction)`` is called after every sampler step.
         """
         adata = self._table(data, table_key)
         self._check_cells(adata)
         x = self._expression(adata)
         z = self.module.tokens(self._exogenous(adata, x))
-        gen = self._generate(z, sampler, steps, seed, batch_size)
+        gen = self._generate(z, sampler, steps, seed, batch_size, progress)
         out = ad.AnnData(gen, obs=adata.obs.copy(), var=pd.DataFrame(index=list(self.genes)))
         if "spatial" in adata.obsm:
             out.obsm["spatial"] = np.asarray(adata.obsm["spatial"])
@@ -430,10 +433,16 @@ class CausCell:
         out.uns["causcell"] = {"kind": "reconstruction", "sampler": sampler, "steps": steps}
         return out
 
-    def _generate(self, z, sampler, steps, seed, batch_size) -> np.ndarray:
+    def _generate(self, z, sampler, steps, seed, batch_size, progress=None) -> np.ndarray:
         g = make_generator(self.seed if seed is None else seed, self.device)
-        parts = [self.module.generate(z[i : i + batch_size], sampler, steps, g)
-                 for i in range(0, z.shape[0], batch_size)]
+        starts = range(0, z.shape[0], batch_size)
+        parts = []
+        for b, i in enumerate(starts):
+            step = None
+            if progress is not None:
+                def step(done, total, b=b):  # fraction of this call's work
+                    progress((b + done / total) / len(starts))
+            parts.append(self.module.generate(z[i : i + batch_size], sampler, steps, g, step))
         return torch.cat(parts).cpu().numpy().astype(np.float32)
 
     @torch.no_grad()
@@ -446,10 +455,11 @@ class CausCell:
         donor: str = "random",
         hard: bool = True,
         sampler: str = "ddim",
-        steps: int = 50,
+        steps: int = DEFAULT_STEPS,
         n_samples: int = 1,
         seed: int | None = None,
         batch_size: int = 4096,
+        progress: Callable[[float], Any] | None = None,
     ) -> ad.AnnData:
         """Counterfactual cells under ``do(concept = value)`` for the given cells.
 
@@ -471,6 +481,8 @@ class CausCell:
             ``"ddim"`` with ``steps`` steps (fast, default) or ``"ddpm"`` (all ``T`` steps).
         n_samples
             Generated samples per cell (rows repeat each cell).
+        progress
+            Called as ``progress(fraction)`` (0..1) after every sampler step.
 
         Returns
         -------
@@ -509,9 +521,15 @@ class CausCell:
             }
             z = self.module.scm.intervene(eps0, values, hard=hard)
             s_seed = (self.seed if seed is None else seed) + s
-            gen = self._generate(z, sampler, steps, s_seed, batch_size)
+            passes = 2 * n_samples
+
+            def part(k):  # progress of pass k out of ``passes``
+                return None if progress is None else (lambda f: progress((k + f) / passes))
+
+            gen = self._generate(z, sampler, steps, s_seed, batch_size, part(2 * s))
             # the same cell without intervention, same sampler noise: cancels decoder bias
-            recon = self._generate(self.module.tokens(eps0), sampler, steps, s_seed, batch_size)
+            recon = self._generate(self.module.tokens(eps0), sampler, steps, s_seed, batch_size,
+                                   part(2 * s + 1))
             outs.append(gen)
             recons.append(recon)
             obs = adata.obs.copy()

@@ -17,6 +17,8 @@ from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
+from ._constants import DEFAULT_STEPS
+
 PROG = "napari-causcell"
 DEFAULT_THREADS = 1
 
@@ -316,7 +318,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--epochs", type=int, default=300, metavar="E", help="default 300")
     p.add_argument("--max-time", type=float, default=150.0, metavar="S",
                    help="training time limit in seconds (default 150; 0 = none)")
-    p.add_argument("--steps", type=int, default=50, help="DDIM sampling steps (default 50)")
+    p.add_argument("--steps", type=int, default=DEFAULT_STEPS, help=f"DDIM sampling steps (default {DEFAULT_STEPS})")
     p.add_argument("--seed", type=int, default=0, help="seed of data and model (default 0)")
     p.add_argument("--device", default=None, help="cpu, cuda, mps (default automatic)")
     p.add_argument("--quiet", action="store_true", help="print only the summary")
@@ -364,7 +366,7 @@ def build_parser() -> argparse.ArgumentParser:
                    help="name of the new table (default causcell_<concept>_<label>)")
     p.add_argument("--table-key", default=None, metavar="K", help="SpatialData input table")
     p.add_argument("--sampler", choices=("ddim", "ddpm"), default="ddim", help="default ddim")
-    p.add_argument("--steps", type=int, default=50, help="DDIM steps (default 50)")
+    p.add_argument("--steps", type=int, default=DEFAULT_STEPS, help=f"DDIM steps (default {DEFAULT_STEPS})")
     p.add_argument("--donor", choices=("random", "mean"), default="random",
                    help="token of a random training cell with the label, or the label's mean")
     p.add_argument("--soft", action="store_true",

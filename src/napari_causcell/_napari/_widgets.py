@@ -35,6 +35,7 @@ from qtpy.QtWidgets import (
     QWidget,
 )
 
+from .._constants import DEFAULT_STEPS
 from ..data import DAGError, DataError
 from ..session import CausCellSession, Overlay
 from ._layers import (
@@ -697,7 +698,7 @@ class InterveneWidget(_CausCellWidget):
         self.sampler.addItems(["ddim", "ddpm"])
         self.steps = QSpinBox()
         self.steps.setRange(1, 1000)
-        self.steps.setValue(50)
+        self.steps.setValue(DEFAULT_STEPS)
         self.gen_seed = QSpinBox()
         self.gen_seed.setRange(0, 2**31 - 1)
         self.donor = QComboBox()

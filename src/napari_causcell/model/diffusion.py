@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
+from typing import Any
 
 import torch
 import torch.nn.functional as F
@@ -125,15 +127,17 @@ def sample(
     z: torch.Tensor,
     n_genes: int,
     sampler: str = "ddim",
-    steps: int = 50,
+    steps: int = 20,
     generator: torch.Generator | None = None,
     clip: tuple[float, float] | None = None,
     eta: float = 0.0,
+    progress: Callable[[int, int], Any] | None = None,
 ) -> torch.Tensor:
     """Generate ``x0`` for each row of ``z`` with DDPM (all T steps) or DDIM (``steps``).
 
     ``generator`` (on ``z``'s device, or CPU) makes the draw reproducible. ``clip`` bounds the
-    predicted ``x0`` at every step (log-normalised data are non-negative).
+    predicted ``x0`` at every step (log-normalised data are non-negative). ``progress`` is
+    called as ``progress(done, total)`` after every step.
     """
     n, dev = z.shape[0], z.device
     T = schedule.n_steps
@@ -157,6 +161,8 @@ def sample(
         x0 = denoiser(x, tt, z)
         if clip is not None:
             x0 = x0.clamp(*clip)
+        if progress is not None:
+            progress(i + 1, len(times))
         t_prev = times[i + 1] if i + 1 < len(times) else -1
         ab_t = abar[t]
         ab_prev = abar[t_prev] if t_prev >= 0 else torch.ones((), device=dev)

@@ -180,12 +180,13 @@ class CausCellModule(nn.Module):
         self,
         z: torch.Tensor,
         sampler: str = "ddim",
-        steps: int = 50,
+        steps: int = 20,
         generator: torch.Generator | None = None,
+        progress=None,
     ) -> torch.Tensor:
         return sample(
             self.denoiser, self.schedule, z, self.config.n_genes, sampler, steps, generator,
-            clip=(0.0, float(self.clip_max)),
+            clip=(0.0, float(self.clip_max)), progress=progress,
         )
 
 
