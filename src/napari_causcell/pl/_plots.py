@@ -51,9 +51,12 @@ def counterfactual_overlay(
     cf: ad.AnnData, gene: str, *, background: Any = None, size: float = 4.0,
     title: str | None = None, fig=None,
 ):
-    """Three panels: factual, counterfactual (shared colour scale) and their difference.
+    """Three panels: factual, counterfactual (shared colour scale) and the change.
 
-    ``cf`` is a counterfactual AnnData (``layers['factual']``, ``obsm['spatial']``);
+    ``cf`` is a counterfactual AnnData (``layers['factual']``, ``layers['delta']``,
+    ``obsm['spatial']``). The change is the paired effect ``layers['delta']``; the
+    counterfactual panel shows the observed expression plus that change (floored at 0), so
+    both panels carry the same measurement noise, as in the napari Overlay widget.
     ``background`` optionally an AnnData/SpatialData whose cells are drawn in grey behind.
     Returns the figure.
     """
@@ -63,11 +66,13 @@ def counterfactual_overlay(
         raise DataError("The counterfactual has no obsm['spatial'] coordinates to draw.")
     xy = np.asarray(cf.obsm["spatial"])
     fact = _gene_values(cf, gene, "factual")
-    count = _gene_values(cf, gene)
-    diff = count - fact
+    diff = _gene_values(cf, gene, "delta")
+    count = np.maximum(fact + diff, 0.0)
     vmax = float(np.percentile(np.concatenate([fact, count]), 99)) or 1.0
     dmax = float(np.percentile(np.abs(diff), 99)) or 1.0
-    fig = fig or plt.figure(figsize=(15, 4.2))
+    span = np.ptp(xy, axis=0) + 1e-9
+    aspect = float(np.clip(span[1] / span[0], 0.2, 2.0))
+    fig = fig or plt.figure(figsize=(15, 1.2 + 4.2 * aspect), layout="constrained")
     axes = fig.subplots(1, 3)
     bg = None
     if background is not None:  # grey context cells, cropped to the counterfactual's area
@@ -85,7 +90,7 @@ def counterfactual_overlay(
         if bg is not None:
             ax.scatter(bg[:, 0], bg[:, 1], c="0.85", s=size * 0.5, linewidths=0, rasterized=True)
         sc = _scatter(ax, xy, vals, cmap, lo, hi, size, name)
-        fig.colorbar(sc, ax=ax, shrink=0.7)
+        fig.colorbar(sc, ax=ax, shrink=0.8, location="bottom")
     do = cf.uns.get("causcell", {}).get("do")
     if title or do:
         fig.suptitle(title or "do(" + ", ".join(f"{k}={v}" for k, v in do.items()) + ")")
