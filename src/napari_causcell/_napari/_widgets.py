@@ -199,8 +199,8 @@ class _CausCellWidget(QWidget):
                returned: Any = None, yielded: Any = None, **kwargs: Any) -> Any:
         from napari.qt.threading import create_worker
 
-        worker = create_worker(func, *args, _start_thread=False, _progress=progress or True,
-                               **kwargs)
+        worker = create_worker(func, *args, _start_thread=False,
+                               _progress=True if progress is None else progress, **kwargs)
         if returned is not None:
             worker.returned.connect(returned)
         if yielded is not None:
@@ -900,10 +900,23 @@ class InterveneWidget(_CausCellWidget):
         do = {concept: value}
         name = s.intervention_name(do, selection)
         self.message(f"Generating {name} for {selection.n_cells} cells...")
-        self._start(s.compute_intervention, do, selection,
+        self._start(self._intervene_job, s, name, do, selection,
                     sampler=self.sampler.currentText(), steps=self.steps.value(),
                     seed=self.gen_seed.value(), donor=self.donor.currentText(),
-                    progress={"desc": f"CausCell: {name}"}, returned=self._on_result)
+                    progress=False, returned=self._on_result)
+
+    @staticmethod
+    def _intervene_job(s, name, do, selection, **kwargs):
+        """Worker body: the sampler reports its progress to a napari progress bar."""
+        from napari.utils import progress
+
+        with progress(total=100, desc=f"CausCell: {name}") as pbar:
+            def report(fraction: float) -> None:
+                done = int(fraction * 100)
+                if done > pbar.n:
+                    pbar.update(done - pbar.n)
+
+            return s.compute_intervention(do, selection, progress=report, **kwargs)
 
     def _on_result(self, iv: Any) -> None:
         s = self.session
