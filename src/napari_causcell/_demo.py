@@ -25,7 +25,7 @@ import anndata as ad
 import numpy as np
 import pandas as pd
 
-from .data import is_spatialdata, log_normalize, resolve_table
+from .data import expression, is_spatialdata, resolve_table
 from .data.preprocess import DataError
 
 DEMO_CONCEPTS = ["age", "domain", "cell_type"]
@@ -61,11 +61,7 @@ def _dense(x) -> np.ndarray:
 
 def _lognorm(adata: ad.AnnData, genes: list[str]) -> np.ndarray:
     """Counts of ``genes`` -> log-normalised over those genes only (the model's space)."""
-    pos = adata.var_names.get_indexer(genes)
-    if (pos < 0).any():
-        missing = [g for g, p in zip(genes, pos) if p < 0][:5]
-        raise DataError(f"Genes of the counterfactual are missing from the data: {missing}.")
-    return _dense(log_normalize(adata.X[:, pos]))
+    return expression(adata, genes).toarray()
 
 
 def _group_means(x: np.ndarray, groups: np.ndarray, labels: list[str]) -> np.ndarray:
