@@ -11,6 +11,7 @@ import torch
 
 from napari_causcell import CausCell, ConceptError, DAGError, DataError, ModelFileError, tl
 from napari_causcell.datasets import brain_aging
+from napari_causcell.model import LossWeights
 
 CONCEPTS = ["age", "domain", "cell_type"]
 DAG = [("age", "cell_type"), ("domain", "cell_type")]
@@ -142,6 +143,23 @@ def test_callbacks_cancel_and_keep_usable_model(small_sdata):
     assert m2.train_params["stop_reason"] == "cancelled" and len(m2.history) < 10_000
     # history holds plain numbers, not tensors (memory must not grow with epochs)
     assert all(type(v) in (int, float) for h in m2.history for v in h.values())
+
+
+def test_u_shuffle_option_trains_and_round_trips(small_sdata, tmp_path):
+    m = CausCell(small_sdata, CONCEPTS, dag=DAG, seed=0, u_shuffle=0.5, **TINY)
+    m.train(max_epochs=1)
+    loaded = CausCell.load(m.save(tmp_path / "m"))
+    assert loaded.module.config.u_shuffle == 0.5
+    # shuffling acts in training only: switching it off changes nothing in evaluation
+    x = torch.from_numpy(m._expression(small_sdata.tables["table"][:64]).toarray())
+    y = torch.from_numpy(m.concept_space.encode(small_sdata.tables["table"][:64].obs))
+    m.module.eval()
+    torch.manual_seed(0)
+    a = m.module.loss(x, y, LossWeights())[1]["recon"]
+    m.module.config.u_shuffle = 0.0
+    torch.manual_seed(0)
+    b = m.module.loss(x, y, LossWeights())[1]["recon"]
+    assert float(a) == float(b)
 
 
 def test_independent_ablation(small_sdata):

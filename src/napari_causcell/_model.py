@@ -81,7 +81,8 @@ class CausCell:
         ``"cuda"``, ``"mps"``, ``"cpu"`` or ``None`` (automatic).
     **module_kwargs
         Architecture options of :class:`~napari_causcell.model.ModuleConfig` (``token_dim``,
-        ``hidden``, ``width``, ``depth``, ``heads``, ``n_queries``, ``n_steps``, ``dropout``).
+        ``hidden``, ``width``, ``depth``, ``heads``, ``n_queries``, ``n_steps``, ``dropout``,
+        ``anchor``, ``u_shuffle``, ``t_power``).
     """
 
     def __init__(

@@ -33,6 +33,7 @@ class ModuleConfig:
     dropout: float = 0.1
     self_attention: bool = False
     global_cond: bool = True
+    u_shuffle: float = 0.0  # share of training cells whose u token is swapped with another's
     anchor: bool = True  # add a learned prototype of the cell's label to each concept token
     t_power: float = 0.5  # training steps drawn as T * U**t_power; < 1 favours high noise
 
@@ -144,6 +145,12 @@ class CausCellModule(nn.Module):
         mu, logvar = self.encode(x)
         eps = mu + torch.randn_like(mu) * (0.5 * logvar).exp() if self.training else mu
         z = self.tokens(self.anchor(eps, y))
+        if self.training and self.config.u_shuffle > 0:
+            # some cells get another cell's u: the decoder must read labels from the concepts
+            swap = torch.rand(x.shape[0], device=x.device) < self.config.u_shuffle
+            perm = torch.randperm(x.shape[0], device=x.device)
+            z = z.clone()
+            z[swap, -1] = z[perm[swap], -1]
         concept = torch.stack(
             [F.cross_entropy(lg, y[:, k]) for k, lg in enumerate(self.classify(eps))]
         ).mean()
