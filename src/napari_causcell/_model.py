@@ -506,7 +506,8 @@ class CausCell:
             raise ValueError(f"donor must be 'random' or 'mean', got {donor!r}")
         if n_samples < 1:
             raise ValueError("n_samples must be >= 1")
-        codes = {name: self.concept_space.code(name, value) for name, value in do.items()}
+        for name, value in do.items():  # unknown concept or label: fail before any work
+            self.concept_space.code(name, value)
         x = self._expression(adata)
         eps0 = self._exogenous(adata, x)
         n = adata.n_obs
