@@ -18,6 +18,8 @@ def leakage(
     (default: the model's validation cells). Rows are tokens (concepts and ``u``), columns
     are labels; the ``chance`` row gives the majority-class rate. A token should predict its
     own label well and other labels near chance (``u`` ideally near chance everywhere).
+    With label anchoring (the default) a concept token contains its label's prototype, so its
+    own-label entry is ~1 by construction: read the off-diagonal entries and the ``u`` row.
     """
     from sklearn.linear_model import LogisticRegression
     from sklearn.model_selection import cross_val_score
