@@ -220,7 +220,7 @@ class CausCell:
         order_gen = np.random.default_rng(self.seed + 1)
         self._stop.clear()
         best, best_state, bad_epochs = np.inf, None, 0
-        start, step = time.perf_counter(), len(self.history) and self.train_params.get("steps", 0)
+        start, step = time.perf_counter(), self.train_params.get("steps", 0)
         epoch0 = len(self.history)
         bar = _progress_bar(max_epochs) if progress_bar else None
         stop_reason = "max_epochs"

@@ -29,6 +29,7 @@ import pandas as pd
 from . import tl
 from ._model import CausCell, TrainProgress
 from .data import (
+    ConceptError,
     DataError,
     coordinates,
     expression,
@@ -471,13 +472,11 @@ class CausCellSession:
         """
         model = self.require_model()
         do = {str(k): str(v) for k, v in do.items()}
-        for concept, value in do.items():
-            if concept not in model.concepts:
-                raise DataError(f"{concept!r} is not a concept of the model {model.concepts}.")
-            if value not in model.concept_space.categories[concept]:
-                raise DataError(f"{value!r} is not a label of {concept!r}.")
-        if selection.n_cells == 0:
-            raise DataError("The cell selection is empty: choose at least one cell.")
+        try:  # the model's own check; front ends catch DataError
+            for concept, value in do.items():
+                model.concept_space.code(concept, value)
+        except ConceptError as err:
+            raise DataError(str(err)) from err
         key = key or self.intervention_key(do, selection)
         name = name or self.intervention_name(do, selection)
         cf = tl.counterfactual(self.data, model, do, cells=selection.mask,
