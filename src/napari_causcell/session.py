@@ -41,7 +41,7 @@ from .data import (
 
 __all__ = [
     "CausCellSession", "Intervention", "Overlay", "Selection", "SELECTION_MODES", "VIEWS",
-    "COLOR_BY", "label_palette", "to_rgba",
+    "COLOR_BY", "MODEL_SIZES", "label_palette", "to_rgba",
 ]
 
 #: How cells can be chosen (see :meth:`CausCellSession.select`).
@@ -50,6 +50,13 @@ SELECTION_MODES = ("all", "cell_type", "domain", "label", "mask", "indices", "po
 VIEWS = ("factual", "counterfactual", "difference")
 #: What the cells can be coloured by.
 COLOR_BY = ("expression", "concept", "predicted", "magnitude")
+
+#: Model sizes the front ends offer (architecture keyword arguments of CausCell).
+MODEL_SIZES = {
+    "default": {},
+    "small (fast)": {"token_dim": 16, "hidden": 128, "width": 64, "depth": 1},
+    "tiny (tests, demos)": {"token_dim": 8, "hidden": 64, "width": 32, "depth": 1},
+}
 
 _GUESSES = {
     "cell_type": ("cell_type", "celltype", "cell type", "cell_types", "cluster", "clusters",

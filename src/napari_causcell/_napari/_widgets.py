@@ -37,7 +37,7 @@ from qtpy.QtWidgets import (
 
 from .._constants import DEFAULT_STEPS
 from ..data import DAGError, DataError
-from ..session import CausCellSession, Overlay
+from ..session import MODEL_SIZES, CausCellSession, Overlay
 from ._layers import (
     OVERLAY_KEY,
     color_layer_by_labels,
@@ -52,12 +52,6 @@ from ._layers import (
 if TYPE_CHECKING:
     import napari
 
-#: Model sizes offered in Train (architecture keyword arguments of CausCell).
-MODEL_SIZES = {
-    "default": {},
-    "small (fast)": {"token_dim": 16, "hidden": 128, "width": 64, "depth": 1},
-    "tiny (tests, demos)": {"token_dim": 8, "hidden": 64, "width": 32, "depth": 1},
-}
 _ERROR_STYLE = "color: #ff6b6b;"
 _OK_STYLE = "color: #9fd49f;"
 

@@ -1,5 +1,12 @@
 """Plots (matplotlib): no viewer or notebook needed."""
 
-from ._plots import concept_embeddings, counterfactual_overlay, loss, spatial_expression
+from ._plots import (
+    concept_embeddings,
+    counterfactual_overlay,
+    loss,
+    spatial_expression,
+    tissue_overlay,
+)
 
-__all__ = ["concept_embeddings", "counterfactual_overlay", "loss", "spatial_expression"]
+__all__ = ["concept_embeddings", "counterfactual_overlay", "loss", "spatial_expression",
+           "tissue_overlay"]

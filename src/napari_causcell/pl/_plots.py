@@ -137,3 +137,60 @@ def concept_embeddings(
         sc.pl.umap(tmp, color=name, ax=ax, show=False, size=size, title=f"{name} token")
     fig.tight_layout()
     return fig
+
+
+def tissue_overlay(overlay: Any, coords: np.ndarray, *, fig=None, size: float = 4.0,
+                   background: str = "0.92"):
+    """Draw a session overlay: one tissue panel per entry, one shared colour scale.
+
+    Parameters
+    ----------
+    overlay
+        A :class:`napari_causcell.session.Overlay` (values per panel, titles, colormap,
+        shared limits, or a palette for labels), e.g. from ``CausCellSession.overlay``.
+    coords
+        Tissue coordinates ``(n_cells, 2)`` as ``(x, y)``, in the overlay's cell order.
+    fig
+        Figure to draw into (a new pyplot figure if ``None``).
+    size
+        Marker size.
+    background
+        Colour of cells with no value (NaN), e.g. those not intervened on.
+
+    Returns
+    -------
+    The figure, with one colour bar (continuous) or one legend (labels).
+    """
+    coords = np.asarray(coords, float)
+    n = len(overlay.values)
+    if fig is None:
+        import matplotlib.pyplot as plt
+
+        fig = plt.figure(figsize=(4.6 * n + 0.8, 4.2), layout="constrained")
+    axes = np.atleast_1d(fig.subplots(1, n))
+    mappable = None
+    for i, (ax, values, title) in enumerate(zip(axes, overlay.values, overlay.titles)):
+        if overlay.kind == "categorical":
+            colors = overlay.rgba(i)
+            _scatter(ax, coords, colors, None, None, None, size, title)
+            continue
+        values = np.asarray(values, float)
+        nan = ~np.isfinite(values)
+        if nan.any():
+            ax.scatter(coords[nan, 0], coords[nan, 1], c=background, s=size, linewidths=0,
+                       rasterized=True)
+        lo, hi = overlay.limits
+        mappable = _scatter(ax, coords[~nan], values[~nan], overlay.cmap, lo, hi, size, title)
+        if nan.all():  # keep the panel's frame even when nothing is drawn
+            ax.set_xlim(coords[:, 0].min(), coords[:, 0].max())
+    if mappable is not None:
+        fig.colorbar(mappable, ax=list(axes), shrink=0.8, label=overlay.label)
+    elif overlay.kind == "categorical":
+        from matplotlib.lines import Line2D
+
+        present = set().union(*(map(str, v) for v in overlay.values))
+        handles = [Line2D([], [], ls="", marker="o", color=c, label=k)
+                   for k, c in overlay.palette.items() if k in present]
+        fig.legend(handles=handles, loc="outside right center", fontsize=8,
+                   title=overlay.label, frameon=False)
+    return fig

@@ -1,0 +1,180 @@
+"""The ipywidgets panels, driven from Python (no browser, no Qt)."""
+
+from __future__ import annotations
+
+import copy
+import io
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+pytest.importorskip("ipywidgets")
+
+from napari_causcell.jupyter import CausCellPanel, IntervenePanel, OverlayPanel, TrainPanel
+from napari_causcell.session import CausCellSession
+
+TIMEOUT = 300
+
+
+def _png_array(data: bytes) -> np.ndarray:
+    from matplotlib.image import imread
+
+    return imread(io.BytesIO(data), format="png")
+
+
+def test_jupyter_imports_no_qt_or_napari():
+    code = (
+        "import sys, napari_causcell.jupyter\n"
+        "bad = [m for m in sys.modules if m.split('.')[0] in "
+        "('napari', 'qtpy', 'PyQt5', 'PyQt6', 'PySide2', 'PySide6', 'magicgui')]\n"
+        "assert not bad, bad\n"
+    )
+    subprocess.run([sys.executable, "-c", code], check=True)
+
+
+def test_train_panel_dag_ticks_and_errors(sdata):
+    panel = TrainPanel(CausCellSession(sdata))
+    assert panel.concepts.value == ("age", "domain", "cell_type")
+    panel.set_parents({"cell_type": ["age", "domain"]})
+    assert panel.parents() == {"age": [], "domain": [], "cell_type": ["age", "domain"]}
+    assert panel.edges() == [("age", "cell_type"), ("domain", "cell_type")]
+    # dropping a concept drops its ticks, the rest survive
+    panel.concepts.value = ("age", "cell_type")
+    assert panel.parents() == {"age": [], "cell_type": ["age"]}
+    # a cycle is refused before any model is built
+    panel.set_parents({"cell_type": ["age"], "age": ["cell_type"]})
+    assert panel.train() is False
+    assert "cycle" in panel.status_text.lower()
+    assert panel.session.model is None
+    panel.concepts.value = ()
+    assert panel.train() is False and "at least one concept" in panel.status_text
+
+
+def test_train_panel_trains_streams_and_stops(sdata):
+    session = CausCellSession(sdata)
+    panel = TrainPanel(session)
+    panel.set_parents({"cell_type": ["age", "domain"]})
+    panel.size.value = "tiny (tests, demos)"
+    panel.epochs.value = 3
+    seen = []
+    session.subscribe(seen.append)
+    assert panel.train() is True
+    assert panel.train_button.disabled and not panel.stop_button.disabled
+    panel.wait(TIMEOUT)
+    assert session.model.is_trained and len(session.model.history) == 3
+    assert session.model.edges == [("age", "cell_type"), ("domain", "cell_type")]
+    assert panel.progress.value == 3 and panel.progress.max == 3
+    assert "Trained 3 epochs" in panel.status_text
+    assert not panel.train_button.disabled and panel.stop_button.disabled
+    img = _png_array(panel.loss_image.value)
+    assert img.shape[0] > 100 and img[..., :3].std() > 0.05  # a drawn plot, not blank
+    assert "model" in seen and "training" in seen
+
+    # stop: a long training ends early and keeps a usable model
+    panel.epochs.value = 500
+    assert panel.train()
+    panel.stop()
+    panel.wait(TIMEOUT)
+    assert session.model.is_trained
+    assert len(session.model.history) < 500
+    assert session.model.train_params["stop_reason"] == "cancelled"
+
+
+def test_save_and_load_through_panel(sdata, trained, tmp_path):
+    session = CausCellSession(sdata)
+    session.set_model(trained)
+    panel = TrainPanel(session)
+    panel.path.value = str(tmp_path / "m")
+    panel.save()
+    assert (tmp_path / "m" / "model.pt").exists() and "Saved" in panel.status_text
+    panel.path.value = str(tmp_path / "missing")
+    panel.load()
+    assert "Refused" in panel.status_text
+    panel.path.value = str(tmp_path / "m")
+    panel.load()
+    assert session.model is not trained and session.model.concepts == trained.concepts
+
+
+@pytest.fixture()
+def panel(sdata, trained):
+    return CausCellPanel(sdata, model=trained)
+
+
+def test_full_panel_intervene_and_overlay(panel):
+    s, iv_panel, ov_panel = panel.session, panel.intervene_panel, panel.overlay_panel
+    assert panel.tabs.selected_index == 1  # a trained model opens on Intervene
+    assert iv_panel.concept.options[0] == "age"  # time first
+    iv_panel.target.value = "90wk"
+    iv_panel.cells.value = "one cell type"
+    assert "Astro" in iv_panel.cells_label.options
+    iv_panel.cells_label.value = "Astro"
+    assert iv_panel.run() is True
+    iv_panel.wait(TIMEOUT)
+    n_astro = int((s.adata.obs["cell_type"] == "Astro").sum())
+    (name, iv), = s.interventions.items()
+    assert name == "do(age=90wk) on cell_type=Astro" and iv.selection.n_cells == n_astro
+    assert iv.key in s.data.tables  # written back into the SpatialData
+    assert iv_panel.progress.value == 1.0 and "Kept" in iv_panel.status_text
+    # the result is shown in Overlay, on the top changed gene, factual | counterfactual
+    assert panel.tabs.selected_index == 2
+    top = s.top_genes(name, n=20)
+    assert ov_panel.gene.value == top["gene"].iloc[0]
+    assert [v for _, v in ov_panel.top.options] == list(top["gene"])
+    ov = ov_panel.overlay
+    assert ov.titles == ["factual", name]
+    fact, cf = ov.values
+    changed = np.zeros(s.n_cells, bool)
+    changed[iv.rows] = True
+    np.testing.assert_allclose(fact[~changed], cf[~changed])  # only Astro cells change
+    assert not np.allclose(fact[changed], cf[changed])
+    # one shared colour scale: both panels' scatters use the same limits
+    clims = {c.get_clim() for ax in ov_panel.figure.axes for c in ax.collections
+             if c.get_array() is not None and ax.get_label() != "<colorbar>"}
+    assert clims == {ov.limits}
+    assert len(ov_panel.figure.axes) == 3  # two tissue panels + one colour bar
+    img = _png_array(ov_panel.image.value)
+    assert img[..., :3].std() > 0.05 and len(np.unique(img.reshape(-1, img.shape[-1]), axis=0)) > 50
+
+    # difference view: symmetric scale, grey (NaN) off the intervened cells
+    ov_panel.view.value = "difference"
+    ov = ov_panel.overlay
+    lo, hi = ov.limits
+    assert lo == -hi and hi > 0 and ov.cmap == "RdBu_r"
+    assert np.isnan(ov.values[0][~changed]).all()
+    np.testing.assert_allclose(ov.values[0][iv.rows], iv.gene_delta(ov_panel.gene.value),
+                               rtol=1e-5, atol=1e-6)
+    # clicking a gene in the top list shows that gene
+    second = ov_panel.top.options[1][1]
+    ov_panel.top.value = second
+    assert ov_panel.gene.value == second and ov_panel.overlay.label.startswith(second)
+
+
+def test_intervene_refusals(sdata, trained):
+    untrained = IntervenePanel(CausCellSession(sdata))
+    assert untrained.run() is False and "No model" in untrained.status_text
+    s = CausCellSession(sdata)
+    s.set_model(trained)
+    p = IntervenePanel(s)
+    p.concept.value = "domain"
+    assert "D0" in p.target.options or len(p.target.options) >= 2
+    p.cells.value = "one domain"
+    # a label with no cells left in this table: an empty selection is refused
+    s.adata.obs["domain"] = s.adata.obs["domain"].cat.add_categories(["nowhere"])
+    p.cells_label.options = [*p.cells_label.options, "nowhere"]
+    p.cells_label.value = "nowhere"
+    assert p.run() is False and "empty" in p.status_text
+    assert s.interventions == {}
+
+
+def test_overlay_needs_an_intervention(sdata, trained):
+    s = CausCellSession(sdata)
+    s.set_model(trained)
+    p = OverlayPanel(s)
+    assert p.gene.value == trained.genes[0]
+    p.view.value = "difference"
+    assert "needs an intervention" in p.status_text
+    p.view.value = "factual"
+    assert p.overlay.titles == ["factual"]
+    np.testing.assert_allclose(p.overlay.values[0], s.factual_expression(p.gene.value))
