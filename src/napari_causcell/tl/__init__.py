@@ -3,8 +3,21 @@
 from ._counterfactual import counterfactual, mean_change, select_cells, top_changed_genes
 from ._diagnostics import leakage
 from ._domains import spatial_domains
+from ._trends import (
+    TrendComparison,
+    age_trends,
+    compare_trends,
+    direct_trends,
+    domains_per_slice,
+    subsample_donors,
+    trend_matrix,
+)
+from ._suggest import DagSuggestion, compare_dags, suggest_dag
 
 __all__ = [
-    "counterfactual", "leakage", "mean_change", "select_cells", "spatial_domains",
-    "top_changed_genes",
+    "DagSuggestion", "compare_dags", "counterfactual", "leakage", "mean_change", "select_cells",
+    "spatial_domains", "suggest_dag", "top_changed_genes",
+    # brain-aging trends (docs/brain_aging.md)
+    "TrendComparison", "age_trends", "compare_trends", "direct_trends", "domains_per_slice",
+    "subsample_donors", "trend_matrix",
 ]
