@@ -65,6 +65,8 @@ _GUESSES = {
                "region_annotation", "tissue_region", "locus"),
     "time": ("age", "time", "timepoint", "time_point", "day", "days", "stage", "week", "month"),
 }
+# sample-level columns that nothing among the concepts can cause (exogenous by default)
+_BATCH_WORDS = ("batch", "slice", "sample", "donor", "mouse", "section", "replicate", "sex")
 _NAN_RGBA = np.array([0.45, 0.45, 0.45, 1.0])
 
 
@@ -354,6 +356,52 @@ class CausCellSession:
         model = CausCell.load(path, device=device, data=self.data)
         self.set_model(model)
         return model
+
+    # -- causal graph assistant ------------------------------------------------------------------
+    def suggest_dag(self, concepts: Sequence[str], **kwargs: Any) -> tl.DagSuggestion:
+        """Propose the DAG between ``concepts`` (:func:`napari_causcell.tl.suggest_dag`).
+
+        ``tiers`` defaults to ``"auto"``: time-like and batch-like concepts (age, time, slice,
+        batch, sample, mouse, ...) first (exogenous), then a domain-like concept, then the rest
+        (see :meth:`auto_tiers`; ``tiers=None`` uses no tiers). The result's
+        :meth:`~napari_causcell.tl.DagSuggestion.summary` and ``priors`` say what was used;
+        :meth:`suggestion_ticks` turns it into parent ticks. Safe on a worker thread.
+        """
+        tiers = kwargs.pop("tiers", "auto")
+        if isinstance(tiers, str) and tiers == "auto":
+            tiers = self.auto_tiers(concepts) or None
+        return tl.suggest_dag(self.data, list(concepts), table_key=self.table_key, tiers=tiers,
+                              **kwargs)
+
+    def auto_tiers(self, concepts: Sequence[str]) -> list[list[str]]:
+        """Default tiers from column names: ``[[time/batch...], [domain], rest]``.
+
+        Concepts matching neither stay in the last tier; returns ``[]`` when nothing matches
+        (no tier prior).
+        """
+        def matches(name: str, words: Sequence[str]) -> bool:
+            tokens = re.split(r"[^a-z0-9]+", name.lower())
+            return name.lower() in words or any(t in words for t in tokens)
+
+        first = [c for c in concepts if matches(c, _GUESSES["time"] + _BATCH_WORDS)]
+        domain = self.guess_column("domain")
+        second = [c for c in concepts if c not in first
+                  and (c == domain or matches(c, _GUESSES["domain"]))]
+        if not first and not second:
+            return []
+        return [t for t in (first, second) if t]
+
+    @staticmethod
+    def suggestion_ticks(
+        suggestion: tl.DagSuggestion,
+    ) -> tuple[dict[str, list[str]], list[tuple[str, str]]]:
+        """``({child: [parents]}, undirected)`` for a parent-tick grid.
+
+        Oriented edges (by the tests, the priors or the user) become ticks; undirected edges
+        are returned separately as ``(a, b)`` pairs for the user to decide (neither direction
+        is ticked).
+        """
+        return suggestion.parents(), suggestion.undirected
 
     def derive_domains(
         self, n_domains: int = 6, cluster_key: str | None = None, key_added: str | None = None,

@@ -593,6 +593,8 @@ def suggest_dag(
                         note += f"; the tests alone would orient it {b} -> {a}"
                     elif alone is not None and alone[0] == "->":
                         note += "; the tests agree"
+                    else:
+                        note += "; the tests alone cannot orient it"
                 else:
                     status = "directed"
                     if alone is not None and alone[0] == "->" and alone[1:] == (a, b):
