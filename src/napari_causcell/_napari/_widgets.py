@@ -278,6 +278,36 @@ class _LossPlot(QWidget):
         self.canvas.draw_idle()
 
 
+_UNDIRECTED_COLOR = "#7a5c00"  # grid cells of an undirected suggested edge
+_UNDIRECTED_TEXT = "#ffb45f"
+
+
+class _DagPlot(QWidget):
+    """The suggested causal graph (pl.dag in Qt)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        from matplotlib.backends.backend_qtagg import FigureCanvasQTAgg
+        from matplotlib.figure import Figure
+
+        self.figure = Figure(figsize=(3.2, 2.2), dpi=90)
+        self.canvas = FigureCanvasQTAgg(self.figure)
+        self.canvas.setSizePolicy(QSizePolicy.Policy.Expanding, QSizePolicy.Policy.Fixed)
+        self.canvas.setFixedHeight(200)
+        self.ax = self.figure.add_subplot(111)
+        lay = QVBoxLayout(self)
+        lay.setContentsMargins(0, 0, 0, 0)
+        lay.addWidget(self.canvas)
+
+    def show_graph(self, suggestion: Any) -> None:
+        from .. import pl
+
+        self.ax.clear()
+        pl.dag(suggestion, ax=self.ax, title="")
+        self.figure.subplots_adjust(left=0.02, right=0.98, top=0.98, bottom=0.12)
+        self.canvas.draw_idle()
+
+
 class TrainWidget(_CausCellWidget):
     """Concepts, DAG, epochs, device and seed -> a trained CausCell model."""
 
@@ -307,6 +337,20 @@ class TrainWidget(_CausCellWidget):
         self.dag_message = QLabel("")
         self.dag_message.setWordWrap(True)
         lay.addWidget(self.dag_message)
+        self.suggest_btn = QPushButton("Suggest graph")
+        self.suggest_btn.setToolTip(
+            "Propose the parents from the labels (PC algorithm, chi-square tests; time/batch "
+            "columns first, then domain). Undirected edges are marked for you to decide.")
+        lay.addWidget(self.suggest_btn)
+        self.suggest_label = QLabel("")
+        self.suggest_label.setWordWrap(True)
+        self.suggest_label.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
+        lay.addWidget(self.suggest_label)
+        self.dag_plot = _DagPlot()
+        self.dag_plot.setVisible(False)
+        lay.addWidget(self.dag_plot)
+        self.suggestion: Any = None
+        self._undirected: list[tuple[str, str]] = []
         self.body.addWidget(dag_box)
 
         dom_box = QGroupBox("Spatial domains (if the data have none)")
@@ -360,6 +404,7 @@ class TrainWidget(_CausCellWidget):
         self.concept_list.itemChanged.connect(self._rebuild_dag)
         self.dag_table.itemChanged.connect(self._on_dag_tick)
         self.derive_btn.clicked.connect(self.derive_domains)
+        self.suggest_btn.clicked.connect(self.suggest_graph)
         self.train_btn.clicked.connect(self.start_training)
         self.cancel_btn.clicked.connect(self.cancel)
         self.save_btn.clicked.connect(lambda: self.save_model())
@@ -455,8 +500,10 @@ class TrainWidget(_CausCellWidget):
                     item.setCheckState(Qt.CheckState.Checked if on else Qt.CheckState.Unchecked)
                     item.setToolTip(f"{parent} -> {child}")
                 t.setItem(i, j, item)
+        self._mark_undirected()
         t.blockSignals(False)
         self.dag_message.setText("" if concepts else "Tick at least one concept above.")
+        self._show_undirected()
 
     def parents(self) -> dict[str, list[str]]:
         """``{child: [parents]}`` as ticked."""
@@ -480,6 +527,7 @@ class TrainWidget(_CausCellWidget):
         return item.checkState() == (Qt.CheckState.Checked if on else Qt.CheckState.Unchecked)
 
     def _on_dag_tick(self, item: QTableWidgetItem) -> None:
+        self._show_undirected()
         if item.checkState() != Qt.CheckState.Checked:
             self.dag_message.setText("")
             return
@@ -496,6 +544,76 @@ class TrainWidget(_CausCellWidget):
             self.message(f"Refused {edge}: {err}", error=True)
             return
         self.dag_message.setText("")
+
+    # -- causal graph assistant ------------------------------------------------------------------
+    def suggest_graph(self) -> None:
+        """Propose parents from the labels (on a worker thread) and fill the ticks."""
+        s = self.session
+        if s is None:
+            self.message("Open data first (File > Open Sample > CausCell).", error=True)
+            return
+        if self.busy:
+            self.message("Busy: wait for the running job or cancel it.", error=True)
+            return
+        concepts = self._checked_concepts()
+        if len(concepts) < 2:
+            self.message("Tick at least two concepts to suggest a graph.", error=True)
+            return
+        self.message(f"Suggesting a graph over {concepts} from the labels...")
+        self._start(s.suggest_dag, concepts, progress={"desc": "CausCell: suggest graph"},
+                    returned=self._on_suggested)
+
+    def _on_suggested(self, suggestion: Any) -> None:
+        s = self.session
+        if s is None or list(suggestion.concepts) != self._checked_concepts():
+            self.message("The concepts changed while suggesting; suggest again.", error=True)
+            return
+        parents, undirected = s.suggestion_ticks(suggestion)
+        self.suggestion, self._undirected = suggestion, list(undirected)
+        self._rebuild_dag(parents=parents)
+        self.dag_plot.show_graph(suggestion)
+        self.dag_plot.setVisible(True)
+        self._show_undirected()
+        tiers = suggestion.priors.get("tiers") or {}
+        order = " < ".join(
+            ", ".join(c for c, t in tiers.items() if t == k) for k in sorted(set(tiers.values())))
+        prior = f"; tiers {order}" if order else "; no priors"
+        done = "the graph is complete" if not undirected else "decide the marked edges"
+        self.message(f"Suggested {len(suggestion.edges)} edge(s) ({suggestion.method.upper()}, "
+                     f"alpha {suggestion.alpha}{prior}); {done}.")
+
+    def _mark_undirected(self) -> None:
+        """Colour both grid cells of every suggested undirected edge, with a tooltip."""
+        names = self._concepts_shown
+        for a, b in self._undirected:
+            if a not in names or b not in names:
+                continue
+            tip = (f"undirected {a} -- {b}: the labels cannot tell the direction; tick "
+                   f"{a} -> {b} or {b} -> {a} (or neither)")
+            for child, parent in ((b, a), (a, b)):
+                item = self.dag_table.item(names.index(child), names.index(parent))
+                item.setBackground(QColor(_UNDIRECTED_COLOR))
+                item.setToolTip(tip)
+
+    def undirected_pending(self) -> list[tuple[str, str]]:
+        """Suggested undirected edges for which neither direction is ticked yet."""
+        parents = self.parents()
+        return [(a, b) for a, b in self._undirected
+                if a in parents and b in parents
+                and a not in parents[b] and b not in parents[a]]
+
+    def _show_undirected(self) -> None:
+        if self.suggestion is None:
+            self.suggest_label.setText("")
+            return
+        pending = self.undirected_pending()
+        if pending:
+            pairs = ", ".join(f"{a} -- {b}" for a, b in pending)
+            self.suggest_label.setText(f"Undirected (decide, marked in the grid): {pairs}")
+            self.suggest_label.setStyleSheet(f"color: {_UNDIRECTED_TEXT};")
+        else:
+            self.suggest_label.setText("Every suggested edge is oriented.")
+            self.suggest_label.setStyleSheet(_OK_STYLE)
 
     # -- domains -----------------------------------------------------------------------------
     def derive_domains(self) -> None:
@@ -585,7 +703,7 @@ class TrainWidget(_CausCellWidget):
 
     def _set_busy(self, busy: bool) -> None:
         for w in (self.train_btn, self.derive_btn, self.save_btn, self.load_btn,
-                  self.layer_combo, self.concept_list, self.dag_table):
+                  self.layer_combo, self.concept_list, self.dag_table, self.suggest_btn):
             w.setEnabled(not busy)
         self.cancel_btn.setEnabled(busy)
 
