@@ -565,6 +565,34 @@ class CausCellSession:
             raise DataError(f"No intervention named {name!r}; have {list(self.interventions)}.")
         return self.interventions[name]
 
+    # -- trends along time (brain-aging workflow, docs/brain_aging.md) -------------------------
+    def age_trends(
+        self, source: str, targets: Sequence[str] | str | None = None,
+        groupby: Sequence[str] | str | None = None, *, concept: str | None = None,
+        **kwargs: Any,
+    ) -> pd.DataFrame:
+        """Expression trends along the time concept from counterfactuals (``tl.age_trends``).
+
+        ``concept`` defaults to the guessed time column, ``groupby`` to the guessed cell-type
+        and domain columns; ``kwargs`` go to :func:`napari_causcell.tl.age_trends` (``genes``,
+        ``test``, ``min_effect``, ``steps``, ``seed``, ``progress``, ...). Safe on a worker
+        thread. Writes what ``tl.age_trends`` writes (``uns['causcell_trends']`` and one
+        counterfactual per target). Raises :class:`~napari_causcell.DataError` on bad choices.
+        """
+        model = self.require_model()
+        concept = concept or self.guess_column("time")
+        if concept is None or concept not in model.concepts:
+            raise DataError(f"Choose the time concept (one of {model.concepts}).")
+        if groupby is None:
+            found = [self.guess_column("cell_type"), self.guess_column("domain")]
+            groupby = [c for c in dict.fromkeys(found) if c and c != concept]
+        try:
+            return tl.age_trends(model, self.data, concept=concept, source=str(source),
+                                 targets=targets, groupby=groupby, table_key=self.table_key,
+                                 **kwargs)
+        except ConceptError as err:
+            raise DataError(str(err)) from err
+
     # -- values per cell -----------------------------------------------------------------------
     @property
     def genes(self) -> list[str]:

@@ -8,6 +8,9 @@ from ._plots import (
     spatial_expression,
     tissue_overlay,
 )
+from ._trends import age_trends, spatial_trend, trend_heatmap
 
 __all__ = ["concept_embeddings", "counterfactual_overlay", "dag", "loss", "spatial_expression",
-           "tissue_overlay"]
+           "tissue_overlay",
+           # brain-aging trends (docs/brain_aging.md)
+           "age_trends", "spatial_trend", "trend_heatmap"]

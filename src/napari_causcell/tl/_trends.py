@@ -107,12 +107,13 @@ def _check_labels(labels: Sequence[str], concept: str, source: str,
 
 
 def _levels(groupby: list[str], marginal: bool) -> list[list[str]]:
-    """Groupings to test: every prefix of ``groupby`` when ``marginal``, else just it."""
+    """Groupings to test: all cells and every prefix of ``groupby`` when ``marginal``
+    (e.g. all, cell type, cell type x domain), else just ``groupby``."""
     if not groupby:
         return [[]]
     if not marginal:
         return [groupby]
-    return [groupby[: i + 1] for i in range(len(groupby))]
+    return [groupby[:i] for i in range(len(groupby) + 1)]
 
 
 def _groups(obs: pd.DataFrame, level: list[str], groupby: list[str]):
@@ -251,8 +252,8 @@ def age_trends(
     min_cells
         Groups with fewer source cells are not tested.
     marginal
-        Also test each prefix of ``groupby`` (e.g. per cell type over all domains, written with
-        ``domain == "all"``).
+        Also test all cells together and each prefix of ``groupby`` (e.g. per cell type over
+        all domains), written with ``"all"`` in the columns left out.
     cells
         Further restriction of the source cells (see :func:`select_cells`).
     table_key

@@ -1,0 +1,299 @@
+"""Figures of the brain-aging trend workflow (``tl.age_trends``)."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+import anndata as ad
+import numpy as np
+import pandas as pd
+
+from ..data import coordinates, expression, is_spatialdata, resolve_table
+from ..data.preprocess import DataError
+
+_OBS_COLOR = "#9e9e9e"
+_CF_COLOR = "#d6604d"
+
+
+def _store(data: Any, key: str, table_key: str | None) -> tuple[ad.AnnData, dict]:
+    table, _ = resolve_table(data, table_key)
+    store = table.uns.get(key)
+    if not isinstance(store, dict) or "results" not in store:
+        raise DataError(f"No trend result in uns[{key!r}]: run tl.age_trends(model, data) first.")
+    return table, store
+
+
+def _counterfactual(data: Any, table: ad.AnnData, store: dict, target: str) -> ad.AnnData:
+    keys = dict(store["params"].get("counterfactuals", {}) or {})
+    if target not in keys:
+        raise DataError(f"No stored counterfactual for target {target!r} (have {sorted(keys)}); "
+                        "run tl.age_trends with store_counterfactuals=True.")
+    key = keys[target]
+    if is_spatialdata(data):
+        if key not in data.tables:
+            raise DataError(f"Table {key!r} is missing from the SpatialData.")
+        return data.tables[key]
+    found = table.uns.get("causcell", {}).get(key)
+    if found is None:
+        raise DataError(f"adata.uns['causcell'][{key!r}] is missing.")
+    return found
+
+
+def _column(x: Any, j: int) -> np.ndarray:
+    col = x[:, j]
+    return np.asarray(col.toarray() if hasattr(col, "toarray") else col, float).ravel()
+
+
+def age_trends(
+    data: Any,
+    genes: Sequence[str] | str | None = None,
+    cell_types: Sequence[str] | str | None = None,
+    *,
+    kind: str = "box",
+    key: str = "causcell_trends",
+    cell_type_key: str = "cell_type",
+    table_key: str | None = None,
+    target: str | None = None,
+    n_genes: int = 30,
+    fig: Any = None,
+):
+    """Observed vs counterfactual expression along age, or a heatmap of changed genes.
+
+    ``kind="box"`` (the paper's Fig. 5a/b): one panel per gene (rows) and cell type (columns);
+    per age label, a grey box of the **observed** cells of that age and a red box of the
+    **counterfactual** source cells set to that age (observed expression plus the paired change
+    ``layers['delta']``, floored at 0; at the source age it is the observed source cells). The
+    mean is marked above each box. ``kind="heatmap"``: :func:`trend_heatmap` of the stored
+    result.
+
+    Parameters
+    ----------
+    data
+        The AnnData / SpatialData :func:`napari_causcell.tl.age_trends` ran on (it reads
+        ``uns[key]`` and the stored counterfactuals).
+    genes, cell_types
+        What to draw (box plot; required there).
+    kind
+        ``"box"`` or ``"heatmap"``.
+    key
+        Where the trend result is stored.
+    cell_type_key
+        obs column of the cell types.
+    table_key
+        Table of a SpatialData.
+    target, n_genes
+        Heatmap only (see :func:`trend_heatmap`).
+    fig
+        Figure to draw into (a new pyplot figure if ``None``).
+
+    Returns
+    -------
+    matplotlib.figure.Figure
+    """
+    if kind == "heatmap":
+        table, store = _store(data, key, table_key)
+        return trend_heatmap(store["results"], target=target, n_genes=n_genes, fig=fig)
+    if kind != "box":
+        raise ValueError(f"kind must be 'box' or 'heatmap', got {kind!r}")
+    genes = [genes] if isinstance(genes, str) else list(genes or [])
+    cell_types = [cell_types] if isinstance(cell_types, str) else list(cell_types or [])
+    if not genes or not cell_types:
+        raise DataError("Choose at least one gene and one cell type to draw.")
+    table, store = _store(data, key, table_key)
+    params = store["params"]
+    concept, source, targets = params["concept"], params["source"], list(params["targets"])
+    if cell_type_key not in table.obs:
+        raise DataError(f"Column {cell_type_key!r} is not in obs.")
+    cfs = {t: _counterfactual(data, table, store, t) for t in targets}
+    model_genes = [str(g) for g in next(iter(cfs.values())).var_names]
+    missing = [g for g in genes if g not in model_genes]
+    if missing:
+        raise DataError(f"Genes not in the counterfactual: {missing}.")
+    known = set(table.obs[cell_type_key].astype(str))
+    bad = [c for c in cell_types if c not in known]
+    if bad:
+        raise DataError(f"Unknown cell types {bad}; known: {sorted(known)}.")
+    col = table.obs[concept]
+    ages = ([str(c) for c in col.cat.categories] if isinstance(col.dtype, pd.CategoricalDtype)
+            else sorted(map(str, col.unique())))
+    ages = [a for a in ages if a in set(col.astype(str)) or a in targets]
+    x_obs = expression(table, model_genes)
+    obs_age = col.astype(str).to_numpy()
+    obs_type = table.obs[cell_type_key].astype(str).to_numpy()
+
+    if fig is None:
+        import matplotlib.pyplot as plt
+
+        fig = plt.figure(figsize=(1.2 + 0.9 * len(ages) * len(cell_types),
+                                  0.6 + 2.6 * len(genes)), layout="constrained")
+    axes = np.atleast_2d(fig.subplots(len(genes), len(cell_types), squeeze=False))
+    for r, gene in enumerate(genes):
+        j = model_genes.index(gene)
+        all_obs = _column(x_obs, j)
+        for c, ctype in enumerate(cell_types):
+            ax = axes[r, c]
+            boxes, pos, colors = [], [], []
+            for i, age in enumerate(ages):
+                observed = all_obs[(obs_age == age) & (obs_type == ctype)]
+                if age == source:
+                    cf_vals = all_obs[(obs_age == source) & (obs_type == ctype)]
+                elif age in cfs:
+                    cf = cfs[age]
+                    m = cf.obs[cell_type_key].astype(str).to_numpy() == ctype
+                    cf_vals = np.maximum(_column(cf.layers["factual"], j)[m]
+                                         + _column(cf.layers["delta"], j)[m], 0.0)
+                else:
+                    cf_vals = np.array([])
+                for k, (vals, color) in enumerate(((observed, _OBS_COLOR), (cf_vals, _CF_COLOR))):
+                    if len(vals):
+                        boxes.append(vals)
+                        pos.append(i * 3 + k)
+                        colors.append(color)
+            if boxes:
+                bp = ax.boxplot(boxes, positions=pos, widths=0.8, patch_artist=True,
+                                showfliers=False)
+                for patch, color in zip(bp["boxes"], colors):
+                    patch.set_facecolor(color)
+                for median in bp["medians"]:
+                    median.set_color("black")
+                top = max(np.percentile(b, 95) for b in boxes)
+                for p_, b in zip(pos, boxes):
+                    ax.text(p_, top * 1.05 + 0.05, f"{np.mean(b):.2f}", ha="center",
+                            fontsize=6, rotation=90)
+            ax.set_xticks([i * 3 + 0.5 for i in range(len(ages))], ages, fontsize=8)
+            ax.set_title(f"{gene} in {ctype}", fontsize=9)
+            if c == 0:
+                ax.set_ylabel("log-normalised")
+    from matplotlib.patches import Patch
+
+    fig.legend(handles=[Patch(color=_OBS_COLOR, label="observed cells of that age"),
+                        Patch(color=_CF_COLOR, label=f"{source} cells, counterfactual age")],
+               loc="outside lower center", ncols=2, fontsize=8, frameon=False)
+    return fig
+
+
+def trend_heatmap(
+    result: pd.DataFrame,
+    target: str | None = None,
+    *,
+    value: str = "mean_change",
+    n_genes: int = 30,
+    fig: Any = None,
+    cmap: str = "RdBu_r",
+):
+    """Heatmap of significant changes: groups (e.g. cell type x domain) x changed genes.
+
+    Cells are ``value`` (default the mean change) where the call is significant, blank
+    elsewhere; genes are those with a significant call, the ``n_genes`` with the largest
+    absolute change. Uses the finest groups (rows with no ``"all"``).
+
+    Parameters
+    ----------
+    result
+        Output of :func:`napari_causcell.tl.age_trends` or ``tl.direct_trends``.
+    target
+        Which target (default the last, e.g. the oldest age).
+    value
+        Column to show.
+    n_genes
+        At most this many genes.
+    fig
+        Figure to draw into.
+    cmap
+        Diverging colormap (limits symmetric around 0).
+
+    Returns
+    -------
+    matplotlib.figure.Figure
+    """
+    from ..tl import trend_matrix
+
+    mat = trend_matrix(result, target=target, value=value, significant_only=True)
+    if mat.shape[1] == 0:
+        raise DataError("No significant trend to draw at this target.")
+    order = mat.abs().max(0).sort_values(ascending=False).index[:n_genes]
+    mat = mat[order].dropna(how="all")
+    if fig is None:
+        import matplotlib.pyplot as plt
+
+        fig = plt.figure(figsize=(2.5 + 0.28 * mat.shape[1], 1.2 + 0.25 * mat.shape[0]),
+                         layout="constrained")
+    ax = fig.subplots()
+    lim = float(np.nanmax(np.abs(mat.to_numpy()))) or 1.0
+    im = ax.imshow(np.ma.masked_invalid(mat.to_numpy(float)), cmap=cmap, vmin=-lim, vmax=lim,
+                   aspect="auto", interpolation="nearest")
+    ax.set_xticks(range(mat.shape[1]), mat.columns, rotation=90, fontsize=7)
+    ax.set_yticks(range(mat.shape[0]), mat.index, fontsize=7)
+    targets = list(dict.fromkeys(result["target"].astype(str)))
+    ax.set_title(f"significant {value} at {target or targets[-1]}", fontsize=9)
+    fig.colorbar(im, ax=ax, shrink=0.8, label=value)
+    return fig
+
+
+def spatial_trend(
+    data: Any,
+    gene: str,
+    target: str | None = None,
+    *,
+    key: str = "causcell_trends",
+    table_key: str | None = None,
+    ax: Any = None,
+    size: float = 4.0,
+    cmap: str = "RdBu_r",
+):
+    """A gene's counterfactual change on the tissue.
+
+    The source cells are coloured by the paired change ``layers['delta']`` of ``gene`` under
+    ``do(concept = target)`` (symmetric limits at the 99th percentile); the other cells are
+    drawn in grey.
+
+    Parameters
+    ----------
+    data
+        The AnnData / SpatialData :func:`napari_causcell.tl.age_trends` ran on.
+    gene
+        Gene to show.
+    target
+        Which target (default the last).
+    key, table_key
+        Where the trend result is; table of a SpatialData.
+    ax
+        Axes to draw into.
+    size, cmap
+        Marker size and colormap.
+
+    Returns
+    -------
+    matplotlib.axes.Axes
+    """
+    table, store = _store(data, key, table_key)
+    targets = list(store["params"]["targets"])
+    target = targets[-1] if target is None else str(target)
+    if target not in targets:
+        raise DataError(f"Target {target!r} is not in the result; targets are {targets}.")
+    cf = _counterfactual(data, table, store, target)
+    if gene not in cf.var_names:
+        raise DataError(f"Gene {gene!r} is not in the counterfactual.")
+    if "spatial" not in cf.obsm:
+        raise DataError("The counterfactual has no obsm['spatial'] coordinates.")
+    xy = np.asarray(cf.obsm["spatial"], float)
+    delta = _column(cf.layers["delta"], list(cf.var_names).index(gene))
+    bg = coordinates(data, table_key)
+    if ax is None:
+        import matplotlib.pyplot as plt
+
+        ax = plt.subplots(figsize=(7, 4))[1]
+    ax.scatter(bg[:, 0], bg[:, 1], c="0.88", s=size * 0.6, linewidths=0, rasterized=True)
+    lim = float(np.percentile(np.abs(delta), 99)) or 1.0
+    sc = ax.scatter(xy[:, 0], xy[:, 1], c=delta, cmap=cmap, vmin=-lim, vmax=lim, s=size,
+                    linewidths=0, rasterized=True)
+    ax.set_aspect("equal")
+    ax.invert_yaxis()
+    ax.set_xticks([])
+    ax.set_yticks([])
+    p = store["params"]
+    ax.set_title(f"{gene}: change under do({p['concept']}={target}) of {p['source']} cells",
+                 fontsize=9)
+    ax.figure.colorbar(sc, ax=ax, shrink=0.7, label="counterfactual change")
+    return ax

@@ -1,0 +1,314 @@
+"""Brain-aging trend workflow: statistics on toy data with known answers, then the real model."""
+
+from __future__ import annotations
+
+import anndata as ad
+import matplotlib
+import numpy as np
+import pandas as pd
+import pytest
+import scipy.sparse as sp
+
+matplotlib.use("Agg")
+
+from napari_causcell import pl, tl  # noqa: E402
+from napari_causcell.data import ConceptError, DataError, expression  # noqa: E402
+from napari_causcell.datasets import PLANTED_AGE_EFFECTS  # noqa: E402
+
+
+# -- a toy tissue with planted differences ----------------------------------------------------
+def _toy(seed: int = 0, n: int = 400) -> ad.AnnData:
+    """Two ages x two cell types; gene A triples in T1 at 90wk, gene B drops 4x in T2 at 90wk,
+    genes C..F never change. Counts are Poisson around fixed means (1,000 per cell-ish)."""
+    rng = np.random.default_rng(seed)
+    age = np.array(["4wk", "90wk"])[np.arange(n) % 2]
+    ctype = np.array(["T1", "T2"])[(np.arange(n) // 2) % 2]
+    base = np.array([6.0, 6.0, 200.0, 200.0, 300.0, 300.0])
+    mu = np.tile(base, (n, 1))
+    mu[(age == "90wk") & (ctype == "T1"), 0] *= 3.0
+    mu[(age == "90wk") & (ctype == "T2"), 1] /= 4.0
+    counts = rng.poisson(mu).astype(np.float32)
+    obs = pd.DataFrame({
+        "age": pd.Categorical(age, categories=["4wk", "90wk"]),
+        "cell_type": pd.Categorical(ctype),
+        "donor": [f"d{(i % 2)}_{(i // 2) % 3}" for i in range(n)],
+    }, index=[f"c{i}" for i in range(n)])
+    return ad.AnnData(sp.csr_matrix(counts), obs=obs,
+                      var=pd.DataFrame(index=list("ABCDEF")))
+
+
+def _calls(df: pd.DataFrame) -> set:
+    sig = df[df["significant"] & (df["cell_type"] != "all")]
+    return set(zip(sig["gene"], sig["cell_type"], sig["direction"]))
+
+
+@pytest.mark.parametrize("test", ["t-test", "wilcoxon"])
+def test_direct_trends_finds_exactly_the_planted_differences(test):
+    adata = _toy()
+    df = tl.direct_trends(adata, source="4wk", targets="90wk", groupby="cell_type", test=test)
+    assert _calls(df) == {("A", "T1", "up"), ("B", "T2", "down")}
+    # effect = difference of mean log-normalised expression, computed by hand
+    x = expression(adata, list("ABCDEF")).toarray()
+    m = adata.obs["cell_type"].to_numpy() == "T1"
+    old = adata.obs["age"].to_numpy() == "90wk"
+    row = df[(df["gene"] == "A") & (df["cell_type"] == "T1")].iloc[0]
+    assert row["mean_change"] == pytest.approx(x[m & old, 0].mean() - x[m & ~old, 0].mean())
+    assert row["n_source"] == row["n_target"] == 100
+    assert np.log(3) * 0.8 < row["mean_change"] < np.log(3) * 1.2  # log-scale fold change
+    # BH-adjusted p-values are >= raw ones; direction is the sign of the change
+    assert (df["padj"] >= df["pvalue"] - 1e-12).all()
+    assert ((df["mean_change"] > 0) == (df["direction"] == "up")).all()
+    # marginal rows (cell_type == "all") are there, stored in uns with the params
+    assert set(df["cell_type"]) == {"T1", "T2", "all"} and len(df) == 3 * 6
+    assert adata.uns["causcell_direct_trends"]["params"]["test"] == test
+
+
+def test_effect_threshold_and_alpha_decide_calls():
+    adata = _toy()
+    df = tl.direct_trends(adata, "age", "4wk", ["90wk"], "cell_type", min_effect=5.0)
+    assert not df["significant"].any()  # no effect is that large
+    assert (df["padj"] < 0.05).sum() >= 2  # while the p-values still are small
+    df0 = tl.direct_trends(adata, "age", "4wk", ["90wk"], "cell_type", min_effect=0.0,
+                           alpha=0.999)
+    assert df0["significant"].sum() > df["significant"].sum()
+
+
+class _FakeModel:
+    """Stands in for a trained CausCell: its counterfactual adds a known shift per cell type
+    (gene g0 +0.5 in T1, g1 -0.3 in T2) plus small noise, so age_trends' statistics can be
+    checked without training."""
+
+    is_trained = True
+    table_key = None
+
+    def __init__(self, genes, noise=0.05):
+        self.genes = list(genes)
+        self.concepts = ["age", "cell_type"]
+        self.noise = noise
+
+        class Space:
+            categories = {"age": ["4wk", "24wk", "90wk"], "cell_type": ["T1", "T2"]}
+
+        self.concept_space = Space()
+
+    def counterfactual(self, data, do, seed=0, progress=None, **kwargs):
+        rng = np.random.default_rng(seed)
+        x = expression(data, self.genes).toarray()
+        scale = {"24wk": 0.4, "90wk": 1.0}[do["age"]]
+        delta = rng.normal(0.0, self.noise, size=x.shape)
+        t1 = data.obs["cell_type"].to_numpy() == "T1"
+        delta[t1, 0] += 0.5 * scale
+        delta[~t1, 1] -= 0.3 * scale
+        out = ad.AnnData(x + delta, obs=data.obs.copy(), var=pd.DataFrame(index=self.genes))
+        out.obs["age"] = do["age"]
+        out.obs["source_id"] = data.obs_names.astype(str)
+        out.layers["factual"] = x
+        out.layers["reconstructed"] = x
+        out.layers["delta"] = delta
+        out.uns["causcell"] = {"do": dict(do)}
+        return out
+
+
+def _toy3() -> ad.AnnData:
+    adata = _toy()
+    adata.obs["age"] = pd.Categorical(np.array(["4wk", "24wk", "90wk"])[np.arange(400) % 3],
+                                      categories=["4wk", "24wk", "90wk"])
+    return adata
+
+
+def test_age_trends_statistics_on_a_known_counterfactual():
+    adata = _toy3()
+    model = _FakeModel(list("ABCDEF"))
+    df = tl.age_trends(model, adata, source="4wk", groupby="cell_type", steps=3)
+    assert list(dict.fromkeys(df["target"])) == ["24wk", "90wk"]  # default: all other labels
+    assert _calls(df[df["target"] == "90wk"]) == {("A", "T1", "up"), ("B", "T2", "down")}
+    assert _calls(df[df["target"] == "24wk"]) == {("A", "T1", "up"), ("B", "T2", "down")}
+    row = df[(df["target"] == "90wk") & (df["gene"] == "A") & (df["cell_type"] == "T1")]
+    assert row["mean_change"].iloc[0] == pytest.approx(0.5, abs=0.03)
+    assert row["mean_target"].iloc[0] == pytest.approx(
+        row["mean_source"].iloc[0] + row["mean_change"].iloc[0])
+    # with min_effect above the 24wk shift of B (0.12) it is no longer called there
+    df2 = tl.age_trends(model, adata, source="4wk", groupby="cell_type", min_effect=0.2)
+    assert _calls(df2[df2["target"] == "24wk"]) == {("A", "T1", "up")}
+    # stored: results, params, the counterfactuals (AnnData -> uns['causcell'])
+    store = adata.uns["causcell_trends"]
+    assert store["params"]["counterfactuals"] == {"24wk": "causcell_age_24wk",
+                                                  "90wk": "causcell_age_90wk"}
+    assert set(adata.uns["causcell"]) == {"causcell_age_24wk", "causcell_age_90wk"}
+    pd.testing.assert_frame_equal(store["results"], df2)
+    # the paired test ignores noise that a huge noise level turns into no call
+    noisy = tl.age_trends(_FakeModel(list("ABCDEF"), noise=20.0), adata, source="4wk",
+                          targets="90wk", groupby="cell_type", key_added="noisy")
+    assert not noisy.loc[noisy["gene"].isin(list("CDEF")), "significant"].any()
+
+
+def test_compare_trends_counts_k_of_n():
+    adata = _toy3()
+    df = tl.age_trends(_FakeModel(list("ABCDEF")), adata, source="4wk", groupby="cell_type")
+    ref = pd.DataFrame({"gene": ["A", "B", "C", "A", "Z"],
+                        "cell_type": ["T1", "T2", "T1", "T2", "T1"],
+                        "direction": ["up", "down", "up", "up", "up"]})
+    cmp = tl.compare_trends(df, ref)
+    assert (cmp.k, cmp.n, cmp.wrong_direction, cmp.target) == (2, 5, 0, "90wk")
+    assert list(cmp.table["recovered"]) == [True, True, False, False, False]
+    assert list(cmp.table["tested"]) == [True, True, True, True, False]  # Z is not a gene
+    assert cmp.n_significant == 2 + 2  # A/T1, B/T2 and their marginal rows (cell_type all)
+    assert "2 of 5" in str(cmp)
+    # a wrong expected direction counts as wrong, not recovered
+    wrong = tl.compare_trends(df, ref.assign(direction=["down", "down", "up", "up", "up"]))
+    assert (wrong.k, wrong.wrong_direction) == (1, 1)
+    # a reference without cell type matches the marginal ("all") rows
+    marg = tl.compare_trends(df, pd.DataFrame({"gene": ["A"], "direction": ["up"]}),
+                             target="24wk")
+    assert marg.table["tested"].iloc[0]
+    with pytest.raises(DataError, match="direction"):
+        tl.compare_trends(df, ref.drop(columns="direction"))
+    with pytest.raises(DataError, match="'up' or 'down'"):
+        tl.compare_trends(df, ref.assign(direction="rising"))
+    with pytest.raises(DataError, match="Target"):
+        tl.compare_trends(df, ref, target="12wk")
+    with pytest.raises(DataError, match="groups by 'domain'"):
+        tl.compare_trends(df, ref.assign(domain="Striatum"))
+
+
+def test_bad_inputs_give_clear_errors():
+    adata = _toy3()
+    model = _FakeModel(list("ABCDEF"))
+    with pytest.raises(ConceptError, match="Unknown concept"):
+        tl.age_trends(model, adata, concept="time", groupby="cell_type")
+    with pytest.raises(ConceptError, match="Unknown age label '12wk'"):
+        tl.age_trends(model, adata, source="12wk", groupby="cell_type")
+    with pytest.raises(ConceptError, match="Unknown age label"):
+        tl.age_trends(model, adata, targets=["90wk", "1y"], groupby="cell_type")
+    with pytest.raises(ConceptError, match="equals the source"):
+        tl.age_trends(model, adata, source="4wk", targets="4wk", groupby="cell_type")
+    with pytest.raises(DataError, match="tl.spatial_domains"):
+        tl.age_trends(model, adata, groupby=["cell_type", "domain"])
+    with pytest.raises(DataError, match="No cells with age='4wk' among the chosen"):
+        tl.age_trends(model, adata, groupby="cell_type", cells={"age": "90wk"})
+    with pytest.raises(DataError, match="No group has 1000"):
+        tl.age_trends(model, adata, groupby="cell_type", min_cells=1000)
+    with pytest.raises(DataError, match="not modelled"):
+        tl.age_trends(model, adata, groupby="cell_type", genes=["A", "Nope"])
+    with pytest.raises(ValueError, match="test must be"):
+        tl.age_trends(model, adata, groupby="cell_type", test="anova")
+    no_source = adata[adata.obs["age"] != "4wk"].copy()
+    with pytest.raises(DataError, match="No cells with age='4wk'"):
+        tl.age_trends(model, no_source, groupby="cell_type")
+    with pytest.raises(ConceptError, match="Unknown age label '24wk'"):  # no such cells
+        tl.direct_trends(adata[adata.obs["age"] != "24wk"].copy(), targets="24wk",
+                         groupby="cell_type")
+    with pytest.raises(ConceptError, match="equals the source"):
+        tl.direct_trends(adata, targets="4wk", groupby="cell_type")
+    untrained = _FakeModel(list("ABCDEF"))
+    untrained.is_trained = False
+    with pytest.raises(RuntimeError, match="Train"):
+        tl.age_trends(untrained, adata, groupby="cell_type")
+
+
+def test_subsample_donors_by_cell_count():
+    obs = pd.DataFrame({
+        "age": ["4wk"] * 9 + ["90wk"] * 6,
+        "mouse": ["a"] * 4 + ["b"] * 3 + ["c"] * 2 + ["d"] * 1 + ["e"] * 2 + ["f"] * 3,
+    }, index=[f"c{i}" for i in range(15)])
+    adata = ad.AnnData(np.ones((15, 2), np.float32), obs=obs)
+    high = tl.subsample_donors(adata, per_age=2)
+    assert high.uns["causcell_subsample"]["donors"] == {"4wk": ["a", "b"], "90wk": ["e", "f"]}
+    assert high.n_obs == 4 + 3 + 2 + 3
+    low = tl.subsample_donors(adata, per_age=2, which="lowest", donor_key="mouse")
+    assert low.uns["causcell_subsample"]["donors"] == {"4wk": ["b", "c"], "90wk": ["d", "e"]}
+    r1 = tl.subsample_donors(adata, per_age=1, by="random", seed=3)
+    r2 = tl.subsample_donors(adata, per_age=1, by="random", seed=3)
+    assert r1.uns["causcell_subsample"]["donors"] == r2.uns["causcell_subsample"]["donors"]
+    with pytest.raises(DataError, match="fewer than per_age=4"):
+        tl.subsample_donors(adata, per_age=4)
+    with pytest.raises(DataError, match="donor_key"):
+        tl.subsample_donors(ad.AnnData(np.ones((2, 1)), obs=pd.DataFrame(
+            {"age": ["4wk", "90wk"]}, index=["x", "y"])))
+    with pytest.raises(ValueError, match="which"):
+        tl.subsample_donors(adata, which="middle")
+
+
+# -- with the trained model of conftest.py ------------------------------------------------------
+@pytest.fixture(scope="module")
+def trends(trained, small_sdata):
+    """age_trends 4wk -> 24wk, 90wk on a copy of the small tissue (shared by the tests)."""
+    import copy
+
+    sdata = copy.deepcopy(small_sdata)
+    df = tl.age_trends(trained, sdata, source="4wk", targets=["24wk", "90wk"], steps=5,
+                       seed=0, min_cells=5)
+    return sdata, df
+
+
+def test_age_trends_with_the_model(trained, trends):
+    sdata, df = trends
+    table = sdata.tables["table"]
+    # counterfactual tables written into the SpatialData, result in uns
+    assert {"causcell_age_24wk", "causcell_age_90wk"} <= set(sdata.tables)
+    store = table.uns["causcell_trends"]
+    assert store["params"]["source"] == "4wk" and store["params"]["groupby"] == [
+        "cell_type", "domain"]
+    # mean change per cell type = the mean of the stored paired delta over those cells
+    cf = sdata.tables["causcell_age_90wk"]
+    gene = "C4b"
+    j = list(cf.var_names).index(gene)
+    m = cf.obs["cell_type"].astype(str).to_numpy() == "Oligo"
+    row = df[(df["target"] == "90wk") & (df["cell_type"] == "Oligo") & (df["domain"] == "all")
+             & (df["gene"] == gene)].iloc[0]
+    assert row["mean_change"] == pytest.approx(float(np.asarray(cf.layers["delta"])[m, j].mean()),
+                                               rel=1e-5)
+    assert row["n_source"] == m.sum()
+    # every kept group has >= min_cells cells; significance follows its definition
+    assert (df["n_source"] >= 5).all()
+    expect = (df["padj"] < 0.05) & (df["mean_change"].abs() >= 0.1)
+    assert (df["significant"] == expect).all()
+    assert len(df) % len(trained.genes) == 0
+    cmp = tl.compare_trends(df, PLANTED_AGE_EFFECTS[["gene", "cell_type", "direction"]])
+    assert cmp.n == 15 and 0 <= cmp.k <= 15
+
+
+def test_trend_plots(trends):
+    sdata, df = trends
+    fig = pl.age_trends(sdata, genes=["C4b", "Gpc5"], cell_types=["Astro", "Oligo", "Endo"])
+    axes = [ax for ax in fig.axes if ax.get_title()]
+    assert len(axes) == 6 and axes[0].get_title() == "C4b in Astro"
+    assert [t.get_text() for t in axes[0].get_xticklabels()] == ["4wk", "24wk", "90wk"]
+    # the means written above the boxes: observed 4wk Astro C4b first
+    table = sdata.tables["table"]
+    cf = sdata.tables["causcell_age_90wk"]
+    x = expression(table, list(cf.var_names)).toarray()[:, list(cf.var_names).index("C4b")]
+    m = ((table.obs["age"] == "4wk") & (table.obs["cell_type"] == "Astro")).to_numpy()
+    assert axes[0].texts[0].get_text() == f"{x[m].mean():.2f}"
+    heat = pl.age_trends(sdata, kind="heatmap")
+    mat = tl.trend_matrix(df)
+    img = heat.axes[0].images[0].get_array()
+    assert img.shape[0] <= mat.shape[0] and img.shape[1] == min(30, mat.shape[1])
+    ax = pl.spatial_trend(sdata, "C4b", target="90wk")
+    delta = np.asarray(cf.layers["delta"])[:, list(cf.var_names).index("C4b")]
+    np.testing.assert_allclose(ax.collections[1].get_array(), delta)
+    with pytest.raises(DataError, match="gene and one cell type"):
+        pl.age_trends(sdata, genes=[], cell_types=["Astro"])
+    with pytest.raises(DataError, match="Unknown cell types"):
+        pl.age_trends(sdata, genes=["C4b"], cell_types=["Neuron"])
+    with pytest.raises(DataError, match="run tl.age_trends"):
+        pl.spatial_trend(sdata, "C4b", key="nothing_here")
+    import matplotlib.pyplot as plt
+
+    plt.close("all")
+
+
+def test_session_age_trends_and_domains_per_slice(trained, sdata):
+    from napari_causcell.session import CausCellSession
+
+    s = CausCellSession(sdata)
+    s.set_model(trained)
+    df = s.age_trends("4wk", ["90wk"], steps=5, min_cells=5)
+    assert list(df.columns[:4]) == ["method", "target", "cell_type", "domain"]
+    assert set(df["target"]) == {"90wk"}
+    with pytest.raises(DataError, match="equals the source"):
+        s.age_trends("4wk", "4wk")
+    table = sdata.tables["table"]
+    tab = tl.domains_per_slice(sdata, slice_key="mouse")
+    assert tab.to_numpy().sum() == table.n_obs
+    assert set(tab.columns) == set(table.obs["mouse"].astype(str))
