@@ -759,6 +759,9 @@ _CELL_MODES = [
 ]
 
 
+_ALL_OTHERS = "every other label"
+
+
 class InterveneWidget(_CausCellWidget):
     """do(concept = value) on chosen cells -> a counterfactual kept in the data."""
 
@@ -828,6 +831,26 @@ class InterveneWidget(_CausCellWidget):
         self.results.setMaximumHeight(110)
         self.body.addWidget(self.results)
 
+        trends = QGroupBox("Trends along the concept (tl.age_trends)")
+        f = QFormLayout(trends)
+        self.trend_source = QComboBox()
+        self.trend_source.setToolTip("Cells with this label are moved to the target label(s)")
+        self.trend_target = QComboBox()
+        f.addRow("From cells at", self.trend_source)
+        f.addRow("To", self.trend_target)
+        self.trends_btn = QPushButton("Run trends")
+        self.trends_btn.setToolTip("Counterfactuals for the source cells, then per cell type x "
+                                   "domain and gene: mean change, t-test, BH (off the UI thread)")
+        f.addRow(self.trends_btn)
+        self.trends_table = QTableWidget(0, 5)
+        self.trends_table.setHorizontalHeaderLabels(["to", "group", "gene", "change", "padj"])
+        self.trends_table.setEditTriggers(QAbstractItemView.EditTrigger.NoEditTriggers)
+        self.trends_table.horizontalHeader().setSectionResizeMode(QHeaderView.ResizeMode.Stretch)
+        self.trends_table.setMaximumHeight(220)
+        f.addRow(self.trends_table)
+        self.body.addWidget(trends)
+        self.trends_result: pd.DataFrame | None = None
+
         self.concept_combo.currentTextChanged.connect(self._on_concept)
         self.mode_combo.currentIndexChanged.connect(self._on_mode)
         self.column_combo.currentTextChanged.connect(self._on_column)
@@ -835,6 +858,7 @@ class InterveneWidget(_CausCellWidget):
         self.shape_target_btn.clicked.connect(self.target_from_shapes)
         self.draw_btn.clicked.connect(self.add_shapes_layer)
         self.run_btn.clicked.connect(self.run)
+        self.trends_btn.clicked.connect(self.run_trends)
         ev = self.viewer.layers.events
         ev.inserted.connect(self._refresh_shapes)
         ev.removed.connect(self._refresh_shapes)
@@ -859,6 +883,7 @@ class InterveneWidget(_CausCellWidget):
                 self.results.addItem(f"{iv.name}  [{iv.selection.n_cells} cells -> {iv.key}]")
         ready = model is not None and model.is_trained
         self.run_btn.setEnabled(ready and not self.busy)
+        self.trends_btn.setEnabled(ready and not self.busy)
         if s is not None and not ready and not self.busy:
             self.status.setText("Train a model (Train widget) or load one first.")
             self.status.setStyleSheet("")
@@ -867,10 +892,14 @@ class InterveneWidget(_CausCellWidget):
         s = self.session
         if s is None or s.model is None or not concept:
             self.target_combo.clear()
+            self.trend_source.clear()
+            self.trend_target.clear()
             self.concept_hint.setText("")
             return
         labels = list(s.model.concept_space.categories[concept])
         _set_items(self.target_combo, labels, default=labels[-1] if labels else None)
+        _set_items(self.trend_source, labels, default=labels[0] if labels else None)
+        _set_items(self.trend_target, [_ALL_OTHERS] + labels, default=_ALL_OTHERS)
         role = ("time / age" if concept == s.guess_column("time")
                 else "locus (spatial domain)" if concept == s.guess_column("domain")
                 else "")
@@ -1037,8 +1066,68 @@ class InterveneWidget(_CausCellWidget):
         self.message(f"Kept {iv.name} ({iv.selection.n_cells} cells) as {where} {iv.key!r}. "
                      "Show it with the Overlay widget.")
 
+    # -- trends --------------------------------------------------------------------------------
+    def run_trends(self) -> None:
+        """``session.age_trends`` for the chosen concept, source and target(s), on a worker."""
+        s = self.session
+        if s is None or s.model is None or not s.model.is_trained:
+            self.message("Train a model (Train widget) or load one first.", error=True)
+            return
+        if self.busy:
+            self.message("Busy: wait for the running job.", error=True)
+            return
+        concept, source = self.concept_combo.currentText(), self.trend_source.currentText()
+        target = self.trend_target.currentText()
+        if not concept or not source or not target:
+            self.message("Choose a concept and the source label.", error=True)
+            return
+        targets = None if target == _ALL_OTHERS else [target]
+        if targets == [source]:
+            self.message("Refused: the target equals the source.", error=True)
+            return
+        self.message(f"Computing trends {concept}: {source} -> {target}...")
+        self._start(self._trends_job, s, concept, source, targets,
+                    sampler=self.sampler.currentText(), steps=self.steps.value(),
+                    seed=self.gen_seed.value(), donor=self.donor.currentText(),
+                    progress=False, returned=self._on_trends)
+
+    @staticmethod
+    def _trends_job(s, concept, source, targets, **kwargs):
+        from napari.utils import progress
+
+        with progress(total=100, desc=f"CausCell: trends from {concept}={source}") as pbar:
+            def report(fraction: float) -> None:
+                done = int(fraction * 100)
+                if done > pbar.n:
+                    pbar.update(done - pbar.n)
+
+            return s.age_trends(source, targets, concept=concept, progress=report, **kwargs)
+
+    def _on_trends(self, df: pd.DataFrame, n_rows: int = 30) -> None:
+        """Show the largest significant changes (or the largest changes if none is)."""
+        self.trends_result = df
+        fixed = {"method", "target", "gene", "n_source", "n_target", "mean_source",
+                 "mean_target", "mean_change", "statistic", "pvalue", "padj", "direction",
+                 "significant"}
+        groups = [c for c in df.columns if c not in fixed]
+        sig = df[df["significant"]]
+        top = (sig if len(sig) else df).reindex(
+            (sig if len(sig) else df)["mean_change"].abs().sort_values(ascending=False).index
+        ).head(n_rows)
+        self.trends_table.setRowCount(len(top))
+        for i, rec in enumerate(top.to_dict("records")):
+            group = " | ".join(str(rec[g]) for g in groups) or "all"
+            cells = [rec["target"], group, rec["gene"], f"{rec['mean_change']:+.3f}",
+                     f"{rec['padj']:.2g}"]
+            for j, text in enumerate(cells):
+                self.trends_table.setItem(i, j, QTableWidgetItem(str(text)))
+        n_sig = int(df["significant"].sum())
+        self.message(f"Trends: {n_sig} significant of {len(df)} tests (|change| >= "
+                     f"min_effect and BH padj < 0.05); stored in uns['causcell_trends'].")
+
     def _set_busy(self, busy: bool) -> None:
         self.run_btn.setEnabled(not busy)
+        self.trends_btn.setEnabled(not busy)
         self.layer_combo.setEnabled(not busy)
 
 

@@ -1,0 +1,69 @@
+"""The Intervene widget's Trends section (tl.age_trends via the session, on a worker thread).
+
+Needs an X server like test_plugin.py (pytest-xvfb or ``xvfb-run -a``); skips otherwise.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import os
+
+import numpy as np
+import pytest
+
+
+def _why_not() -> str | None:
+    for mod in ("napari", "pytestqt", "qtpy"):
+        if importlib.util.find_spec(mod) is None:
+            return f"{mod} is not installed (pip install -e '.[test]')"
+    if os.environ.get("QT_QPA_PLATFORM") == "offscreen":
+        return "the napari tests need an X server (Xvfb), not offscreen Qt"
+    if not os.environ.get("DISPLAY"):
+        return "no X server: install xvfb and pytest-xvfb, or run under xvfb-run -a"
+    return None
+
+
+if _why_not():
+    pytest.skip(_why_not(), allow_module_level=True)
+
+from napari_causcell._napari import InterveneWidget  # noqa: E402
+from napari_causcell._napari._layers import session_for  # noqa: E402
+from napari_causcell._napari._sample import brain_aging_sample  # noqa: E402
+from napari_causcell.session import MODEL_SIZES  # noqa: E402
+
+
+def test_trends_button_runs_age_trends_and_fills_the_table(qtbot, make_napari_viewer):
+    viewer = make_napari_viewer(show=True)
+    data, kwargs, _ = brain_aging_sample(n_cells=600, n_mice_per_age=1)[0]
+    layer = viewer.add_points(data, **kwargs)
+    s = session_for(layer)
+    s.build_model(["age", "domain", "cell_type"], [("age", "cell_type"),
+                                                    ("domain", "cell_type")],
+                  device="cpu", **MODEL_SIZES["tiny (tests, demos)"])
+    w = InterveneWidget(viewer)
+    assert not w.trends_btn.isEnabled()  # untrained
+    s.train(2)
+    s.notify("model")
+    qtbot.waitUntil(lambda: w.trends_btn.isEnabled(), timeout=10_000)
+    w.concept_combo.setCurrentText("age")
+    assert w.trend_source.currentText() == "4wk"
+    # source == target is refused without starting a job
+    w.trend_target.setCurrentText("4wk")
+    w.run_trends()
+    assert not w.busy and "equals the source" in w.status.text()
+    w.trend_target.setCurrentText("90wk")
+    w.steps.setValue(3)
+    w.run_trends()
+    assert w.busy and not w.trends_btn.isEnabled()
+    qtbot.waitUntil(lambda: not w.busy, timeout=120_000)
+    df = w.trends_result
+    assert df is not None and set(df["target"]) == {"90wk"}
+    assert list(df.columns[2:4]) == ["cell_type", "domain"]
+    assert s.adata.uns["causcell_trends"]["params"]["source"] == "4wk"
+    n = w.trends_table.rowCount()
+    assert 0 < n <= 30
+    # the table lists the largest changes first
+    shown = [abs(float(w.trends_table.item(i, 3).text())) for i in range(n)]
+    assert shown == sorted(shown, reverse=True)
+    assert np.isfinite(shown).all()
+    assert "significant" in w.status.text() and w.trends_btn.isEnabled()
