@@ -132,9 +132,9 @@ def test_age_trends_statistics_on_a_known_counterfactual():
     assert _calls(df2[df2["target"] == "24wk"]) == {("A", "T1", "up")}
     # stored: results, params, the counterfactuals (AnnData -> uns['causcell'])
     store = adata.uns["causcell_trends"]
-    assert store["params"]["counterfactuals"] == {"24wk": "causcell_age_24wk",
-                                                  "90wk": "causcell_age_90wk"}
-    assert set(adata.uns["causcell"]) == {"causcell_age_24wk", "causcell_age_90wk"}
+    assert store["params"]["counterfactuals"] == {"24wk": "causcell_trends_age_24wk",
+                                                  "90wk": "causcell_trends_age_90wk"}
+    assert set(adata.uns["causcell"]) == {"causcell_trends_age_24wk", "causcell_trends_age_90wk"}
     pd.testing.assert_frame_equal(store["results"], df2)
     # the paired test ignores noise that a huge noise level turns into no call
     noisy = tl.age_trends(_FakeModel(list("ABCDEF"), noise=20.0), adata, source="4wk",
@@ -245,12 +245,12 @@ def test_age_trends_with_the_model(trained, trends):
     sdata, df = trends
     table = sdata.tables["table"]
     # counterfactual tables written into the SpatialData, result in uns
-    assert {"causcell_age_24wk", "causcell_age_90wk"} <= set(sdata.tables)
+    assert {"causcell_trends_age_24wk", "causcell_trends_age_90wk"} <= set(sdata.tables)
     store = table.uns["causcell_trends"]
     assert store["params"]["source"] == "4wk" and store["params"]["groupby"] == [
         "cell_type", "domain"]
     # mean change per cell type = the mean of the stored paired delta over those cells
-    cf = sdata.tables["causcell_age_90wk"]
+    cf = sdata.tables["causcell_trends_age_90wk"]
     gene = "C4b"
     j = list(cf.var_names).index(gene)
     m = cf.obs["cell_type"].astype(str).to_numpy() == "Oligo"
@@ -276,7 +276,7 @@ def test_trend_plots(trends):
     assert [t.get_text() for t in axes[0].get_xticklabels()] == ["4wk", "24wk", "90wk"]
     # the means written above the boxes: observed 4wk Astro C4b first
     table = sdata.tables["table"]
-    cf = sdata.tables["causcell_age_90wk"]
+    cf = sdata.tables["causcell_trends_age_90wk"]
     x = expression(table, list(cf.var_names)).toarray()[:, list(cf.var_names).index("C4b")]
     m = ((table.obs["age"] == "4wk") & (table.obs["cell_type"] == "Astro")).to_numpy()
     assert axes[0].texts[0].get_text() == f"{x[m].mean():.2f}"
@@ -303,7 +303,10 @@ def test_session_age_trends_and_domains_per_slice(trained, sdata):
 
     s = CausCellSession(sdata)
     s.set_model(trained)
+    iv = s.intervene({"age": "90wk"}, s.select("label", "4wk", column="age"), steps=3)
     df = s.age_trends("4wk", ["90wk"], steps=5, min_cells=5)
+    assert sdata.tables[iv.key] is iv.table  # the trends' counterfactual has its own key
+    assert "causcell_trends_age_90wk" in sdata.tables
     assert list(df.columns[:4]) == ["method", "target", "cell_type", "domain"]
     assert set(df["target"]) == {"90wk"}
     with pytest.raises(DataError, match="equals the source"):

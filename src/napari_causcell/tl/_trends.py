@@ -262,8 +262,8 @@ def age_trends(
         Where the result is stored in the table's ``uns``.
     store_counterfactuals
         Keep each target's counterfactual (as :func:`~napari_causcell.tl.counterfactual`
-        does: table ``causcell_<concept>_<target>`` of a SpatialData, or
-        ``adata.uns['causcell'][...]``); needed by :func:`napari_causcell.pl.age_trends` and
+        does: table ``<key_added>_<concept>_<target>``, e.g. ``causcell_trends_age_90wk``, of a
+        SpatialData, or ``adata.uns['causcell'][...]``); needed by :func:`napari_causcell.pl.age_trends` and
         :func:`napari_causcell.pl.spatial_trend`.
     progress
         Called as ``progress(fraction)`` while generating.
@@ -282,8 +282,8 @@ def age_trends(
 
         Writes ``uns[key_added] = {"results": <that DataFrame>, "params": {...}, "skipped":
         <DataFrame of groups below min_cells>}`` in the table (``params``: concept, source,
-        targets, groupby, test, alpha, min_effect, min_cells, counterfactual keys) and, when ``store_counterfactuals``,
-        one counterfactual per target (see above).
+        targets, groupby, test, alpha, min_effect, min_cells, counterfactual keys) and, when
+        ``store_counterfactuals``, one counterfactual per target (see above).
 
     Raises
     ------
@@ -326,7 +326,7 @@ def age_trends(
             def step(f, t_i=t_i):
                 progress((t_i + f) / len(targets))
         if store_counterfactuals and not (is_spatialdata(data) and n_samples > 1):
-            key = "causcell_" + _slug(f"{concept}_{target}")
+            key = _slug(f"{key_added}_{concept}_{target}")  # not an intervention's key
             cf = _tl_counterfactual(data, model, do, cells=mask, table_key=table_key,
                                     key_added=key, progress=step, **counterfactual_kwargs)
             keys[target] = key
