@@ -56,6 +56,7 @@ def age_trends(
     table_key: str | None = None,
     target: str | None = None,
     n_genes: int = 30,
+    legend: bool = True,
     fig: Any = None,
 ):
     """Observed vs counterfactual expression along age, or a heatmap of changed genes.
@@ -84,6 +85,8 @@ def age_trends(
         Table of a SpatialData.
     target, n_genes
         Heatmap only (see :func:`trend_heatmap`).
+    legend
+        Draw the legend (box plot).
     fig
         Figure to draw into (a new pyplot figure if ``None``).
 
@@ -157,14 +160,17 @@ def age_trends(
                     patch.set_facecolor(color)
                 for median in bp["medians"]:
                     median.set_color("black")
-                top = max(np.percentile(b, 95) for b in boxes)
+                ax.margins(y=0.15)  # room for the means above the whiskers
+                mark = ax.get_xaxis_transform()  # x in data, y in axes fraction
                 for p_, b in zip(pos, boxes):
-                    ax.text(p_, top * 1.05 + 0.05, f"{np.mean(b):.2f}", ha="center",
-                            fontsize=6, rotation=90)
+                    ax.text(p_, 0.985, f"{np.mean(b):.2f}", ha="center", va="top",
+                            fontsize=6, transform=mark)
             ax.set_xticks([i * 3 + 0.5 for i in range(len(ages))], ages, fontsize=8)
             ax.set_title(f"{gene} in {ctype}", fontsize=9)
             if c == 0:
                 ax.set_ylabel("log-normalised")
+    if not legend:
+        return fig
     from matplotlib.patches import Patch
 
     fig.legend(handles=[Patch(color=_OBS_COLOR, label="observed cells of that age"),
