@@ -24,7 +24,7 @@ demo: setup
 	OMP_NUM_THREADS=$(THREADS) $(VENV)/bin/napari-causcell demo --threads $(THREADS) --out causcell_demo
 
 test: setup system-deps
-	OMP_NUM_THREADS=$(THREADS) CAUSCELL_TEST_THREADS=$(THREADS) $(PY) -m pytest -p no:cacheprovider
+	CAUSCELL_REQUIRE_BROWSER=1 OMP_NUM_THREADS=$(THREADS) CAUSCELL_TEST_THREADS=$(THREADS) $(PY) -m pytest -p no:cacheprovider
 
 bench: setup
 	OMP_NUM_THREADS=$(THREADS) $(PY) -m benchmarks.core --threads $(THREADS)

@@ -46,3 +46,13 @@ def test_spatial_expression_and_loss(trained, small_sdata):
     labels = [line.get_label() for line in ax.get_lines()]
     assert "train_recon" in labels and "val_concept" in labels
     assert len(ax.get_lines()[0].get_xdata()) == len(trained.history)
+
+
+def test_overlay_grid_stacks_panels_of_a_wide_tissue():
+    wide = np.c_[np.linspace(0, 6000, 50), np.linspace(0, 1000, 50)]
+    square = np.c_[np.linspace(0, 1000, 50), np.linspace(0, 1000, 50)]
+    rows, cols, (w, h) = pl.overlay_grid(wide, 3)
+    assert (rows, cols) == (3, 1) and w == 14.0 and h > 3 * 1.2
+    rows, cols, (w, h) = pl.overlay_grid(square, 2)
+    assert (rows, cols) == (1, 2) and w > h
+    assert pl.overlay_grid(wide, 1)[:2] == (1, 1)

@@ -522,7 +522,7 @@ class OverlayPanel(_Panel):
             self.message(f"Refused: {err}", error=True)
             return False
         with self._drawing:
-            fig = _new_figure(4.6 * len(ov.values) + 1.2, 4.2)
+            fig = _new_figure(*pl.overlay_grid(self.session.coords, len(ov.values))[2])
             pl.tissue_overlay(ov, self.session.coords, fig=fig, size=self.size)
             self.figure, self.overlay = fig, ov
             self.image.value = figure_png(fig)

@@ -5,12 +5,13 @@ from ._plots import (
     concept_embeddings,
     counterfactual_overlay,
     loss,
+    overlay_grid,
     spatial_expression,
     tissue_overlay,
 )
 from ._trends import age_trends, spatial_trend, trend_heatmap
 
-__all__ = ["concept_embeddings", "counterfactual_overlay", "dag", "loss", "spatial_expression",
-           "tissue_overlay",
+__all__ = ["concept_embeddings", "counterfactual_overlay", "dag", "loss", "overlay_grid",
+           "spatial_expression", "tissue_overlay",
            # brain-aging trends (docs/brain_aging.md)
            "age_trends", "spatial_trend", "trend_heatmap"]

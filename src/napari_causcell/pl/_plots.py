@@ -70,10 +70,12 @@ def counterfactual_overlay(
     count = np.maximum(fact + diff, 0.0)
     vmax = float(np.percentile(np.concatenate([fact, count]), 99)) or 1.0
     dmax = float(np.percentile(np.abs(diff), 99)) or 1.0
-    span = np.ptp(xy, axis=0) + 1e-9
-    aspect = float(np.clip(span[1] / span[0], 0.2, 2.0))
-    fig = fig or plt.figure(figsize=(15, 1.2 + 4.2 * aspect), layout="constrained")
-    axes = fig.subplots(1, 3)
+    rows, cols, figsize = overlay_grid(xy, 3, width=15.0)
+    if rows == 1:
+        span = np.ptp(xy, axis=0) + 1e-9
+        figsize = (15, 1.2 + 4.2 * float(np.clip(span[1] / span[0], 0.2, 2.0)))
+    fig = fig or plt.figure(figsize=figsize, layout="constrained")
+    axes = np.atleast_1d(fig.subplots(rows, cols)).ravel()
     bg = None
     if background is not None:  # grey context cells, cropped to the counterfactual's area
         bg = coordinates(background)
@@ -90,7 +92,7 @@ def counterfactual_overlay(
         if bg is not None:
             ax.scatter(bg[:, 0], bg[:, 1], c="0.85", s=size * 0.5, linewidths=0, rasterized=True)
         sc = _scatter(ax, xy, vals, cmap, lo, hi, size, name)
-        fig.colorbar(sc, ax=ax, shrink=0.8, location="bottom")
+        fig.colorbar(sc, ax=ax, shrink=0.8, location="bottom" if rows == 1 else "right")
     do = cf.uns.get("causcell", {}).get("do")
     if title or do:
         fig.suptitle(title or "do(" + ", ".join(f"{k}={v}" for k, v in do.items()) + ")")
@@ -139,6 +141,18 @@ def concept_embeddings(
     return fig
 
 
+def overlay_grid(coords: np.ndarray, n: int, width: float = 14.0) -> tuple[int, int, tuple]:
+    """Rows, columns and figure size for ``n`` tissue panels: side by side, or stacked when
+    the tissue is more than twice as wide as tall (a strip of sections)."""
+    coords = np.asarray(coords, float)
+    span = np.ptp(coords, axis=0) if len(coords) else np.ones(2)
+    aspect = float(span[0] / span[1]) if span[1] > 0 else 1.0
+    if aspect > 2.0 and n > 1:
+        panel_h = min(4.2, max(1.2, (width - 1.2) / aspect))
+        return n, 1, (width, 0.6 + (panel_h + 0.5) * n)
+    return 1, n, (4.6 * n + 1.2, 4.2)
+
+
 def tissue_overlay(overlay: Any, coords: np.ndarray, *, fig=None, size: float = 4.0,
                    background: str = "0.92"):
     """Draw a session overlay: one tissue panel per entry, one shared colour scale.
@@ -163,11 +177,12 @@ def tissue_overlay(overlay: Any, coords: np.ndarray, *, fig=None, size: float = 
     """
     coords = np.asarray(coords, float)
     n = len(overlay.values)
+    rows, cols, figsize = overlay_grid(coords, n)
     if fig is None:
         import matplotlib.pyplot as plt
 
-        fig = plt.figure(figsize=(4.6 * n + 0.8, 4.2), layout="constrained")
-    axes = np.atleast_1d(fig.subplots(1, n))
+        fig = plt.figure(figsize=figsize, layout="constrained")
+    axes = np.atleast_1d(fig.subplots(rows, cols)).ravel()
     mappable = None
     for i, (ax, values, title) in enumerate(zip(axes, overlay.values, overlay.titles)):
         if overlay.kind == "categorical":
