@@ -1,0 +1,103 @@
+"""The example notebooks run top to bottom (nbclient, ``CAUSCELL_FAST=1``: small data, few
+epochs) in a scratch folder, and a check cell appended to each asserts what they produced."""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import shutil
+from pathlib import Path
+
+import nbformat
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+EXAMPLES = ROOT / "examples"
+
+
+def _runner():
+    spec = importlib.util.spec_from_file_location("run_notebooks",
+                                                  ROOT / "scripts" / "run_notebooks.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def _run_with_check(name: str, tmp_path: Path, check: str, env: dict | None = None) -> dict:
+    """Execute a copy of ``examples/name`` plus a cell that prints a JSON dict; return it."""
+    src = tmp_path / name
+    shutil.copy(EXAMPLES / name, src)
+    nb = nbformat.read(src, as_version=4)
+    nb.cells.append(nbformat.v4.new_code_cell("import json as _json\nprint(_json.dumps("
+                                              + check + "))"))
+    nbformat.write(nb, src)
+    done = _runner().run_notebook(src, timeout=300, env={"CAUSCELL_FAST": "1", **(env or {})})
+    for cell in done.cells:
+        for out in cell.get("outputs", []):
+            assert out.output_type != "error", f"{out.ename}: {out.evalue}"
+    text = "".join(o.get("text", "") for o in done.cells[-1].outputs
+                   if o.output_type == "stream")
+    return json.loads(text.strip().splitlines()[-1])
+
+
+def test_example_notebooks_are_stored_executed_without_errors():
+    """The notebooks in the repository carry outputs (the docs render them as stored)."""
+    for path in sorted(EXAMPLES.glob("*.ipynb")):
+        nb = nbformat.read(path, as_version=4)
+        code = [c for c in nb.cells if c.cell_type == "code"]
+        assert code and all(c.execution_count for c in code), f"{path.name} is not executed"
+        errors = [o for c in code for o in c.outputs if o.output_type == "error"]
+        assert not errors, f"{path.name} stores an error: {errors[0].evalue}"
+
+
+def test_quickstart_notebook(tmp_path):
+    got = _run_with_check("01_quickstart.ipynb", tmp_path, """{
+        "tables": sorted(sdata.tables), "n_cf": cf.n_obs,
+        "cf_ages": sorted(set(cf.obs["age"].astype(str))),
+        "do": cf.uns["causcell"]["do"], "saved": os.path.isdir(path),
+        "loaded_trained": again.is_trained, "tabs": len(panel.tabs.children)}""")
+    assert got["tables"] == ["causcell_age_90wk", "table"]
+    assert got["cf_ages"] == ["90wk"] and got["n_cf"] > 300  # the 4wk cells, moved
+    assert got["do"] == {"age": "90wk"}
+    assert got["saved"] and got["loaded_trained"] and got["tabs"] == 3
+    assert (tmp_path / "quickstart_model").is_dir()
+
+
+def test_brain_aging_notebook(tmp_path):
+    got = _run_with_check("02_brain_aging_workflow.ipynb", tmp_path, """{
+        "mice": int(small.obs["mouse"].nunique()), "all_mice": int(full.obs["mouse"].nunique()),
+        "targets": sorted(set(res["target"])), "n": cf_score.n, "k": cf_score.k,
+        "direct_n": direct_score.n, "direct_k": direct_score.k,
+        "stored": "causcell_trends" in small.uns}""")
+    assert got["mice"] == 6 and got["all_mice"] == 12  # 2 of 4 mice per age kept
+    assert got["targets"] == ["24wk", "90wk"] and got["stored"]
+    assert got["n"] == got["direct_n"] == 15  # every planted trend was tested
+    assert 0 <= got["k"] <= got["n"] and got["direct_k"] >= 3
+
+
+def test_real_data_notebook_falls_back_to_the_built_in_tissue(tmp_path):
+    """Without the STARmap file (no shared/ above the scratch folder) it uses brain_aging."""
+    got = _run_with_check("03_real_spatial_data.ipynb", tmp_path, """{
+        "path": None if PATH is None else str(PATH), "n_cf": cf.n_obs,
+        "source": sorted(set(cf.obs[concept].astype(str))), "do": cf.uns["causcell"]["do"],
+        "corr": float(np.corrcoef(predicted, observed)[0, 1])}""",
+                          env={"CAUSCELL_STARMAP": str(tmp_path / "missing.h5ad")})
+    if got["path"] is not None:
+        pytest.skip("a shared/data/starmap_mpfc.h5ad sits above the scratch folder")
+    assert got["source"] == ["L4/5"] and got["do"] == {"domain": "L4/5"} and got["n_cf"] > 50
+    # the predicted layer change points the way the observed layer difference does
+    assert got["corr"] > 0.2
+
+
+@pytest.mark.realdata
+def test_real_data_notebook_on_starmap(tmp_path):
+    starmap = ROOT.parent / "shared" / "data" / "starmap_mpfc.h5ad"
+    if not starmap.is_file():
+        pytest.skip(f"{starmap} is absent")
+    got = _run_with_check("03_real_spatial_data.ipynb", tmp_path, """{
+        "path": str(PATH), "concepts": model.concepts, "do": cf.uns["causcell"]["do"],
+        "n_cf": cf.n_obs, "corr": float(np.corrcoef(predicted, observed)[0, 1])}""",
+                          env={"CAUSCELL_STARMAP": str(starmap)})
+    assert got["path"] == str(starmap) and got["concepts"] == ["slice", "domain", "celltype"]
+    assert got["do"] == {"domain": "3"} and got["n_cf"] > 300
+    assert got["corr"] > 0.3  # 0.63 with the notebook's full 60 s training
