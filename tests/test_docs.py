@@ -37,7 +37,7 @@ def test_pages_and_notebooks_are_built(site):
 
 def test_api_reference_comes_from_the_docstrings(site):
     html = (site / "generated" / "napari_causcell.tl.counterfactual.html").read_text()
-    assert "Parameters" in html and "layers" in html
+    assert "Parameters" in html and "key_added" in html and "autofunction" not in html
     for name in ["napari_causcell.CausCell", "napari_causcell.tl.suggest_dag",
                  "napari_causcell.tl.age_trends", "napari_causcell.jupyter.CausCellPanel",
                  "napari_causcell.pl.counterfactual_overlay"]:
