@@ -12,7 +12,13 @@ import pytest
 
 pytest.importorskip("ipywidgets")
 
-from napari_causcell.jupyter import CausCellPanel, IntervenePanel, OverlayPanel, TrainPanel
+from napari_causcell.jupyter import (
+    CausCellPanel,
+    IntervenePanel,
+    OverlayPanel,
+    TrainPanel,
+    TrendsPanel,
+)
 from napari_causcell.session import CausCellSession
 
 TIMEOUT = 300
@@ -178,3 +184,80 @@ def test_overlay_needs_an_intervention(sdata, trained):
     p.view.value = "factual"
     assert p.overlay.titles == ["factual"]
     np.testing.assert_allclose(p.overlay.values[0], s.factual_expression(p.gene.value))
+
+
+def test_train_panel_suggests_the_graph():
+    """On 6000 cells the tests recover the true graph (docs/causal_graph.md): ticks filled."""
+    import anndata as ad
+
+    from napari_causcell.datasets import brain_aging
+
+    table = brain_aging(n_cells=6000, n_genes=60, seed=0).tables["table"]
+    adata = ad.AnnData(obs=table.obs[["age", "domain", "cell_type"]].copy(),
+                       obsm={"spatial": table.obsm["spatial"]})
+    panel = TrainPanel(CausCellSession(adata))
+    assert panel.dag_image.layout.display == "none"
+    assert panel.suggest() is True
+    panel.wait(TIMEOUT)
+    assert panel.parents() == {"age": [], "domain": [], "cell_type": ["age", "domain"]}
+    assert panel.undirected_pending() == []
+    assert "Suggested 2 edge(s)" in panel.status_text and "age < domain" in panel.status_text
+    assert "oriented" in panel.undirected_label.value
+    assert panel.dag_image.layout.display is None and _png_array(panel.dag_image.value).size
+    assert not panel.suggest_button.disabled and not panel.train_button.disabled
+
+
+def test_train_panel_lists_undirected_edges_until_decided():
+    """Without tiers two dependent labels stay undirected; ticking one direction settles it."""
+    import anndata as ad
+    import pandas as pd
+
+    rng = np.random.default_rng(0)
+    a = rng.integers(0, 3, 3000)
+    b = np.where(rng.random(3000) < 0.8, a, rng.integers(0, 3, 3000))
+    obs = pd.DataFrame({"colour": a.astype(str), "shape": b.astype(str)}).astype("category")
+    adata = ad.AnnData(obs=obs, obsm={"spatial": rng.random((3000, 2))})
+    panel = TrainPanel(CausCellSession(adata))
+    panel.concepts.value = ("colour", "shape")
+    panel.suggest()
+    panel.wait(TIMEOUT)
+    assert panel.undirected_pending() == [("colour", "shape")]
+    assert "colour &mdash; shape" in panel.undirected_label.value
+    assert "decide the marked edges" in panel.status_text
+    panel.set_parents({"shape": ["colour"]})
+    assert panel.undirected_pending() == [] and "oriented" in panel.undirected_label.value
+    panel.concepts.value = ("colour",)
+    assert panel.suggest() is False and "at least two" in panel.status_text
+
+
+def test_trends_panel(sdata, trained):
+    session = CausCellSession(sdata)
+    session.set_model(trained)
+    panel = TrendsPanel(session, n_rows=5)
+    assert panel.concept.value == "age" and panel.source.options[0] == "4wk"
+    assert panel.target.options[0] == "all other labels"
+    panel.target.value = "4wk"
+    assert panel.run() is False and "equals the source" in panel.status_text
+    panel.target.value = "90wk"
+    panel.steps.value = 5
+    assert panel.run() is True
+    panel.wait(TIMEOUT)
+    res = panel.result
+    assert set(res["target"]) == {"90wk"} and "causcell_trends" in session.adata.uns
+    assert panel.progress.value == 1.0
+    n_sig = int(res["significant"].sum())
+    assert f"{n_sig} significant of {len(res)} tests" in panel.status_text
+    top = session.top_trends(res, 5)
+    assert len(top) == 5 and list(top.columns) == ["target", "group", "gene", "mean_change",
+                                                   "padj"]
+    assert top["mean_change"].abs().is_monotonic_decreasing
+    for gene in top["gene"]:
+        assert gene in panel.table.value
+    if n_sig:
+        assert panel.heatmap.layout.display is None and _png_array(panel.heatmap.value).size
+
+
+def test_trends_panel_needs_a_model(sdata):
+    panel = TrendsPanel(CausCellSession(sdata))
+    assert panel.run_button.disabled and panel.run() is False
+    assert "Refused" in panel.status_text

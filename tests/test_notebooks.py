@@ -59,7 +59,7 @@ def test_quickstart_notebook(tmp_path):
     assert got["tables"] == ["causcell_age_90wk", "table"]
     assert got["cf_ages"] == ["90wk"] and got["n_cf"] > 300  # the 4wk cells, moved
     assert got["do"] == {"age": "90wk"}
-    assert got["saved"] and got["loaded_trained"] and got["tabs"] == 3
+    assert got["saved"] and got["loaded_trained"] and got["tabs"] == 4
     assert (tmp_path / "quickstart_model").is_dir()
 
 

@@ -593,6 +593,45 @@ class CausCellSession:
         except ConceptError as err:
             raise DataError(str(err)) from err
 
+    #: Columns of an age-trends table that are not group columns.
+    TREND_FIELDS = frozenset({"method", "target", "gene", "n_source", "n_target", "mean_source",
+                              "mean_target", "mean_change", "statistic", "pvalue", "padj",
+                              "direction", "significant"})
+
+    @classmethod
+    def top_trends(cls, trends: pd.DataFrame, n: int = 30) -> pd.DataFrame:
+        """The ``n`` largest significant changes of an age-trends table (the largest changes
+        when none is significant), as ``target``, ``group``, ``gene``, ``mean_change``,
+        ``padj`` rows; ``group`` joins the group columns (``"Oligo | Striatum"``)."""
+        groups = [c for c in trends.columns if c not in cls.TREND_FIELDS]
+        sig = trends[trends["significant"]]
+        pool = sig if len(sig) else trends
+        top = pool.reindex(pool["mean_change"].abs().sort_values(ascending=False).index).head(n)
+        group = (top[groups].astype(str).agg(" | ".join, axis=1) if groups
+                 else pd.Series("all", index=top.index))
+        return pd.DataFrame({"target": top["target"].astype(str), "group": group,
+                             "gene": top["gene"].astype(str), "mean_change": top["mean_change"],
+                             "padj": top["padj"]}).reset_index(drop=True)
+
+    @staticmethod
+    def trends_message(trends: pd.DataFrame, key: str = "causcell_trends") -> str:
+        """One line on an age-trends result for a status bar."""
+        n_sig = int(trends["significant"].sum())
+        return (f"Trends: {n_sig} significant of {len(trends)} tests (|change| >= min_effect "
+                f"and BH padj < 0.05); stored in uns[{key!r}].")
+
+    @staticmethod
+    def suggestion_message(suggestion: tl.DagSuggestion) -> str:
+        """One line on a suggested graph: edges, test, priors, and what is left to decide."""
+        tiers = suggestion.priors.get("tiers") or {}
+        order = " < ".join(
+            ", ".join(c for c, t in tiers.items() if t == k) for k in sorted(set(tiers.values())))
+        prior = f"; tiers {order}" if order else "; no priors"
+        done = ("the graph is complete" if not suggestion.undirected
+                else "decide the marked edges")
+        return (f"Suggested {len(suggestion.edges)} edge(s) ({suggestion.method.upper()}, "
+                f"alpha {suggestion.alpha}{prior}); {done}.")
+
     # -- values per cell -----------------------------------------------------------------------
     @property
     def genes(self) -> list[str]:

@@ -574,13 +574,7 @@ class TrainWidget(_CausCellWidget):
         self.dag_plot.show_graph(suggestion)
         self.dag_plot.setVisible(True)
         self._show_undirected()
-        tiers = suggestion.priors.get("tiers") or {}
-        order = " < ".join(
-            ", ".join(c for c, t in tiers.items() if t == k) for k in sorted(set(tiers.values())))
-        prior = f"; tiers {order}" if order else "; no priors"
-        done = "the graph is complete" if not undirected else "decide the marked edges"
-        self.message(f"Suggested {len(suggestion.edges)} edge(s) ({suggestion.method.upper()}, "
-                     f"alpha {suggestion.alpha}{prior}); {done}.")
+        self.message(s.suggestion_message(suggestion))
 
     def _mark_undirected(self) -> None:
         """Colour both grid cells of every suggested undirected edge, with a tooltip."""
@@ -1106,24 +1100,14 @@ class InterveneWidget(_CausCellWidget):
     def _on_trends(self, df: pd.DataFrame, n_rows: int = 30) -> None:
         """Show the largest significant changes (or the largest changes if none is)."""
         self.trends_result = df
-        fixed = {"method", "target", "gene", "n_source", "n_target", "mean_source",
-                 "mean_target", "mean_change", "statistic", "pvalue", "padj", "direction",
-                 "significant"}
-        groups = [c for c in df.columns if c not in fixed]
-        sig = df[df["significant"]]
-        top = (sig if len(sig) else df).reindex(
-            (sig if len(sig) else df)["mean_change"].abs().sort_values(ascending=False).index
-        ).head(n_rows)
+        top = self.session.top_trends(df, n_rows)
         self.trends_table.setRowCount(len(top))
         for i, rec in enumerate(top.to_dict("records")):
-            group = " | ".join(str(rec[g]) for g in groups) or "all"
-            cells = [rec["target"], group, rec["gene"], f"{rec['mean_change']:+.3f}",
+            cells = [rec["target"], rec["group"], rec["gene"], f"{rec['mean_change']:+.3f}",
                      f"{rec['padj']:.2g}"]
             for j, text in enumerate(cells):
                 self.trends_table.setItem(i, j, QTableWidgetItem(str(text)))
-        n_sig = int(df["significant"].sum())
-        self.message(f"Trends: {n_sig} significant of {len(df)} tests (|change| >= "
-                     f"min_effect and BH padj < 0.05); stored in uns['causcell_trends'].")
+        self.message(self.session.trends_message(df))
 
     def _set_busy(self, busy: bool) -> None:
         self.run_btn.setEnabled(not busy)

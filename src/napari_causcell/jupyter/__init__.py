@@ -1,7 +1,7 @@
 """Jupyter front end: ipywidgets panels over the same session API as the napari plugin.
 
 >>> from napari_causcell.jupyter import CausCellPanel
->>> panel = CausCellPanel(sdata)  # train, intervene and overlay tabs
+>>> panel = CausCellPanel(sdata)  # train, intervene, overlay and trends tabs
 >>> panel                         # displays in JupyterLab / Notebook / VS Code
 
 The panels only collect inputs, call :class:`~napari_causcell.session.CausCellSession` and
@@ -17,6 +17,6 @@ except ImportError as err:  # pragma: no cover - depends on the environment
         "The Jupyter panels need ipywidgets: pip install 'napari-causcell[jupyter]'"
     ) from err
 
-from ._panels import CausCellPanel, IntervenePanel, OverlayPanel, TrainPanel
+from ._panels import CausCellPanel, IntervenePanel, OverlayPanel, TrainPanel, TrendsPanel
 
-__all__ = ["CausCellPanel", "IntervenePanel", "OverlayPanel", "TrainPanel"]
+__all__ = ["CausCellPanel", "IntervenePanel", "OverlayPanel", "TrainPanel", "TrendsPanel"]

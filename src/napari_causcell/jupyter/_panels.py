@@ -141,6 +141,16 @@ class TrainPanel(_Panel):
         )
         self.parents_box = widgets.VBox()
         self._ticks: dict[tuple[str, str], widgets.Checkbox] = {}
+        self.suggest_button = widgets.Button(
+            description="Suggest graph", icon="lightbulb-o",
+            tooltip="Propose the parents from the labels (conditional-independence tests, "
+                    "tl.suggest_dag); you decide what the tests cannot orient")
+        self.suggest_button.add_class("causcell-suggest")
+        self.undirected_label = widgets.HTML()
+        self.dag_image = widgets.Image(format="png", layout=widgets.Layout(width="360px",
+                                                                           display="none"))
+        self.dag_image.add_class("causcell-dag")
+        self.suggestion: Any = None
         self.epochs = widgets.BoundedIntText(value=60, min=1, max=100_000, description="Epochs")
         self.seed = widgets.IntText(value=0, description="Seed")
         self.size = widgets.Dropdown(options=list(MODEL_SIZES), value="default",
@@ -159,6 +169,7 @@ class TrainPanel(_Panel):
         self.load_button = widgets.Button(description="Load", icon="folder-open")
 
         self.concepts.observe(lambda _: self._rebuild_parents(), "value")
+        self.suggest_button.on_click(lambda _: self.suggest())
         self.train_button.on_click(lambda _: self.train())
         self.stop_button.on_click(lambda _: self.stop())
         self.save_button.on_click(lambda _: self.save())
@@ -169,6 +180,7 @@ class TrainPanel(_Panel):
         self.children = [
             widgets.HTML("<b>Concepts</b> (obs columns) and their causal parents"),
             self.concepts, self.parents_box,
+            widgets.HBox([self.suggest_button, self.undirected_label]), self.dag_image,
             widgets.HBox([self.epochs, self.seed]), widgets.HBox([self.size, self.max_time]),
             widgets.HBox([self.train_button, self.stop_button, self.progress]),
             self.status, self.loss_image,
@@ -188,6 +200,7 @@ class TrainPanel(_Panel):
                     continue
                 cb = widgets.Checkbox(value=old.get((parent, child), False), description=parent,
                                       indent=False, layout=widgets.Layout(width="auto"))
+                cb.observe(lambda _: self._show_undirected(), "value")
                 self._ticks[(parent, child)] = cb
                 boxes.append(cb)
             label = widgets.HTML(f"{html.escape(child)} &larr;",
@@ -210,6 +223,58 @@ class TrainPanel(_Panel):
 
     def edges(self) -> list[tuple[str, str]]:
         return CausCellSession.edges_from_parents(self.parents())
+
+    # -- causal graph assistant ----------------------------------------------------------------
+    def suggest(self) -> bool:
+        """Propose parents from the labels on a background thread and tick them.
+
+        Undirected edges (the tests cannot orient them) are listed for the user to decide;
+        the suggested graph is drawn with :func:`napari_causcell.pl.dag`.
+        """
+        concepts = list(self.concepts.value)
+        if len(concepts) < 2:
+            self.message("Choose at least two concepts to suggest a graph.", error=True)
+            return False
+        self.message(f"Suggesting a graph over {concepts} from the labels...")
+        started = self._start(lambda: self.session.suggest_dag(concepts), self._on_suggested)
+        if started:
+            self.suggest_button.disabled = self.train_button.disabled = True
+        return started
+
+    def _on_suggested(self, suggestion: Any) -> None:
+        if list(suggestion.concepts) != list(self.concepts.value):
+            self.message("The concepts changed while suggesting; suggest again.", error=True)
+            return
+        parents, _ = CausCellSession.suggestion_ticks(suggestion)
+        self.suggestion = suggestion
+        self.set_parents(parents)
+        fig = _new_figure(4.0, 3.0)
+        pl.dag(suggestion, ax=fig.subplots(), title="")
+        self.dag_image.value = figure_png(fig)
+        self.dag_image.layout.display = None
+        self._show_undirected()
+        self.message(CausCellSession.suggestion_message(suggestion))
+
+    def undirected_pending(self) -> list[tuple[str, str]]:
+        """Suggested undirected edges for which neither direction is ticked yet."""
+        if self.suggestion is None:
+            return []
+        parents = self.parents()
+        return [(a, b) for a, b in self.suggestion.undirected
+                if a in parents and b in parents
+                and a not in parents[b] and b not in parents[a]]
+
+    def _show_undirected(self) -> None:
+        if self.suggestion is None:
+            self.undirected_label.value = ""
+            return
+        pending = self.undirected_pending()
+        text = ("Undirected, tick one direction (or neither): "
+                + ", ".join(f"{a} &mdash; {b}" for a, b in map(
+                    lambda e: (html.escape(e[0]), html.escape(e[1])), pending))
+                if pending else "Every suggested edge is oriented.")
+        colour = "#8a5a00" if pending else "#1b5e20"
+        self.undirected_label.value = f"<span style='color:{colour}'>{text}</span>"
 
     # -- training ------------------------------------------------------------------------------
     def train(self) -> bool:
@@ -272,6 +337,7 @@ class TrainPanel(_Panel):
 
     def _job_finished(self) -> None:
         self.train_button.disabled, self.stop_button.disabled = False, True
+        self.suggest_button.disabled = False
 
     def draw_loss(self) -> None:
         """Redraw the loss curves of the session's model."""
@@ -530,8 +596,126 @@ class OverlayPanel(_Panel):
         return True
 
 
+ALL_OTHERS = "all other labels"
+
+
+class TrendsPanel(_Panel):
+    """Expression trends along a concept (age) from counterfactuals (``tl.age_trends``).
+
+    The cells at the source label are moved to each target label; per target, group (cell
+    type, domain) and gene the paired changes are tested. Shows the largest significant
+    changes as a table and a heatmap (:func:`napari_causcell.pl.trend_heatmap`).
+
+    Parameters
+    ----------
+    session
+        The session; its model must be trained before :meth:`run`.
+    n_rows
+        Rows of the top-changes table.
+    """
+
+    def __init__(self, session: CausCellSession, n_rows: int = 15) -> None:
+        super().__init__(session)
+        self.n_rows = n_rows
+        self.result = None
+        self.concept = widgets.Dropdown(description="Concept")
+        self.source = widgets.Dropdown(description="From cells at",
+                                       style={"description_width": "initial"})
+        self.target = widgets.Dropdown(description="To")
+        self.steps = widgets.BoundedIntText(value=DEFAULT_STEPS, min=1, max=1000,
+                                            description="Steps")
+        self.seed = widgets.IntText(value=0, description="Seed")
+        self.run_button = widgets.Button(description="Run trends", button_style="primary",
+                                         icon="line-chart")
+        self.run_button.add_class("causcell-trends")
+        self.progress = widgets.FloatProgress(value=0.0, min=0.0, max=1.0,
+                                              description="Trends")
+        self.table = widgets.HTML()
+        self.heatmap = widgets.Image(format="png", layout=widgets.Layout(width="640px",
+                                                                         display="none"))
+        self.heatmap.add_class("causcell-trends-heatmap")
+        self.concept.observe(lambda _: self._fill_labels(), "value")
+        self.run_button.on_click(lambda _: self.run())
+        session.subscribe(self._on_session)
+        self.refresh()
+        self.children = [
+            widgets.HBox([self.concept, self.source, self.target]),
+            widgets.HBox([self.steps, self.seed]),
+            widgets.HBox([self.run_button, self.progress]), self.status,
+            widgets.HBox([self.table, self.heatmap]),
+        ]
+
+    def _on_session(self, what: str) -> None:
+        if what in ("model", "training"):
+            self.refresh()
+
+    def refresh(self) -> None:
+        """Re-read the model's concepts, time-like first."""
+        model = self.session.model
+        concepts = list(model.concepts) if model is not None else []
+        time_col = self.session.guess_column("time")
+        set_options(self.concept, dict.fromkeys([c for c in [time_col] if c in concepts]
+                                                + concepts))
+        self._fill_labels()
+        self.run_button.disabled = model is None
+
+    def _fill_labels(self) -> None:
+        model, concept = self.session.model, self.concept.value
+        labels = ([str(c) for c in model.concept_space.categories[concept]]
+                  if model is not None and concept else [])
+        set_options(self.source, labels)
+        set_options(self.target, [ALL_OTHERS, *labels] if labels else [])
+
+    def run(self) -> bool:
+        """Compute the trends on a background thread; returns whether it started."""
+        s = self.session
+        try:
+            s.require_model()
+            concept, source, target = self.concept.value, self.source.value, self.target.value
+            if not concept or source is None or target is None:
+                raise DataError("Choose a concept and the source label.")
+            if target == source:
+                raise DataError("The target equals the source.")
+        except USER_ERRORS as err:
+            self.message(f"Refused: {err}", error=True)
+            return False
+        targets = None if target == ALL_OTHERS else [target]
+        kwargs = dict(steps=int(self.steps.value), seed=int(self.seed.value))
+        self.progress.value = 0.0
+
+        def report(fraction: float) -> None:
+            self.progress.value = float(fraction)
+
+        def job():
+            return s.age_trends(source, targets, concept=concept, progress=report, **kwargs)
+
+        self.message(f"Computing trends {concept}: {source} -> {target}...")
+        if not self._start(job, self._on_result):
+            return False
+        self.run_button.disabled = True
+        return True
+
+    def _on_result(self, result) -> None:
+        self.result = result
+        self.progress.value = 1.0
+        top = self.session.top_trends(result, self.n_rows)
+        self.table.value = top.to_html(index=False, float_format=lambda v: f"{v:+.3g}",
+                                       classes="causcell-trends-table", border=0)
+        try:
+            fig = pl.trend_heatmap(result, fig=_new_figure(7.0, 5.0))
+        except DataError:  # nothing significant to draw
+            self.heatmap.layout.display = "none"
+        else:
+            self.heatmap.value = figure_png(fig)
+            self.heatmap.layout.display = None
+        self.message(self.session.trends_message(result))
+
+    def _job_finished(self) -> None:
+        self.run_button.disabled = self.session.model is None
+
+
 class CausCellPanel(widgets.VBox):
-    """Train, Intervene and Overlay tabs over one dataset (a SpatialData or an AnnData).
+    """Train, Intervene, Overlay and Trends tabs over one dataset (SpatialData or AnnData).
 
     Parameters
     ----------
@@ -544,7 +728,7 @@ class CausCellPanel(widgets.VBox):
 
     Attributes
     ----------
-    session, train_panel, intervene_panel, overlay_panel, tabs
+    session, train_panel, intervene_panel, overlay_panel, trends_panel, tabs
     """
 
     def __init__(self, data: Any, table_key: str | None = None, model: Any = None) -> None:
@@ -555,9 +739,10 @@ class CausCellPanel(widgets.VBox):
         self.train_panel = TrainPanel(self.session)
         self.overlay_panel = OverlayPanel(self.session)
         self.intervene_panel = IntervenePanel(self.session, on_result=self._show_result)
+        self.trends_panel = TrendsPanel(self.session)
         self.tabs = widgets.Tab(children=[self.train_panel, self.intervene_panel,
-                                          self.overlay_panel])
-        for i, title in enumerate(["Train", "Intervene", "Overlay"]):
+                                          self.overlay_panel, self.trends_panel])
+        for i, title in enumerate(["Train", "Intervene", "Overlay", "Trends"]):
             self.tabs.set_title(i, title)
         if model is not None and model.is_trained:
             self.tabs.selected_index = 1
@@ -573,5 +758,6 @@ class CausCellPanel(widgets.VBox):
 
     def wait(self, timeout: float | None = None) -> None:
         """Wait for every panel's running job (for scripts and tests)."""
-        for panel in (self.train_panel, self.intervene_panel, self.overlay_panel):
+        for panel in (self.train_panel, self.intervene_panel, self.overlay_panel,
+                      self.trends_panel):
             panel.wait(timeout)
