@@ -6,7 +6,7 @@ PY := $(VENV)/bin/python
 PIP := $(PY) -m pip --disable-pip-version-check -q
 THREADS ?= 1
 
-.PHONY: setup system-deps demo test bench clean
+.PHONY: setup system-deps demo test bench docs notebooks clean
 
 $(VENV)/.installed: pyproject.toml constraints.txt
 	@command -v $(PYTHON) >/dev/null || { echo "need $(PYTHON)"; exit 1; }
@@ -29,5 +29,11 @@ test: setup system-deps
 bench: setup
 	OMP_NUM_THREADS=$(THREADS) $(PY) -m benchmarks.core --threads $(THREADS)
 
+docs: setup
+	$(PY) -m sphinx -W --keep-going -b html docs docs/_build/html
+
+notebooks: setup
+	OMP_NUM_THREADS=$(THREADS) $(PY) scripts/run_notebooks.py --write
+
 clean:
-	rm -rf $(VENV) causcell_demo .pytest_cache
+	rm -rf $(VENV) causcell_demo .pytest_cache docs/_build docs/generated docs/notebooks
