@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import copy
 import json
 import threading
@@ -21,6 +22,7 @@ from ._constants import DEFAULT_STEPS
 from ._utils import make_generator, pick_device
 from ._version import __version__
 from .data import adjacency, descendants, expression, resolve_table, select_genes, validate_dag
+from .data.stream import ExpressionSource
 from .data.concepts import ConceptError, ConceptSpace
 from .data.preprocess import DataError
 from .model import CausCellModule, LossWeights, ModuleConfig
@@ -28,6 +30,7 @@ from .model import CausCellModule, LossWeights, ModuleConfig
 WEIGHTS_FILE = "model.pt"
 META_FILE = "causcell.json"
 DONOR_BANK = 256  # exogenous tokens kept per label for random-donor interventions
+DENSE_CACHE_VALUES = 50_000_000  # in-memory data up to this size are held densely in training
 
 
 class ModelFileError(RuntimeError):
@@ -171,6 +174,7 @@ class CausCell:
         weights: LossWeights | Mapping[str, float] | None = None,
         callbacks: Sequence[Callable[[TrainProgress], Any]] | Callable | None = None,
         progress_bar: bool = False,
+        precision: str = "32",
     ) -> list[dict[str, float]]:
         """Train on the data given at construction; returns the per-epoch history.
 
@@ -191,11 +195,28 @@ class CausCell:
             Callables receiving a :class:`TrainProgress` after every epoch; returning ``False``
             or calling ``progress.stop()`` ends training. :meth:`request_stop` does the same
             from another thread.
+        precision
+            ``"32"`` (default) or ``"bf16"``: bfloat16 autocast of the forward passes on CUDA
+            (ignored elsewhere).
+
+        Notes
+        -----
+        Minibatches are read from the data's matrix as it is (CSR, dense, a backed ``.h5ad``
+        or a dask array) and densified and normalised per batch, so the whole matrix is never
+        densified; small in-memory data (up to 50 M values) are held densely for speed.
+
+        When a ``torch.distributed`` process group with several processes is initialised
+        (``torchrun``, or ``napari-causcell train --devices N``), training is data-parallel
+        with :class:`~torch.nn.parallel.DistributedDataParallel`: every process reads its
+        share of each global batch of ``batch_size`` cells, so the steps per epoch and the
+        optimisation match single-process training.
         """
         w = weights if isinstance(weights, LossWeights) else LossWeights(**dict(weights or {}))
         callbacks = [callbacks] if callable(callbacks) else list(callbacks or [])
+        autocast = _autocast(self.device, precision)
+        rank, world = _dist_rank_world()
         adata = self._adata
-        x_all = self._expression(adata)
+        source = ExpressionSource(adata, self.genes, self.layer, self.log_normalized)
         y_all = self.concept_space.encode(adata.obs)
         n = adata.n_obs
         rng = np.random.default_rng(self.seed)
@@ -204,41 +225,80 @@ class CausCell:
         val_idx, train_idx = np.sort(perm[:n_val]), np.sort(perm[n_val:])
         if len(train_idx) == 0:
             raise DataError("No cells left for training.")
-        self._set_data_stats(x_all[train_idx], y_all[train_idx])
-        small = n * len(self.genes) <= 50_000_000
-        x_dense = self._dense(x_all, slice(None)) if small else None
+        if len(train_idx) < 2 * world:
+            raise DataError(f"{len(train_idx)} training cells cannot be split over {world} "
+                            "processes.")
+        # one pass over the data in chunks (each process its share): checks every value and
+        # finds the clipping bound without holding the whole matrix
+        top = source.max(train_idx[rank::world])
+        if n_val:
+            source.max(val_idx[rank::world])  # validation cells are checked as well
+        if world > 1:
+            top = _all_reduce(top, "max", self.device)
+        self._set_data_stats(top, y_all[train_idx])
+        cache = not source.backed and n * len(self.genes) <= DENSE_CACHE_VALUES
+        x_dense = None
+        if cache:  # small in-memory data: one dense copy on the device, filled chunk-wise
+            x_dense = torch.empty((n, len(self.genes)), dtype=torch.float32, device=self.device)
+            for rows, block in source.chunks(check=False):
+                x_dense[torch.from_numpy(rows).to(self.device)] = torch.from_numpy(block).to(
+                    self.device)
         y_t = torch.from_numpy(y_all).to(self.device)
+        pin = self.device.type == "cuda"
 
         def batch(rows: np.ndarray) -> tuple[torch.Tensor, torch.Tensor]:
-            xb = x_dense[torch.from_numpy(rows).to(self.device)] if small else self._dense(x_all, rows)
-            return xb, y_t[torch.from_numpy(rows).to(self.device)]
+            r = torch.from_numpy(rows).to(self.device)
+            if cache:
+                return x_dense[r], y_t[r]
+            xb = torch.from_numpy(source.rows(rows, check=False))
+            if pin:  # page-locked host memory: asynchronous copy to the GPU
+                xb = xb.pin_memory()
+            return xb.to(self.device, non_blocking=pin), y_t[r]
 
         mod = self.module
+        step_fn: torch.nn.Module = _TrainStep(mod)
+        if world > 1:
+            from torch.nn.parallel import DistributedDataParallel
+
+            ids = [self.device.index] if self.device.type == "cuda" else None
+            # the adversaries' update uses only their own parameters: find_unused_parameters
+            step_fn = DistributedDataParallel(step_fn, device_ids=ids,
+                                              find_unused_parameters=True)
         opt = torch.optim.AdamW(mod.main_parameters(), lr=lr, weight_decay=weight_decay)
         adv_opt = torch.optim.AdamW(mod.adversaries.parameters(), lr=lr, weight_decay=weight_decay)
-        torch.manual_seed(self.seed)
+        torch.manual_seed(self.seed + 1000 * rank)  # each process its own noise
         order_gen = np.random.default_rng(self.seed + 1)
         self._stop.clear()
         best, best_state, bad_epochs = np.inf, None, 0
         start, step = time.perf_counter(), self.train_params.get("steps", 0)
         epoch0 = len(self.history)
-        bar = _progress_bar(max_epochs) if progress_bar else None
+        bar = _progress_bar(max_epochs) if progress_bar and rank == 0 else None
         stop_reason = "max_epochs"
+
+        def should_stop() -> bool:
+            flag = self._stop.is_set() or bool(max_time and time.perf_counter() - start > max_time)
+            if world > 1:  # every process stops at the same step
+                flag = bool(_all_reduce(float(flag), "max", self.device))
+            return flag
+
         for epoch in range(epoch0, epoch0 + max_epochs):
             mod.train()
             sums: dict[str, float] = {}
-            order = order_gen.permutation(train_idx)
+            order = order_gen.permutation(train_idx)  # the same order in every process
             n_batches = 0
             for i in range(0, len(order), batch_size):
                 rows = order[i : i + batch_size]
-                if len(rows) < 2:
+                if len(rows) < 2 * world:
                     continue
+                rows = rows[rank::world]  # this process's share of the global batch
                 xb, yb = batch(rows)
-                total, parts, eps = mod.loss(xb, yb, w)
+                with autocast:
+                    total, parts, eps = step_fn(xb, yb, w)
                 opt.zero_grad(set_to_none=True)
                 total.backward()
                 opt.step()
-                adv = mod.adversary_loss(eps, yb)
+                with autocast:
+                    adv = step_fn(xb, yb, w, eps=eps)
                 adv_opt.zero_grad(set_to_none=True)
                 adv.backward()
                 adv_opt.step()
@@ -246,10 +306,14 @@ class CausCell:
                 n_batches += 1
                 for k, v in {**parts, "adversary": adv, "total": total}.items():
                     sums[k] = sums.get(k, 0.0) + float(v.detach())
-                if self._stop.is_set() or (max_time and time.perf_counter() - start > max_time):
+                if should_stop():
                     break
             losses = {k: v / max(n_batches, 1) for k, v in sums.items()}
-            val = self._evaluate(batch, val_idx, w) if n_val else {}
+            if world > 1 and losses:
+                keys = sorted(losses)
+                avg = _all_reduce([losses[k] for k in keys], "sum", self.device)
+                losses = {k: v / world for k, v in zip(keys, avg)}
+            val = self._evaluate(batch, val_idx, w, rank, world) if n_val else {}
             record = {"epoch": epoch + 1, "step": step, "time": time.perf_counter() - start}
             record.update({f"train_{k}": v for k, v in losses.items()})
             record.update({f"val_{k}": v for k, v in val.items()})
@@ -270,10 +334,15 @@ class CausCell:
             if bar is not None:
                 bar.update(1)
                 bar.set_postfix(loss=f"{losses.get('total', 0):.3f}", val=f"{monitor:.3f}")
-            if self._stop.is_set():
+            cancelled = self._stop.is_set()
+            timed_out = bool(max_time and time.perf_counter() - start > max_time)
+            if world > 1:  # every process leaves the loop after the same epoch
+                cancelled, timed_out = (bool(v) for v in _all_reduce(
+                    [float(cancelled), float(timed_out)], "max", self.device))
+            if cancelled:
                 stop_reason = "cancelled"
                 break
-            if max_time and time.perf_counter() - start > max_time:
+            if timed_out:
                 stop_reason = "max_time"
                 break
             if early_stopping and n_val and bad_epochs >= patience:
@@ -289,55 +358,76 @@ class CausCell:
             "weight_decay": weight_decay, "validation_fraction": validation_fraction,
             "patience": patience, "weights": w.__dict__, "steps": step,
             "stop_reason": stop_reason, "n_train": len(train_idx), "n_val": n_val,
-            "best_val_loss": float(best),
+            "best_val_loss": float(best), "processes": world, "precision": precision,
         }
         self._val_index = adata.obs_names[val_idx]
-        self._build_donors(x_all[train_idx], y_all[train_idx])
+        self._build_donors(source, train_idx, y_all[train_idx])
         self.is_trained = True
         self._stop.clear()
         return self.history
 
-    def _set_data_stats(self, x: sparse.csr_matrix, y: np.ndarray) -> None:
+    def _set_data_stats(self, top: float, y: np.ndarray) -> None:
         mod = self.module
-        mod.clip_max.fill_(float(x.max()) * 1.2 if x.nnz else 1.0)
+        mod.clip_max.fill_(float(top) * 1.2 if top > 0 else 1.0)
         priors = [np.bincount(y[:, k], minlength=c) / len(y)
                   for k, c in enumerate(mod.config.n_classes)]
         mod.label_prior.copy_(torch.from_numpy(np.concatenate(priors).astype(np.float32)))
 
     @torch.no_grad()
-    def _evaluate(self, batch, idx: np.ndarray, w: LossWeights) -> dict[str, float]:
+    def _evaluate(self, batch, idx: np.ndarray, w: LossWeights, rank: int = 0,
+                  world: int = 1) -> dict[str, float]:
         mod = self.module
         mod.eval()
         sums: dict[str, float] = {}
         correct = np.zeros(mod.n_concepts)
+        mine = idx[rank::world]  # each process scores its share; the sums are added up
         with torch.random.fork_rng(devices=[]):
             torch.manual_seed(self.seed + 7)  # same noise every epoch: comparable val losses
-            for i in range(0, len(idx), 512):
-                xb, yb = batch(idx[i : i + 512])
+            for i in range(0, len(mine), 512):
+                xb, yb = batch(mine[i : i + 512])
                 _, parts, eps = mod.loss(xb, yb, w)
                 for k, v in parts.items():
                     sums[k] = sums.get(k, 0.0) + float(v) * len(xb)
                 logits = mod.classify(eps)
                 correct += [float((lg.argmax(-1) == yb[:, k]).sum()) for k, lg in enumerate(logits)]
+        keys = ["recon", "concept", "confusion", "kl"]
+        if world > 1:
+            total = _all_reduce([sums.get(k, 0.0) for k in keys] + list(correct), "sum",
+                                self.device)
+            sums = dict(zip(keys, total[: len(keys)]))
+            correct = np.asarray(total[len(keys):])
         out = {k: v / len(idx) for k, v in sums.items()}
         out.update({f"acc_{c}": float(a / len(idx)) for c, a in zip(self.concepts, correct)})
         return out
 
     @torch.no_grad()
-    def _build_donors(self, x: sparse.csr_matrix, y: np.ndarray) -> None:
-        """Bank of exogenous and endogenous tokens per label, for interventions."""
+    def _build_donors(self, source: ExpressionSource, cells: np.ndarray, y: np.ndarray) -> None:
+        """Bank of exogenous and endogenous tokens per label, for interventions.
+
+        ``cells`` are the training cells (rows of ``source``), ``y`` their codes. Only the
+        cells kept in the bank (at most ``DONOR_BANK`` per label) are read and encoded.
+        """
         rng = np.random.default_rng(self.seed + 2)
-        eps = self.module.anchor(self._encode_matrix(x), torch.from_numpy(y).to(self.device))
-        z = self.module.tokens(eps)
-        self._donors = {}
+        chosen: dict[str, np.ndarray] = {}
         for k, name in enumerate(self.concepts):
             for code, label in enumerate(self.concept_space.categories[name]):
                 rows = np.flatnonzero(y[:, k] == code)
                 if len(rows) > DONOR_BANK:
                     rows = np.sort(rng.choice(rows, DONOR_BANK, replace=False))
-                self._donors[f"{name}={label}"] = {
-                    "eps": eps[rows, k].cpu(), "z": z[rows, k].cpu()
-                }
+                chosen[f"{name}={label}"] = rows
+        union = np.unique(np.concatenate([np.zeros(0, np.int64), *chosen.values()]))
+        self.module.eval()
+        parts = [self.module.encode(torch.from_numpy(block).to(self.device))[0]
+                 for _, block in source.chunks(cells[union], 2048, check=False)]
+        resid = torch.cat(parts) if parts else torch.zeros(
+            (0, self.module.n_tokens, self.module.config.token_dim), device=self.device)
+        eps = self.module.anchor(resid, torch.from_numpy(y[union]).to(self.device))
+        z = self.module.tokens(eps)
+        self._donors = {}
+        for key, rows in chosen.items():
+            k = self.concepts.index(key.split("=", 1)[0])
+            pos = torch.from_numpy(np.searchsorted(union, rows)).to(self.device)
+            self._donors[key] = {"eps": eps[pos, k].cpu(), "z": z[pos, k].cpu()}
 
     # -- inference ---------------------------------------------------------------------------
     @torch.no_grad()
@@ -633,6 +723,48 @@ class CausCell:
             self._adata = self._table(data)
             self._expression(self._adata)  # genes mismatch fails here, not later
         return self
+
+
+class _TrainStep(torch.nn.Module):
+    """The module's two losses behind ``forward``, so DistributedDataParallel can wrap them.
+
+    ``forward(x, y, w)`` is the main loss ``(total, parts, eps)``; with ``eps`` given, the
+    adversaries' loss on those (detached) tokens.
+    """
+
+    def __init__(self, module: CausCellModule) -> None:
+        super().__init__()
+        self.module = module
+
+    def forward(self, x, y, w, eps=None):
+        if eps is None:
+            return self.module.loss(x, y, w)
+        return self.module.adversary_loss(eps, y)
+
+
+def _dist_rank_world() -> tuple[int, int]:
+    """``(rank, world size)`` of an initialised process group, else ``(0, 1)``."""
+    dist = torch.distributed
+    if dist.is_available() and dist.is_initialized():
+        return dist.get_rank(), dist.get_world_size()
+    return 0, 1
+
+
+def _all_reduce(value, op: str, device: torch.device):
+    """Sum or max of a float (or list of floats) over all processes."""
+    dist = torch.distributed
+    dev = device if dist.get_backend() == "nccl" else torch.device("cpu")
+    t = torch.tensor(value, dtype=torch.float64, device=dev)
+    dist.all_reduce(t, op=dist.ReduceOp.MAX if op == "max" else dist.ReduceOp.SUM)
+    return t.tolist()
+
+
+def _autocast(device: torch.device, precision: str):
+    if precision not in ("32", "bf16"):
+        raise ValueError(f"precision must be '32' or 'bf16', got {precision!r}")
+    if precision == "bf16" and device.type == "cuda":
+        return torch.autocast(device_type="cuda", dtype=torch.bfloat16)
+    return contextlib.nullcontext()
 
 
 def _progress_bar(total: int):

@@ -57,14 +57,20 @@ def _assignments(items: Sequence[str] | None, flag: str, multi: bool = False) ->
     return out
 
 
-def _read_data(path: str | Path) -> Any:
-    """An ``.h5ad`` file (AnnData) or a SpatialData ``.zarr`` folder."""
+def _read_data(path: str | Path, backed: bool = False, table_key: str | None = None) -> Any:
+    """An ``.h5ad`` file (AnnData) or a SpatialData ``.zarr`` folder.
+
+    With ``backed``, the expression matrix stays on disk: an ``.h5ad`` is opened with
+    ``backed="r"``; for a ``.zarr`` only the table (``table_key``) is read, its matrix lazily.
+    """
     path = Path(path)
     if not path.exists():
         raise FileNotFoundError(f"{path} does not exist")
     from .data import DataError
 
     try:
+        if path.is_dir() and backed:
+            return _read_zarr_table_lazily(path, table_key)
         if path.is_dir():
             import spatialdata
 
@@ -72,10 +78,75 @@ def _read_data(path: str | Path) -> Any:
         if path.suffix == ".h5ad":
             import anndata
 
-            return anndata.read_h5ad(path)
+            return anndata.read_h5ad(path, backed="r" if backed else None)
     except Exception as err:  # noqa: BLE001 - any reader failure is bad input
         raise DataError(f"cannot read {path}: {type(err).__name__}: {err}") from err
     raise UsageError(f"{path}: expected an .h5ad file or a SpatialData .zarr folder")
+
+
+def _read_zarr_table_lazily(path: Path, table_key: str | None) -> Any:
+    """The table of a SpatialData ``.zarr`` as an AnnData whose ``X`` is a lazy dask array."""
+    import anndata
+    import zarr
+    from anndata.experimental import read_elem_lazy
+
+    from .data import DataError
+
+    tables = path / "tables"
+    keys = sorted(p.name for p in tables.iterdir() if p.is_dir()) if tables.is_dir() else []
+    if table_key is None:
+        if "table" in keys or len(keys) == 1:
+            table_key = "table" if "table" in keys else keys[0]
+        else:
+            raise DataError(f"{path} holds tables {keys}; pass --table-key")
+    if table_key not in keys:
+        raise DataError(f"Table {table_key!r} not found in {path}; tables are {keys}.")
+    group = zarr.open_group(str(tables / table_key), mode="r")
+    return anndata.AnnData(
+        X=read_elem_lazy(group["X"]),
+        obs=anndata.io.read_elem(group["obs"]),
+        var=anndata.io.read_elem(group["var"]),
+    )
+
+
+def _launch_distributed(args: argparse.Namespace) -> int:
+    """Run this same command under ``torchrun``: ``--devices`` processes on each of ``--nodes``."""
+    import subprocess
+
+    cmd = [sys.executable, "-m", "torch.distributed.run", f"--nproc-per-node={args.devices}"]
+    if args.nodes == 1:
+        cmd.append("--standalone")
+    else:
+        if not args.master_addr:
+            raise UsageError("--nodes > 1 needs --master-addr (the address of node 0)")
+        cmd += [f"--nnodes={args.nodes}", f"--node-rank={args.node_rank}",
+                f"--master-addr={args.master_addr}", f"--master-port={args.master_port}"]
+    cmd += ["-m", "napari_causcell.cli", *args.argv]
+    print(f"Launching {args.devices * args.nodes} processes: {' '.join(cmd[1:])}", flush=True)
+    rc = subprocess.call(cmd)
+    if rc:
+        print("error: distributed training failed (messages above)", file=sys.stderr)
+        return 130 if rc in (130, -2) else 2
+    return 0
+
+
+def _init_distributed(device: str | None) -> tuple[int, int, str | None]:
+    """Join the process group set up by ``torchrun``; returns ``(rank, world, device)``."""
+    import os
+
+    import torch
+    import torch.distributed as dist
+
+    local = int(os.environ.get("LOCAL_RANK", "0"))
+    cuda = torch.cuda.is_available() and (device is None or str(device).startswith("cuda"))
+    if cuda:
+        device = f"cuda:{local}"
+        torch.cuda.set_device(local)
+    elif device is None:
+        device = "cpu"
+    if not dist.is_initialized():
+        dist.init_process_group(backend="nccl" if cuda else "gloo")
+    return dist.get_rank(), dist.get_world_size(), device
 
 
 def _describe_where(where: dict[str, Any]) -> str:
@@ -141,6 +212,8 @@ def cmd_demo(args: argparse.Namespace) -> int:
 
 
 def cmd_train(args: argparse.Namespace) -> int:
+    import os
+
     from ._demo import progress_printer, stop_on_interrupt
     from ._model import CausCell
 
@@ -149,26 +222,47 @@ def cmd_train(args: argparse.Namespace) -> int:
         raise UsageError("--concepts is empty; give obs columns like age,domain,cell_type")
     if args.epochs < 1:
         raise UsageError(f"--epochs must be >= 1, got {args.epochs}")
+    if args.batch_size < 2:
+        raise UsageError(f"--batch-size must be >= 2, got {args.batch_size}")
+    if args.devices < 1 or args.nodes < 1:
+        raise UsageError("--devices and --nodes must be >= 1")
+    if not 0 <= args.node_rank < args.nodes:
+        raise UsageError(f"--node-rank must be in 0..{args.nodes - 1}, got {args.node_rank}")
+    in_launcher = "TORCHELASTIC_RUN_ID" in os.environ or int(os.environ.get("WORLD_SIZE", 1)) > 1
     out = Path(args.out)
-    if out.exists() and not out.is_dir():
-        raise UsageError(f"--out {out} exists and is not a folder")
-    if out.is_dir() and any(out.iterdir()) and not args.overwrite:
-        raise FileExistsError(f"{out} exists and is not empty; pass --overwrite to replace it")
-    data = _read_data(args.data)
+    if not in_launcher:
+        if out.exists() and not out.is_dir():
+            raise UsageError(f"--out {out} exists and is not a folder")
+        if out.is_dir() and any(out.iterdir()) and not args.overwrite:
+            raise FileExistsError(f"{out} exists and is not empty; pass --overwrite to replace it")
+        if args.devices * args.nodes > 1:
+            return _launch_distributed(args)
+    rank, world, device = 0, 1, args.device
+    if int(os.environ.get("WORLD_SIZE", 1)) > 1:
+        rank, world, device = _init_distributed(args.device)
+    say = print if rank == 0 else (lambda *a, **k: None)
+    data = _read_data(args.data, backed=args.backed, table_key=args.table_key)
     model = CausCell(
         data, concepts, args.dag, table_key=args.table_key, layer=args.layer,
         log_normalized=args.log_normalized, max_genes=args.max_genes, seed=args.seed,
-        device=args.device,
+        device=device,
     )
-    print(model)
+    say(model if world == 1 else f"{model} x {world} processes (DistributedDataParallel)")
     t0 = time.perf_counter()
-    callbacks = [] if args.quiet else [progress_printer(print)]
+    callbacks = [] if args.quiet or rank else [progress_printer(print)]
     with stop_on_interrupt(model):
-        model.train(args.epochs, max_time=args.max_time or None, callbacks=callbacks)
-    print(f"Trained in {time.perf_counter() - t0:.1f} s")
-    print("\n".join(_training_summary(model)))
-    model.save(out, overwrite=args.overwrite)
-    print(f"Saved the model to {out}/")
+        model.train(args.epochs, batch_size=args.batch_size, max_time=args.max_time or None,
+                    callbacks=callbacks, precision=args.precision)
+    say(f"Trained in {time.perf_counter() - t0:.1f} s")
+    say("\n".join(_training_summary(model)))
+    if rank == 0:
+        model.save(out, overwrite=args.overwrite)
+        print(f"Saved the model to {out}/")
+    if world > 1:
+        import torch.distributed as dist
+
+        dist.barrier()
+        dist.destroy_process_group()
     return 0
 
 
@@ -341,10 +435,27 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--max-genes", type=int, default=2000, metavar="G",
                    help="keep this many highly variable genes above it (default 2000)")
     p.add_argument("--epochs", type=int, default=200, metavar="E", help="default 200")
+    p.add_argument("--batch-size", type=int, default=256, metavar="B",
+                   help="cells per step, shared by all processes (default 256)")
     p.add_argument("--max-time", type=float, default=None, metavar="S",
                    help="training time limit in seconds (default none)")
     p.add_argument("--seed", type=int, default=0, help="default 0")
     p.add_argument("--device", default=None, help="cpu, cuda, mps (default automatic)")
+    p.add_argument("--backed", action="store_true",
+                   help="keep the matrix on disk and read minibatches from it (.h5ad backed "
+                        "mode, or the .zarr table read lazily)")
+    p.add_argument("--precision", choices=("32", "bf16"), default="32",
+                   help="bf16: bfloat16 autocast on CUDA (default 32)")
+    p.add_argument("--devices", type=int, default=1, metavar="N",
+                   help="data-parallel processes per node (GPUs, or CPU processes on gloo); "
+                        "N > 1 launches torchrun (default 1)")
+    p.add_argument("--nodes", type=int, default=1, metavar="M",
+                   help="machines; run the same command on each with --node-rank (default 1)")
+    p.add_argument("--node-rank", type=int, default=0, metavar="R", help="this node (default 0)")
+    p.add_argument("--master-addr", default=None, metavar="HOST",
+                   help="address of node 0 (needed with --nodes > 1)")
+    p.add_argument("--master-port", type=int, default=29500, metavar="PORT",
+                   help="port on node 0 (default 29500)")
     p.add_argument("--overwrite", action="store_true", help="replace a non-empty --out")
     p.add_argument("--quiet", action="store_true", help="no per-epoch progress")
     p.set_defaults(func=cmd_train)
@@ -396,10 +507,12 @@ def _version() -> str:
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the command line; returns the exit code (0 ok, 2 bad usage or input)."""
     parser = build_parser()
+    argv = list(sys.argv[1:] if argv is None else argv)
     try:
         args = parser.parse_args(argv)
     except SystemExit as exc:  # argparse: --help / --version (0) or a usage error (2)
         return exc.code if isinstance(exc.code, int) else 0
+    args.argv = argv  # re-used by --devices/--nodes to launch the same command under torchrun
     try:
         import torch
 

@@ -4,10 +4,11 @@ from .adapters import add_table, coordinates, is_spatialdata, resolve_table, tab
 from .concepts import ConceptError, ConceptSpace
 from .dag import DAGError, adjacency, descendants, parse_dag, validate_dag
 from .preprocess import DataError, check_counts, expression, log_normalize, select_genes, subset_genes
+from .stream import ExpressionSource, is_backed
 
 __all__ = [
-    "ConceptError", "ConceptSpace", "DAGError", "DataError", "add_table", "adjacency",
-    "check_counts", "coordinates", "descendants", "expression", "is_spatialdata",
+    "ConceptError", "ConceptSpace", "DAGError", "DataError", "ExpressionSource", "add_table",
+    "adjacency", "check_counts", "coordinates", "descendants", "expression", "is_backed", "is_spatialdata",
     "log_normalize", "parse_dag", "resolve_table", "select_genes", "subset_genes",
     "table_attrs", "validate_dag",
 ]

@@ -48,19 +48,26 @@ def check_log_normalized(x) -> None:
         raise DataError("The log-normalised data contain negative values.")
 
 
-def subset_genes(adata: ad.AnnData, genes: Sequence[str]) -> ad.AnnData:
-    """View of ``adata`` with exactly ``genes`` in that order; missing genes are an error."""
+def gene_indexer(present: pd.Index, genes: Sequence[str]) -> np.ndarray:
+    """Positions of ``genes`` in ``present``; missing genes are a :class:`DataError`."""
     genes = list(genes)
-    present = pd.Index(adata.var_names)
     missing = [g for g in genes if g not in present]
     if missing:
         raise DataError(
             f"{len(missing)} of the model's {len(genes)} genes are missing from the data "
             f"(e.g. {missing[:5]}); the data must contain every gene the model was trained on."
         )
+    return present.get_indexer(genes)
+
+
+def subset_genes(adata: ad.AnnData, genes: Sequence[str]) -> ad.AnnData:
+    """View of ``adata`` with exactly ``genes`` in that order; missing genes are an error."""
+    genes = list(genes)
+    present = pd.Index(adata.var_names)
+    idx = gene_indexer(present, genes)
     if list(present) == genes:
         return adata
-    return adata[:, present.get_indexer(genes)]
+    return adata[:, idx]
 
 
 def log_normalize(x, target_sum: float = 1e4) -> sparse.csr_matrix:
@@ -103,6 +110,13 @@ def select_genes(
     if adata.n_vars <= max_genes:
         return list(map(str, adata.var_names))
     x = get_matrix(adata, layer)
+    if adata.isbacked or hasattr(x, "compute"):
+        raise DataError(
+            f"The matrix is on disk and has {adata.n_vars} genes, more than max_genes="
+            f"{max_genes}: choosing highly variable genes would read all of it. Select the "
+            "genes first (e.g. on a subsample held in memory) and keep only those, or raise "
+            "max_genes."
+        )
     if not log_normalized:
         check_counts(x)
         x = log_normalize(x)
