@@ -113,9 +113,13 @@ def test_training_from_backed_h5ad_matches_in_memory(table_file, monkeypatch):
         assert float(other.module.clip_max) == pytest.approx(float(mem.module.clip_max))
         for key, bank in mem._donors.items():
             np.testing.assert_allclose(other._donors[key]["z"], bank["z"], atol=1e-4)
-    # the backed model predicts on the same data (read here in memory)
-    pred = backed.predict_concepts(ad.read_h5ad(table_file)[:50])
-    assert list(pred.columns[:1]) == ["age"] and len(pred) == 50
+    # predictions and embeddings stream from the backed file too, equal to in-memory ones
+    pred = backed.predict_concepts(backed_data)
+    again = backed.predict_concepts(ad.read_h5ad(table_file))
+    assert len(pred) == backed_data.n_obs and backed_data.isbacked
+    np.testing.assert_allclose(pred["age_prob"], again["age_prob"], rtol=1e-5)
+    emb = backed.concept_embeddings(backed_data, write=False)
+    assert emb["u"].shape == (backed_data.n_obs, TINY["token_dim"])
 
 
 def test_backed_many_genes_needs_gene_selection(table_file):
@@ -141,8 +145,9 @@ def test_two_process_ddp_matches_single_process(table_file, tmp_path):
     one = CausCell.load(tmp_path / "one")
     assert ddp.train_params["processes"] == 2 and one.train_params["processes"] == 1
     assert ddp.train_params["steps"] == one.train_params["steps"]  # global batch: same steps
-    # quality: measured on this machine, best held-out loss 4.10 (1 process) vs 4.11 (2) and
-    # accuracies within 0.03; the tolerances leave room for the different noise draws
+    # quality, measured on the 2-core dev VM: best held-out loss 4.257 (1 process) vs 4.356
+    # (2), held-out accuracy age 0.358 / 0.350, domain 0.525 / 0.525, cell type 0.983 / 0.975;
+    # the processes draw other training noise, hence tolerances rather than equality
     assert ddp.train_params["best_val_loss"] == pytest.approx(
         one.train_params["best_val_loss"], rel=0.05)
     data = ad.read_h5ad(table_file)
@@ -156,3 +161,24 @@ def test_two_process_ddp_matches_single_process(table_file, tmp_path):
         assert ddp.history[-1][f"val_acc_{c}"] == pytest.approx(acc_ddp, abs=0.05)
     cf = ddp.counterfactual(data[:20], do={"age": "90wk"}, steps=5)
     assert np.isfinite(cf.X).all()
+
+
+def test_zarr_table_read_lazily_for_training(tmp_path):
+    """``train --backed`` on a SpatialData .zarr: the table's matrix is a lazy dask array."""
+    from napari_causcell.cli import _read_data
+    from napari_causcell.datasets import brain_aging
+
+    sdata = brain_aging(n_cells=400, n_genes=60, seed=1)
+    sdata.write(tmp_path / "tissue.zarr")
+    table = sdata.tables["table"]
+    lazy = _read_data(tmp_path / "tissue.zarr", backed=True)
+    assert hasattr(lazy.X, "compute") and lazy.n_obs == 400
+    genes = list(table.var_names)
+    src = ExpressionSource(lazy, genes)
+    assert src.backed
+    idx = np.array([399, 7, 8, 0])
+    np.testing.assert_allclose(src.rows(idx), expression(table, genes).toarray()[idx],
+                               rtol=1e-6, atol=1e-6)
+    model = CausCell(lazy, CONCEPTS, dag=DAG, seed=0, **TINY)
+    model.train(max_epochs=1)
+    assert model.is_trained and np.isfinite(model.history[-1]["train_total"])

@@ -430,17 +430,31 @@ class CausCell:
             self._donors[key] = {"eps": eps[pos, k].cpu(), "z": z[pos, k].cpu()}
 
     # -- inference ---------------------------------------------------------------------------
+    def _source(self, adata: ad.AnnData) -> ExpressionSource:
+        """The model's input for ``adata``, read and normalised chunk by chunk."""
+        return ExpressionSource(adata, self.genes, self.layer, self.log_normalized)
+
     @torch.no_grad()
-    def _encode_matrix(self, x: sparse.csr_matrix, batch_size: int = 2048) -> torch.Tensor:
-        """Posterior means of the exogenous tokens ``(n, K, d)`` (abduction)."""
+    def _encode_matrix(
+        self, x: sparse.csr_matrix | ExpressionSource, batch_size: int = 2048
+    ) -> torch.Tensor:
+        """Posterior means of the exogenous tokens ``(n, K, d)`` (abduction).
+
+        ``x`` is the normalised matrix, or an :class:`ExpressionSource` read chunk-wise.
+        """
         self.module.eval()
-        out = [self.module.encode(self._dense(x, slice(i, i + batch_size)))[0]
-               for i in range(0, x.shape[0], batch_size)]
+        if isinstance(x, ExpressionSource):
+            out = [self.module.encode(torch.from_numpy(b).to(self.device))[0]
+                   for _, b in x.chunks(size=batch_size)]
+        else:
+            out = [self.module.encode(self._dense(x, slice(i, i + batch_size)))[0]
+                   for i in range(0, x.shape[0], batch_size)]
         return torch.cat(out)
 
     @torch.no_grad()
     def _exogenous(
-        self, adata: ad.AnnData, x: sparse.csr_matrix, use_labels: bool | None = None
+        self, adata: ad.AnnData, x: sparse.csr_matrix | ExpressionSource,
+        use_labels: bool | None = None,
     ) -> torch.Tensor:
         """Exogenous tokens of ``adata``'s cells: anchored on their labels when obs has them.
 
@@ -471,7 +485,7 @@ class CausCell:
         """
         adata = self._table(data, table_key)
         self._check_cells(adata)
-        eps = self._exogenous(adata, self._expression(adata), use_labels)
+        eps = self._exogenous(adata, self._source(adata), use_labels)
         tok = eps if exogenous else self.module.tokens(eps)
         out = {name: tok[:, k].cpu().numpy() for k, name in enumerate(self.token_names)}
         if write:
@@ -490,7 +504,7 @@ class CausCell:
         """
         adata = self._table(data, table_key)
         self._check_cells(adata)
-        resid = self._encode_matrix(self._expression(adata))
+        resid = self._encode_matrix(self._source(adata))
         df = pd.DataFrame(index=adata.obs_names.copy())
         for name, logits in zip(self.concepts, self.module.classify(resid)):
             p = logits.softmax(-1).cpu().numpy()
@@ -721,7 +735,7 @@ class CausCell:
         self._adata = None
         if data is not None:
             self._adata = self._table(data)
-            self._expression(self._adata)  # genes mismatch fails here, not later
+            self._source(self._adata)  # genes mismatch fails here, not later
         return self
 
 
