@@ -4,7 +4,7 @@ Simulates count matrices (``--cells`` x ``--genes``, sparse CSR, two concepts: a
 cell_type) written once to ``--workdir`` as ``.h5ad``, then for every size, data mode
 (``backed``: the ``.h5ad`` opened with ``backed="r"``; ``memory``: read into memory as CSR)
 and process count trains CausCell for ``--seconds`` in a fresh process (``torchrun`` on gloo
-for more than one) and records training cells/s and the peak resident memory (``ru_maxrss``)
+for more than one) and records training cells/s and the peak resident memory (``VmHWM``)
 of each process. Writes ``benchmarks/results/scale-<date>-<cells>.json``.
 
     OMP_NUM_THREADS=1 python -m benchmarks.scale --threads 1 --cells 10000 100000 1000000
@@ -67,6 +67,17 @@ def simulate(path: Path, n_cells: int, n_genes: int, seed: int = 0, chunk: int =
 
 
 def rss_mb() -> float:
+    """Peak resident memory of this process in MB.
+
+    ``VmHWM`` from ``/proc/self/status`` (Linux): unlike ``ru_maxrss`` it is reset by
+    ``exec``, so it does not include the launching process's memory.
+    """
+    try:
+        for line in Path("/proc/self/status").read_text().splitlines():
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1]) / 1024
+    except OSError:
+        pass
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
