@@ -134,7 +134,8 @@ def run_one(file: Path, mode: str, processes: int, args: argparse.Namespace) -> 
     return {
         "mode": mode, "processes": processes, "wall_s": wall,
         "cells_per_s": r0["cells_per_s"], "steps": r0["steps"], "setup_s": r0["setup_s"],
-        "peak_rss_mb_per_process": [r["peak_rss_mb"] for r in sorted(rows, key=lambda r: r["rank"])],
+        "peak_rss_mb_per_process": [r["peak_rss_mb"]
+                                    for r in sorted(rows, key=lambda r: r["rank"])],
         "rss_after_imports_mb": r0["rss_after_imports_mb"],
     }
 

@@ -120,6 +120,10 @@ def test_training_from_backed_h5ad_matches_in_memory(table_file, monkeypatch):
     np.testing.assert_allclose(pred["age_prob"], again["age_prob"], rtol=1e-5)
     emb = backed.concept_embeddings(backed_data, write=False)
     assert emb["u"].shape == (backed_data.n_obs, TINY["token_dim"])
+    cf = backed.counterfactual(backed_data, do={"age": "90wk"}, steps=2, seed=0)
+    mem_cf = backed.counterfactual(ad.read_h5ad(table_file), do={"age": "90wk"}, steps=2, seed=0)
+    np.testing.assert_allclose(cf.layers["factual"], mem_cf.layers["factual"])
+    np.testing.assert_allclose(cf.X, mem_cf.X, atol=1e-4)
 
 
 def test_backed_many_genes_needs_gene_selection(table_file):

@@ -528,13 +528,13 @@ class CausCell:
         """
         adata = self._table(data, table_key)
         self._check_cells(adata)
-        x = self._expression(adata)
+        x = self._source(adata)
         z = self.module.tokens(self._exogenous(adata, x))
         gen = self._generate(z, sampler, steps, seed, batch_size, progress)
         out = ad.AnnData(gen, obs=adata.obs.copy(), var=pd.DataFrame(index=list(self.genes)))
         if "spatial" in adata.obsm:
             out.obsm["spatial"] = np.asarray(adata.obsm["spatial"])
-        out.layers["factual"] = x.toarray()
+        out.layers["factual"] = _all_rows(x)
         out.uns["causcell"] = {"kind": "reconstruction", "sampler": sampler, "steps": steps}
         return out
 
@@ -612,7 +612,7 @@ class CausCell:
             raise ValueError("n_samples must be >= 1")
         for name, value in do.items():  # unknown concept or label: fail before any work
             self.concept_space.code(name, value)
-        x = self._expression(adata)
+        x = self._source(adata)  # read chunk-wise: CSR, backed .h5ad or dask
         eps0 = self._exogenous(adata, x)
         n = adata.n_obs
         rng = np.random.default_rng(self.seed if seed is None else seed)
@@ -648,7 +648,7 @@ class CausCell:
             obs.index = [f"{i}-cf{s}" if n_samples > 1 else str(i) for i in adata.obs_names]
             obs_parts.append(obs)
         gen = np.concatenate(outs)
-        factual = np.tile(x.toarray(), (n_samples, 1)).astype(np.float32)
+        factual = np.tile(_all_rows(x), (n_samples, 1))
         out = ad.AnnData(gen, obs=pd.concat(obs_parts), var=pd.DataFrame(index=list(self.genes)))
         if "spatial" in adata.obsm:
             out.obsm["spatial"] = np.tile(np.asarray(adata.obsm["spatial"]), (n_samples, 1))
@@ -754,6 +754,11 @@ class _TrainStep(torch.nn.Module):
         if eps is None:
             return self.module.loss(x, y, w)
         return self.module.adversary_loss(eps, y)
+
+
+def _all_rows(source: ExpressionSource) -> np.ndarray:
+    """Every cell's input, dense float32 (for outputs that are dense anyway)."""
+    return np.concatenate([b for _, b in source.chunks(check=False)])
 
 
 def _dist_rank_world() -> tuple[int, int]:
