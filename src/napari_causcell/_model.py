@@ -246,11 +246,12 @@ class CausCell:
         y_t = torch.from_numpy(y_all).to(self.device)
         pin = self.device.type == "cuda"
 
-        def batch(rows: np.ndarray) -> tuple[torch.Tensor, torch.Tensor]:
+        def batch(rows: np.ndarray, x: np.ndarray | None = None
+                  ) -> tuple[torch.Tensor, torch.Tensor]:
             r = torch.from_numpy(rows).to(self.device)
             if cache:
                 return x_dense[r], y_t[r]
-            xb = torch.from_numpy(source.rows(rows, check=False))
+            xb = torch.from_numpy(source.rows(rows, check=False) if x is None else x)
             if pin:  # page-locked host memory: asynchronous copy to the GPU
                 xb = xb.pin_memory()
             return xb.to(self.device, non_blocking=pin), y_t[r]
@@ -286,12 +287,14 @@ class CausCell:
             sums: dict[str, float] = {}
             order = order_gen.permutation(train_idx)  # the same order in every process
             n_batches = 0
-            for i in range(0, len(order), batch_size):
-                rows = order[i : i + batch_size]
-                if len(rows) < 2 * world:
-                    continue
-                rows = rows[rank::world]  # this process's share of the global batch
-                xb, yb = batch(rows)
+            # this process's share of every global batch (too small a last batch is skipped)
+            shares = [order[i : i + batch_size][rank::world]
+                      for i in range(0, len(order), batch_size)
+                      if len(order[i : i + batch_size]) >= 2 * world]
+            # read from disk / sparse: the next batch is read in a thread during this step
+            ahead = None if cache else _Prefetch(source, shares)
+            for j, rows in enumerate(shares):
+                xb, yb = batch(rows, None if ahead is None else ahead.get(j))
                 with autocast:
                     total, parts, eps = step_fn(xb, yb, w)
                 opt.zero_grad(set_to_none=True)
@@ -308,6 +311,8 @@ class CausCell:
                     sums[k] = sums.get(k, 0.0) + float(v.detach())
                 if should_stop():
                     break
+            if ahead is not None:
+                ahead.close()
             losses = {k: v / max(n_batches, 1) for k, v in sums.items()}
             if world > 1 and losses:
                 keys = sorted(losses)
@@ -754,6 +759,33 @@ class _TrainStep(torch.nn.Module):
         if eps is None:
             return self.module.loss(x, y, w)
         return self.module.adversary_loss(eps, y)
+
+
+class _Prefetch:
+    """Reads minibatch ``j + 1`` in a background thread while minibatch ``j`` trains."""
+
+    def __init__(self, source: ExpressionSource, batches: list[np.ndarray]) -> None:
+        from concurrent.futures import ThreadPoolExecutor
+
+        self._source, self._batches = source, batches
+        self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="causcell-read")
+        self._next: tuple[int, Any] | None = None
+        self._submit(0)
+
+    def _submit(self, j: int) -> None:
+        self._next = None
+        if j < len(self._batches):
+            self._next = (j, self._pool.submit(self._source.rows, self._batches[j], False))
+
+    def get(self, j: int) -> np.ndarray:
+        if self._next is None or self._next[0] != j:
+            raise RuntimeError(f"minibatch {j} was not prefetched")
+        x = self._next[1].result()
+        self._submit(j + 1)
+        return x
+
+    def close(self) -> None:
+        self._pool.shutdown(wait=True, cancel_futures=True)
 
 
 def _all_rows(source: ExpressionSource) -> np.ndarray:
