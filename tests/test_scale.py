@@ -186,3 +186,16 @@ def test_zarr_table_read_lazily_for_training(tmp_path):
     model = CausCell(lazy, CONCEPTS, dag=DAG, seed=0, **TINY)
     model.train(max_epochs=1)
     assert model.is_trained and np.isfinite(model.history[-1]["train_total"])
+
+
+def test_distributed_cli_usage_errors(table_file, tmp_path, capsys):
+    from napari_causcell.cli import main
+
+    base = ["train", str(table_file), "--concepts", "age", "--out", str(tmp_path / "m")]
+    assert main([*base, "--nodes", "2", "--devices", "1"]) == 2
+    assert "--master-addr" in capsys.readouterr().err
+    assert main([*base, "--nodes", "2", "--node-rank", "2", "--master-addr", "h"]) == 2
+    assert "--node-rank" in capsys.readouterr().err
+    assert main([*base, "--devices", "0"]) == 2
+    assert main([*base, "--batch-size", "1"]) == 2
+    assert not (tmp_path / "m").exists()
