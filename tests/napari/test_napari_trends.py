@@ -58,6 +58,8 @@ def test_trends_button_runs_age_trends_and_fills_the_table(qtbot, make_napari_vi
     qtbot.waitUntil(lambda: not w.busy, timeout=120_000)
     df = w.trends_result
     assert df is not None and set(df["target"]) == {"90wk"}
+    # the progress bar lives in the main thread and followed the sampler to the end
+    assert w.pbar.n == 100 and w.pbar.total == 100
     assert list(df.columns[2:4]) == ["cell_type", "domain"]
     assert s.adata.uns["causcell_trends"]["params"]["source"] == "4wk"
     n = w.trends_table.rowCount()

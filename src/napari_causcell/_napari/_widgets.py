@@ -8,11 +8,12 @@ intervention kept by Intervene is listed in Overlay.
 
 from __future__ import annotations
 
+import functools
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pandas as pd
-from qtpy.QtCore import QObject, Qt, Signal
+from qtpy.QtCore import QObject, Qt, QTimer, Signal
 from qtpy.QtGui import QColor, QImage, QPixmap
 from qtpy.QtWidgets import (
     QAbstractItemView,
@@ -204,6 +205,42 @@ class _CausCellWidget(QWidget):
         self.worker = worker
         self._set_busy(True)
         worker.start()
+        return worker
+
+    def _start_reporting(self, desc: str, func: Any, *args: Any, returned: Any = None,
+                         **kwargs: Any) -> Any:
+        """Run ``func(*args, progress=report, **kwargs)`` on a worker, with a napari progress
+        bar that follows ``report(fraction)``.
+
+        The bar lives in the main thread: the worker only stores the fraction, and a timer
+        moves the bar (Qt widgets must not be touched from a worker thread).
+        """
+        from napari.utils import progress
+
+        state = {"fraction": 0.0}
+        pbar = progress(total=100, desc=desc)
+        timer = QTimer(self)
+        timer.setInterval(100)
+
+        def poll() -> None:
+            done = min(100, int(state["fraction"] * 100))
+            if done > pbar.n:
+                pbar.update(done - pbar.n)
+
+        def report(fraction: float) -> None:
+            state["fraction"] = float(fraction)
+
+        def close() -> None:
+            timer.stop()
+            poll()
+            pbar.close()
+
+        timer.timeout.connect(poll)
+        timer.start()
+        job = functools.partial(func, progress=report)
+        worker = self._start(job, *args, progress=False, returned=returned, **kwargs)
+        worker.finished.connect(close)
+        self.pbar = pbar
         return worker
 
     def _on_error(self, err: BaseException) -> None:
@@ -1035,23 +1072,10 @@ class InterveneWidget(_CausCellWidget):
         do = {concept: value}
         name = s.intervention_name(do, selection)
         self.message(f"Generating {name} for {selection.n_cells} cells...")
-        self._start(self._intervene_job, s, name, do, selection,
-                    sampler=self.sampler.currentText(), steps=self.steps.value(),
-                    seed=self.gen_seed.value(), donor=self.donor.currentText(),
-                    progress=False, returned=self._on_result)
-
-    @staticmethod
-    def _intervene_job(s, name, do, selection, **kwargs):
-        """Worker body: the sampler reports its progress to a napari progress bar."""
-        from napari.utils import progress
-
-        with progress(total=100, desc=f"CausCell: {name}") as pbar:
-            def report(fraction: float) -> None:
-                done = int(fraction * 100)
-                if done > pbar.n:
-                    pbar.update(done - pbar.n)
-
-            return s.compute_intervention(do, selection, progress=report, **kwargs)
+        self._start_reporting(f"CausCell: {name}", s.compute_intervention, do, selection,
+                              sampler=self.sampler.currentText(), steps=self.steps.value(),
+                              seed=self.gen_seed.value(), donor=self.donor.currentText(),
+                              returned=self._on_result)
 
     def _on_result(self, iv: Any) -> None:
         s = self.session
@@ -1080,22 +1104,11 @@ class InterveneWidget(_CausCellWidget):
             self.message("Refused: the target equals the source.", error=True)
             return
         self.message(f"Computing trends {concept}: {source} -> {target}...")
-        self._start(self._trends_job, s, concept, source, targets,
-                    sampler=self.sampler.currentText(), steps=self.steps.value(),
-                    seed=self.gen_seed.value(), donor=self.donor.currentText(),
-                    progress=False, returned=self._on_trends)
-
-    @staticmethod
-    def _trends_job(s, concept, source, targets, **kwargs):
-        from napari.utils import progress
-
-        with progress(total=100, desc=f"CausCell: trends from {concept}={source}") as pbar:
-            def report(fraction: float) -> None:
-                done = int(fraction * 100)
-                if done > pbar.n:
-                    pbar.update(done - pbar.n)
-
-            return s.age_trends(source, targets, concept=concept, progress=report, **kwargs)
+        self._start_reporting(f"CausCell: trends from {concept}={source}", s.age_trends,
+                              source, targets, concept=concept,
+                              sampler=self.sampler.currentText(), steps=self.steps.value(),
+                              seed=self.gen_seed.value(), donor=self.donor.currentText(),
+                              returned=self._on_trends)
 
     def _on_trends(self, df: pd.DataFrame, n_rows: int = 30) -> None:
         """Show the largest significant changes (or the largest changes if none is)."""
