@@ -5,26 +5,13 @@ Needs an X server like test_plugin.py (pytest-xvfb or ``xvfb-run -a``); skips ot
 
 from __future__ import annotations
 
-import importlib.util
-import os
-
 import numpy as np
 import pytest
 
+from _qt_env import why_not
 
-def _why_not() -> str | None:
-    for mod in ("napari", "pytestqt", "qtpy"):
-        if importlib.util.find_spec(mod) is None:
-            return f"{mod} is not installed (pip install -e '.[test]')"
-    if os.environ.get("QT_QPA_PLATFORM") == "offscreen":
-        return "the napari tests need an X server (Xvfb), not offscreen Qt"
-    if not os.environ.get("DISPLAY"):
-        return "no X server: install xvfb and pytest-xvfb, or run under xvfb-run -a"
-    return None
-
-
-if _why_not():
-    pytest.skip(_why_not(), allow_module_level=True)
+if why_not():
+    pytest.skip(why_not(), allow_module_level=True)
 
 from napari_causcell._napari import InterveneWidget  # noqa: E402
 from napari_causcell._napari._layers import session_for  # noqa: E402

@@ -7,27 +7,16 @@ skips itself without an X server.
 
 from __future__ import annotations
 
-import importlib.util
 import os
 from pathlib import Path
 
 import numpy as np
 import pytest
 
+from _qt_env import why_not
 
-def _why_not() -> str | None:
-    for mod in ("napari", "pytestqt", "qtpy"):
-        if importlib.util.find_spec(mod) is None:
-            return f"{mod} is not installed (pip install -e '.[test]')"
-    if os.environ.get("QT_QPA_PLATFORM") == "offscreen":
-        return "the napari tests need an X server (Xvfb), not offscreen Qt"
-    if not os.environ.get("DISPLAY"):  # pytest-xvfb sets it; without an X server Qt aborts
-        return "no X server: install xvfb and pytest-xvfb, or run under xvfb-run -a"
-    return None
-
-
-if _why_not():
-    pytest.skip(_why_not(), allow_module_level=True)
+if why_not():
+    pytest.skip(why_not(), allow_module_level=True)
 
 from napari_causcell._napari import InterveneWidget, OverlayWidget, TrainWidget  # noqa: E402
 from napari_causcell._napari._layers import OVERLAY_KEY  # noqa: E402

@@ -1,0 +1,17 @@
+"""Why the napari tests cannot run here (``None`` when they can): one check for every module."""
+
+from __future__ import annotations
+
+import importlib.util
+import os
+
+
+def why_not() -> str | None:
+    for mod in ("napari", "pytestqt", "qtpy"):
+        if importlib.util.find_spec(mod) is None:
+            return f"{mod} is not installed (pip install -e '.[test]')"
+    if os.environ.get("QT_QPA_PLATFORM") == "offscreen":
+        return "the napari tests need an X server (Xvfb), not offscreen Qt"
+    if not os.environ.get("DISPLAY"):  # pytest-xvfb sets it; without an X server Qt aborts
+        return "no X server: install xvfb and pytest-xvfb, or run under xvfb-run -a"
+    return None
