@@ -21,6 +21,8 @@ from pathlib import Path
 
 import numpy as np
 
+from ._results import write_result
+
 STARMAP = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "starmap_mpfc.h5ad"
 
 
@@ -108,11 +110,7 @@ def main(argv=None) -> dict:
         result.setdefault("samplers", []).append(row)
         print(json.dumps(row), flush=True)
     result["parameters"] = sum(p.numel() for p in model.module.parameters())
-    out = Path(args.out)
-    out.mkdir(parents=True, exist_ok=True)
-    path = out / f"core-{args.dataset}-{result['date']}.json"
-    path.write_text(json.dumps(result, indent=1))
-    print("wrote", path)
+    write_result(args.out, f"core-{args.dataset}-{result['date']}", result)
     return result
 
 

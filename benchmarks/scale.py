@@ -25,6 +25,8 @@ from pathlib import Path
 
 import numpy as np
 
+from ._results import write_result
+
 N_TYPES, AGES = 6, ("4wk", "24wk", "90wk")
 
 
@@ -184,11 +186,7 @@ def main(argv=None) -> dict:
                        **run_one(file, mode, procs, args)}
                 result["runs"].append(row)
                 print(json.dumps(row), flush=True)
-    out = Path(args.out)
-    out.mkdir(parents=True, exist_ok=True)
-    path = out / f"scale-{result['date']}-{'-'.join(map(str, args.cells))}.json"
-    path.write_text(json.dumps(result, indent=1))
-    print("wrote", path)
+    write_result(args.out, f"scale-{result['date']}-{'-'.join(map(str, args.cells))}", result)
     return result
 
 

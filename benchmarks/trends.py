@@ -28,10 +28,11 @@ import json
 import os
 import platform
 import time
-from pathlib import Path
 
 import numpy as np
 import pandas as pd
+
+from ._results import write_result
 
 TARGET = "90wk"
 SWEEP = (0.05, 0.1, 0.2, 0.3, 0.5)
@@ -183,11 +184,7 @@ def main() -> None:
                   f"  false disc. {s['false_discoveries']:>3} {s['fd_by_class']}"
                   f"  wrong dir {s['planted_wrong_direction'] + s['broad_wrong_direction']}",
                   flush=True)
-    out = Path(args.out)
-    out.mkdir(parents=True, exist_ok=True)
-    path = out / f"trends-brain_aging-{result['date']}.json"
-    path.write_text(json.dumps(result, indent=1, default=str))
-    print(f"wrote {path}")
+    write_result(args.out, f"trends-brain_aging-{result['date']}", result)
 
 
 if __name__ == "__main__":
