@@ -403,6 +403,16 @@ class CausCellSession:
         """
         return suggestion.parents(), suggestion.undirected
 
+    @staticmethod
+    def undirected_pending(
+        undirected: Iterable[tuple[str, str]], parents: Mapping[str, Sequence[str]],
+    ) -> list[tuple[str, str]]:
+        """Undirected edges ``(a, b)`` between chosen concepts (keys of ``parents``) for which
+        neither direction is ticked yet."""
+        return [(a, b) for a, b in undirected
+                if a in parents and b in parents
+                and a not in parents[b] and b not in parents[a]]
+
     def derive_domains(
         self, n_domains: int = 6, cluster_key: str | None = None, key_added: str | None = None,
         seed: int = 0,

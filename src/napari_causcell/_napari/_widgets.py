@@ -628,10 +628,7 @@ class TrainWidget(_CausCellWidget):
 
     def undirected_pending(self) -> list[tuple[str, str]]:
         """Suggested undirected edges for which neither direction is ticked yet."""
-        parents = self.parents()
-        return [(a, b) for a, b in self._undirected
-                if a in parents and b in parents
-                and a not in parents[b] and b not in parents[a]]
+        return CausCellSession.undirected_pending(self._undirected, self.parents())
 
     def _show_undirected(self) -> None:
         if self.suggestion is None:

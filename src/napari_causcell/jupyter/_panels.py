@@ -259,10 +259,7 @@ class TrainPanel(_Panel):
         """Suggested undirected edges for which neither direction is ticked yet."""
         if self.suggestion is None:
             return []
-        parents = self.parents()
-        return [(a, b) for a, b in self.suggestion.undirected
-                if a in parents and b in parents
-                and a not in parents[b] and b not in parents[a]]
+        return CausCellSession.undirected_pending(self.suggestion.undirected, self.parents())
 
     def _show_undirected(self) -> None:
         if self.suggestion is None:
@@ -270,8 +267,7 @@ class TrainPanel(_Panel):
             return
         pending = self.undirected_pending()
         text = ("Undirected, tick one direction (or neither): "
-                + ", ".join(f"{a} &mdash; {b}" for a, b in map(
-                    lambda e: (html.escape(e[0]), html.escape(e[1])), pending))
+                + ", ".join(f"{html.escape(a)} &mdash; {html.escape(b)}" for a, b in pending)
                 if pending else "Every suggested edge is oriented.")
         colour = "#8a5a00" if pending else "#1b5e20"
         self.undirected_label.value = f"<span style='color:{colour}'>{text}</span>"
