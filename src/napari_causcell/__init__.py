@@ -8,7 +8,7 @@ from ._version import __version__
 
 __all__ = [
     "CausCell", "ConceptError", "DAGError", "DataError", "ModelFileError", "TrainProgress",
-    "__version__", "datasets", "pl", "tl",
+    "__version__", "datasets", "metrics", "pl", "tl",
 ]
 
 _LAZY = {
@@ -20,7 +20,7 @@ _LAZY = {
 def __getattr__(name: str):
     import importlib
 
-    if name in {"tl", "pl", "datasets"}:
+    if name in {"tl", "pl", "datasets", "metrics"}:
         return importlib.import_module(f".{name}", __name__)
     if name in _LAZY:
         return getattr(importlib.import_module(_LAZY[name], __name__), name)

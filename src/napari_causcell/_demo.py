@@ -27,6 +27,7 @@ import pandas as pd
 
 from .data import expression, is_spatialdata, resolve_table
 from .data.preprocess import DataError
+from .metrics import change_correlation, group_mean_change
 
 DEMO_CONCEPTS = ["age", "domain", "cell_type"]
 DEMO_DAG = [("age", "cell_type"), ("domain", "cell_type")]
@@ -44,11 +45,7 @@ __all__ = [
 # -- accuracy ------------------------------------------------------------------------------
 def pearson(a: np.ndarray, b: np.ndarray) -> float:
     """Pearson correlation of two flattened arrays; ``0.0`` where undefined (a constant)."""
-    a = np.asarray(a, dtype=np.float64).ravel()
-    b = np.asarray(b, dtype=np.float64).ravel()
-    a, b = a - a.mean(), b - b.mean()
-    denom = math.sqrt(float(a @ a) * float(b @ b))
-    return float(a @ b / denom) if denom > 0 else 0.0
+    return change_correlation(a, b)
 
 
 def _mse(a: np.ndarray, b: np.ndarray) -> float:
@@ -65,7 +62,7 @@ def _lognorm(adata: ad.AnnData, genes: list[str]) -> np.ndarray:
 
 
 def _group_means(x: np.ndarray, groups: np.ndarray, labels: list[str]) -> np.ndarray:
-    return np.vstack([x[groups == g].mean(0) for g in labels])
+    return group_mean_change(x, groups, order=labels).to_numpy()
 
 
 def counterfactual_accuracy(
