@@ -1,0 +1,470 @@
+"""CausCell vs its ablation, naive foils and peer models on the same tasks (issue #5).
+
+For each dataset x setting (ID: random cell split; OOD: whole concept combinations held out
+of training) x seed, every method is trained on the training cells within the same wall-clock
+budget and scored by :mod:`napari_causcell.metrics` on cells it never saw:
+
+- disentanglement: linear probes of each concept embedding for every label (own-label
+  accuracy / macro-F1, leakage to the other labels, leakage of the shared latent ``u``),
+  Ward-cluster NMI / ARI of each concept embedding against its own label;
+- reconstruction: per-cell Pearson r and MSE, Ward-cluster NMI / ARI of real vs generated
+  cells (8 clusters), top-50 Wilcoxon marker overlap per concept combination;
+- counterfactuals (built-in tissue, exact truth from ``brain_aging_truth``): r of predicted vs
+  true mean change per cell type, AUROC of the truly responsive (type, gene) pairs, energy
+  distance of predicted vs true counterfactual cells.
+
+All expression is compared in log1p(counts / total * 1e4) over the dataset's genes.
+Peers run in their own venvs (:mod:`benchmarks.peers`) on the second core while CausCell
+trains on the first.
+"""
+
+from __future__ import annotations
+
+import concurrent.futures as cf_futures
+import os
+import tempfile
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable
+
+import numpy as np
+import pandas as pd
+
+STARMAP = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "starmap_mpfc.h5ad"
+CF_THRESHOLD = 0.25  # |true mean change| (log units) that makes a (type, gene) pair responsive
+MIN_CELLS = 10
+
+
+@dataclass
+class Dataset:
+    """One benchmark dataset: raw counts, concepts, the DAG and optional counterfactual truth."""
+
+    name: str
+    adata: Any
+    concepts: list[str]
+    dag: list[tuple[str, str]]
+    cf_do: dict[str, str] | None = None  # intervention scored against truth
+    cf_source: dict[str, str] | None = None  # cells it is applied to
+    truth: Callable | None = None  # truth(adata_subset, do) -> counts AnnData
+    type_key: str = "cell_type"
+    ood_pair: tuple[str, str] = ("age", "cell_type")  # combos of these two are held out
+    ood_value: str | None = "90wk"  # first concept's value held out (None: any)
+    notes: list[str] = field(default_factory=list)
+
+
+# -- data -------------------------------------------------------------------------------------
+def _clean(adata, concepts):
+    import anndata as ad
+    from scipy import sparse
+
+    x = adata.layers["counts"] if "counts" in adata.layers else adata.X
+    x = sparse.csr_matrix(x, dtype=np.float32)
+    obs = pd.DataFrame({c: pd.Categorical(adata.obs[c].astype(str)) for c in concepts},
+                       index=adata.obs_names.astype(str))
+    if "cell_id" in adata.obs:
+        obs["cell_id"] = adata.obs["cell_id"].astype(str).to_numpy()
+    out = ad.AnnData(x, obs=obs, var=pd.DataFrame(index=adata.var_names.astype(str)))
+    out.uns = dict(adata.uns)
+    return out
+
+
+def load_dataset(name: str, quick: bool = False, h5ad: str | None = None,
+                 concepts: list[str] | None = None, dag: list[str] | None = None,
+                 n_cells: int | None = None) -> Dataset:
+    """``brain_aging`` (built-in, with truth), ``starmap`` (../shared/data) or ``h5ad``."""
+    import anndata as ad
+
+    if name == "brain_aging":
+        from napari_causcell.datasets import brain_aging, brain_aging_truth
+
+        n = n_cells or (3000 if quick else 4000)
+        table = brain_aging(n, 200, n_mice_per_age=2, seed=0).tables["table"]
+        cs = ["age", "domain", "cell_type"]
+        return Dataset("brain_aging", _clean(table, cs), cs,
+                       [("age", "cell_type"), ("domain", "cell_type")],
+                       cf_do={"age": "90wk"}, cf_source={"age": "4wk"},
+                       truth=lambda sub, do, table=table: brain_aging_truth(
+                           table, do, cells=table.obs_names.isin(sub.obs_names)))
+    if name == "starmap":
+        if not STARMAP.exists():
+            raise FileNotFoundError(f"{STARMAP} not found")
+        cs = ["slice", "domain", "celltype"]
+        return Dataset("starmap", _clean(ad.read_h5ad(STARMAP), cs), cs,
+                       [("slice", "celltype"), ("domain", "celltype")],
+                       type_key="celltype", ood_pair=("domain", "celltype"), ood_value=None)
+    if name == "h5ad":
+        if not h5ad or not concepts:
+            raise SystemExit("--h5ad needs --concepts (and optionally --dag a:b ...)")
+        edges = [tuple(e.split(":")) for e in (dag or [])]
+        a = ad.read_h5ad(h5ad)
+        missing = [c for c in concepts if c not in a.obs]
+        if missing:
+            raise SystemExit(f"{h5ad} has no obs column(s) {missing}")
+        return Dataset(Path(h5ad).stem, _clean(a, concepts), list(concepts), edges,
+                       type_key=concepts[-1], ood_pair=(concepts[0], concepts[-1]),
+                       ood_value=None)
+    raise SystemExit(f"unknown dataset {name!r}")
+
+
+def lognorm(adata) -> np.ndarray:
+    """log1p(counts / total * 1e4) over all genes of ``adata`` (dense float32)."""
+    from napari_causcell.data import expression
+
+    return expression(adata, list(adata.var_names)).toarray()
+
+
+def split(ds: Dataset, setting: str, seed: int, test_fraction: float = 0.2) -> dict:
+    """Train / test / counterfactual cells for one setting and seed.
+
+    ID: a random ``test_fraction`` of cells is the test set (probes and reconstruction).
+    OOD: two combinations of ``ds.ood_pair`` (chosen by the seed among those with enough
+    cells) are removed from training; the test set is them plus a random ``test_fraction``
+    of the rest (probes need every label), and reconstruction is scored on the held-out
+    combinations only (``recon_pos``: their positions in the test set). Counterfactual cells
+    are the source-labelled test cells (ID) or all source-labelled cells of the held-out
+    types (OOD: the target combination was never seen, the source cells may have been).
+    """
+    obs = ds.adata.obs
+    n = len(obs)
+    rng = np.random.default_rng(seed)
+    rest_test = rng.random(n) < test_fraction
+    held = np.zeros(n, bool)
+    combos: list[dict[str, str]] = []
+    if setting == "ood":
+        a, b = ds.ood_pair
+        counts = obs.groupby([a, b], observed=True).size()
+        ok = counts[counts >= 5 * MIN_CELLS]
+        if ds.ood_value is not None:
+            ok = ok[ok.index.get_level_values(0) == ds.ood_value]
+        if ds.cf_source is not None:  # the held type needs source cells to intervene on
+            src_counts = obs[obs[a] == ds.cf_source[a]].groupby(b, observed=True).size()
+            ok = ok[[src_counts.get(t, 0) >= 5 * MIN_CELLS for _, t in ok.index]]
+        if len(ok) < 2:
+            raise SystemExit(f"{ds.name}: fewer than two ({a}, {b}) combinations to hold out")
+        pick = rng.choice(len(ok), 2, replace=False)
+        for i in pick:
+            va, vb = ok.index[i]
+            combos.append({a: str(va), b: str(vb)})
+            held |= (obs[a].astype(str) == str(va)).to_numpy() & (
+                obs[b].astype(str) == str(vb)).to_numpy()
+        test = held | rest_test  # probes need every label; reconstruction is scored on held
+        train = ~held & ~rest_test
+    else:
+        test = rest_test
+        train = ~rest_test
+    cf = np.zeros(n, bool)
+    if ds.cf_do is not None:
+        key, src = next(iter(ds.cf_source.items()))
+        cf = (obs[key].astype(str) == src).to_numpy()
+        if setting == "ood":  # the target combination is unseen; the cells may be seen
+            types = {c[ds.ood_pair[1]] for c in combos}
+            cf &= obs[ds.ood_pair[1]].astype(str).isin(types).to_numpy()
+        else:
+            cf &= rest_test
+    test_idx = np.flatnonzero(test)
+    recon = held[test_idx] if setting == "ood" else np.ones(len(test_idx), bool)
+    return {"train": np.flatnonzero(train), "test": test_idx, "cf": np.flatnonzero(cf),
+            "recon_pos": np.flatnonzero(recon), "held_out": combos}
+
+
+# -- methods ----------------------------------------------------------------------------------
+@dataclass
+class Output:
+    """What a method produced for the scored cells (log-normalised space)."""
+
+    embeddings: dict[str, np.ndarray] = field(default_factory=dict)
+    recon: np.ndarray | None = None  # test cells, generated from their own labels
+    cf: np.ndarray | None = None  # counterfactual cells
+    cf_delta: np.ndarray | None = None  # paired predicted change per cf cell
+    speed: dict[str, float] = field(default_factory=dict)
+    notes: list[str] = field(default_factory=list)
+
+
+def time_to_quality(history: list[dict], share: float = 0.95) -> float:
+    """Seconds until the validation loss had made ``share`` of its total improvement."""
+    vals = [h.get("val_recon", np.nan) + h.get("val_concept", np.nan) for h in history]
+    if not history or not np.isfinite(vals).all():
+        return float("nan")
+    target = vals[0] - share * (vals[0] - min(vals))
+    return float(next(h["time"] for h, v in zip(history, vals) if v <= target))
+
+
+def run_causcell(ds: Dataset, sp: dict, seed: int, budget: float, dag) -> tuple[Output, Any]:
+    from napari_causcell import CausCell
+
+    train = ds.adata[sp["train"]].copy()
+    model = CausCell(train, ds.concepts, dag=dag, seed=seed)
+    t0 = time.perf_counter()
+    model.train(max_epochs=100_000, max_time=budget, validation_fraction=0.1, patience=25)
+    sec = time.perf_counter() - t0
+    h = model.history
+    out = Output(speed={
+        "train_seconds": sec, "epochs": len(h),
+        "cells_per_s": model.train_params["n_train"] * len(h) / h[-1]["time"],
+        "time_to_95pct_s": time_to_quality(h),
+    })
+    test = ds.adata[sp["test"]]
+    emb = model.concept_embeddings(test, exogenous=True, use_labels=False, write=False)
+    out.embeddings = {("latent" if k == "u" else k): v for k, v in emb.items()}
+    out.recon = model.reconstruct(test, steps=50, seed=seed).X
+    if len(sp["cf"]):
+        res = model.counterfactual(ds.adata[sp["cf"]], do=ds.cf_do, seed=seed, steps=50)
+        out.cf, out.cf_delta = np.asarray(res.X), np.asarray(res.layers["delta"])
+    return out, model
+
+
+def run_foils(ds: Dataset, sp: dict, x_all: np.ndarray) -> dict[str, Output]:
+    """No change, and the per-type mean shift between target and source training cells
+    (pooled over types where a type has no target-labelled training cells)."""
+    if not len(sp["cf"]):
+        return {}
+    obs = ds.adata.obs
+    key, src = next(iter(ds.cf_source.items()))
+    tgt = ds.cf_do[key]
+    tr = np.zeros(len(obs), bool)
+    tr[sp["train"]] = True
+    lab = obs[key].astype(str).to_numpy()
+    typ = obs[ds.type_key].astype(str).to_numpy()
+    pooled = x_all[tr & (lab == tgt)].mean(0) - x_all[tr & (lab == src)].mean(0)
+    shift = np.zeros((len(sp["cf"]), x_all.shape[1]), np.float32)
+    n_pooled = 0
+    for t in np.unique(typ[sp["cf"]]):
+        a, b = tr & (lab == tgt) & (typ == t), tr & (lab == src) & (typ == t)
+        rows = typ[sp["cf"]] == t
+        if a.sum() >= MIN_CELLS and b.sum() >= MIN_CELLS:
+            shift[rows] = x_all[a].mean(0) - x_all[b].mean(0)
+        else:
+            shift[rows], n_pooled = pooled, n_pooled + 1
+    fact = x_all[sp["cf"]]
+    notes = [f"{n_pooled} type(s) had no {tgt} training cells: pooled shift used"] if n_pooled \
+        else []
+    return {"no change": Output(cf=fact, cf_delta=np.zeros_like(fact)),
+            "mean shift": Output(cf=fact + shift, cf_delta=shift, notes=notes)}
+
+
+def peer_task(ds: Dataset, sp: dict, seed: int, budget: float, work: Path) -> tuple[dict, dict]:
+    """Write train / query .h5ad files once per split; the query is test cells then cf cells."""
+    work.mkdir(parents=True, exist_ok=True)
+    keep = ds.concepts
+    train = ds.adata[sp["train"]]
+    q_idx = np.r_[sp["test"], sp["cf"]]
+    query = ds.adata[q_idx]
+    for name, a in (("train", train), ("query", query)):
+        b = a.copy()
+        b.obs = b.obs[keep].copy()
+        b.obs_names_make_unique()
+        b.uns = {}
+        b.write_h5ad(work / f"{name}.h5ad")
+    n_test = len(sp["test"])
+    cfs = []
+    if len(sp["cf"]):
+        cfs.append({"name": "cf", "do": ds.cf_do,
+                    "cells": list(range(n_test, n_test + len(sp["cf"])))})
+    task = {"train_h5ad": str(work / "train.h5ad"), "query_h5ad": str(work / "query.h5ad"),
+            "concepts": keep, "counterfactuals": cfs, "seed": seed, "max_epochs": 1000,
+            "max_time": float(budget)}
+    return task, {"n_test": n_test}
+
+
+def run_peers(peers: list[str], task: dict, work: Path, n_test: int,
+              log: Callable[[str], Any]) -> dict[str, Output]:
+    from . import peers as peer_mod
+
+    outs = {}
+    for peer in peers:
+        d = work / peer
+        t = dict(task, peer=peer, out_dir=str(d))
+        try:
+            res = peer_mod.run_peer(peer, t, d, timeout=task["max_time"] * 4 + 300)
+        except Exception as err:  # a failing peer is reported, not fatal
+            log(f"  {peer} failed: {str(err)[-400:]}")
+            outs[peer] = Output(notes=[f"failed: {str(err)[-300:]}"])
+            continue
+        r = res["result"]
+        emb = {k: np.asarray(v)[:n_test] for k, v in res["embeddings"].items()}
+        o = Output(embeddings=emb, recon=np.asarray(_x(res["reconstruction"]))[:n_test],
+                   speed={"train_seconds": r.get("train_seconds"), "epochs": r.get("epochs"),
+                          "cells_per_s": r.get("cells_per_s")},
+                   notes=list(r.get("notes", [])) + [f"version {r.get('package_version')}"])
+        if "cf" in res["counterfactuals"]:
+            c = res["counterfactuals"]["cf"]
+            o.cf = _x(c)
+            o.cf_delta = o.cf - _x(c, "reconstructed")
+        outs[peer] = o
+        log(f"  {peer}: {r.get('epochs')} epochs in {r.get('train_seconds', 0):.0f} s")
+    return outs
+
+
+def _x(a, layer=None) -> np.ndarray:
+    m = a.layers[layer] if layer else a.X
+    return np.asarray(m.toarray() if hasattr(m, "toarray") else m, dtype=np.float32)
+
+
+# -- scoring ---------------------------------------------------------------------------------
+def score(ds: Dataset, sp: dict, out: Output, x_all: np.ndarray, truth: dict | None,
+          seed: int) -> dict[str, float]:
+    from napari_causcell import metrics as M
+
+    s: dict[str, float] = {}
+    obs = ds.adata.obs
+    test_obs = obs.iloc[sp["test"]]
+    labels = test_obs[ds.concepts].astype(str)
+    if out.embeddings:
+        t = M.probe(out.embeddings, labels, folds=5, seed=seed, max_cells=3000)
+        if any(t["own"]):
+            summ = M.leakage_summary(t[t["embedding"] != "latent"])
+            s.update({"own_accuracy": summ["own_accuracy"], "own_f1": summ["own_f1"],
+                      "leakage": summ["leakage"]})
+            cc = [M.cluster_consistency(out.embeddings[c], labels[c], seed=seed)
+                  for c in ds.concepts if c in out.embeddings]
+            s["emb_nmi"] = float(np.mean([c["nmi"] for c in cc]))
+            s["emb_ari"] = float(np.mean([c["ari"] for c in cc]))
+        if "latent" in out.embeddings:
+            s["latent_leakage"] = float(t[t["embedding"] == "latent"]["above_chance"].mean())
+    if out.recon is not None:
+        pos = sp["recon_pos"]
+        real, gen = x_all[sp["test"][pos]], np.asarray(out.recon)[pos]
+        s["per_cell_r"] = float(np.nanmean(M.per_cell_pearson(real, gen)))
+        s["mse"] = float(M.per_cell_mse(real, gen).mean())
+        ca = M.cluster_agreement(real, gen, n_clusters=8, seed=seed)
+        s["cluster_nmi"], s["cluster_ari"] = ca["nmi"], ca["ari"]
+        groups = labels.iloc[pos].agg("|".join, axis=1).to_numpy()
+        try:
+            s["marker_overlap"] = M.marker_overlap(real, gen, groups, n_top=50,
+                                                   min_cells=MIN_CELLS)["mean"]
+        except ValueError:  # OOD test sets of two combinations may leave < 2 groups
+            s["marker_overlap"] = float("nan")
+    if truth is not None and out.cf_delta is not None:
+        types = truth["types"]
+        pred = M.group_mean_change(out.cf_delta, truth["src_type"], order=types).to_numpy()
+        s["cf_r"] = M.change_correlation(pred, truth["matrix"])
+        s["cf_mse"] = float(np.mean((pred - truth["matrix"]) ** 2))
+        s["cf_auroc"] = M.responsive_auroc(pred, truth["matrix"], threshold=CF_THRESHOLD)
+        s["cf_energy"] = M.energy_distance(out.cf, truth["cells"], seed=seed)
+    return s
+
+
+def truth_for(ds: Dataset, sp: dict, x_all: np.ndarray) -> dict | None:
+    if ds.truth is None or not len(sp["cf"]):
+        return None
+    from napari_causcell import metrics as M
+
+    sub = ds.adata[sp["cf"]]
+    tr = ds.truth(sub, ds.cf_do)
+    tr = tr[sub.obs_names]
+    true_x = lognorm(tr)
+    delta = true_x - x_all[sp["cf"]]
+    src = sub.obs[ds.type_key].astype(str).to_numpy()
+    counts = pd.Series(src).value_counts()
+    order = [t for t in ds.adata.obs[ds.type_key].cat.categories if counts.get(t, 0) >= MIN_CELLS]
+    mat = M.group_mean_change(delta, src, order=order)
+    return {"types": order, "src_type": src, "matrix": mat.to_numpy(), "cells": true_x,
+            "n_responsive": int((np.abs(mat.to_numpy()) >= CF_THRESHOLD).sum())}
+
+
+# -- samplers ----------------------------------------------------------------------------------
+def sampler_speed(model, ds: Dataset, sp: dict, n_cells: int, truth: dict | None,
+                  seed: int) -> list[dict]:
+    """Counterfactual (or reconstruction) time for ``n_cells`` cells with DDIM-50 and DDPM-1000,
+    scaled to 1,000 cells, and the quality of each."""
+    from napari_causcell import metrics as M
+
+    rows = []
+    idx = sp["cf"] if len(sp["cf"]) else sp["test"]
+    cells = ds.adata[np.resize(idx, n_cells)].copy()
+    cells.obs_names_make_unique()
+    for sampler, steps in (("ddim", 50), ("ddpm", 1000)):
+        t0 = time.perf_counter()
+        if ds.cf_do is not None and len(sp["cf"]):
+            res = model.counterfactual(cells, do=ds.cf_do, sampler=sampler, steps=steps,
+                                       seed=seed)
+        else:
+            res = model.reconstruct(cells, sampler=sampler, steps=steps, seed=seed)
+        sec = time.perf_counter() - t0
+        row = {"sampler": f"{sampler.upper()}-{steps}", "cells": n_cells,
+               "seconds_per_1000_cells": sec * 1000 / n_cells}
+        if "delta" in res.layers and truth is not None:
+            pos = {c: i for i, c in enumerate(ds.adata.obs_names[sp["cf"]])}
+            take = [pos[c] for c in res.obs["source_id"].astype(str)]
+            src = truth["src_type"][take]
+            pred = M.group_mean_change(np.asarray(res.layers["delta"]), src,
+                                       order=truth["types"]).to_numpy()
+            row["cf_r"] = M.change_correlation(pred, truth["matrix"])
+        else:
+            row["per_cell_r"] = float(np.nanmean(M.per_cell_pearson(res.layers["factual"],
+                                                                    res.X)))
+        rows.append(row)
+    return rows
+
+
+# -- one dataset x setting x seed ----------------------------------------------------------
+def run_one(ds: Dataset, setting: str, seed: int, budget: float, peers: list[str],
+            sampler_cells: int, log: Callable[[str], Any] = print) -> dict:
+    sp = split(ds, setting, seed)
+    log(f"{ds.name} {setting} seed {seed}: train {len(sp['train'])}, test {len(sp['test'])}, "
+        f"cf {len(sp['cf'])}, held out {sp['held_out']}")
+    x_all = lognorm(ds.adata)
+    truth = truth_for(ds, sp, x_all)
+    outputs: dict[str, Output] = {}
+    with tempfile.TemporaryDirectory(prefix="causcell-bench-") as tmp:
+        work = Path(tmp)
+        future = None
+        pool = cf_futures.ThreadPoolExecutor(1)
+        if peers:  # peers train on the other core while CausCell trains here
+            task, meta = peer_task(ds, sp, seed, budget, work)
+            future = pool.submit(run_peers, peers, task, work, meta["n_test"], log)
+        outputs["CausCell"], model = run_causcell(ds, sp, seed, budget, ds.dag)
+        log(f"  CausCell: {outputs['CausCell'].speed['epochs']} epochs")
+        outputs["CausCell_IND"], _ = run_causcell(ds, sp, seed, budget, [])
+        samplers = sampler_speed(model, ds, sp, sampler_cells, truth, seed) \
+            if sampler_cells else []
+        outputs.update(run_foils(ds, sp, x_all))
+        if future is not None:
+            outputs.update(future.result())
+        pool.shutdown()
+    scores = {}
+    for name, out in outputs.items():
+        scores[name] = {**score(ds, sp, out, x_all, truth, seed), **out.speed}
+        if out.notes:
+            scores[name]["notes"] = out.notes
+    return {"dataset": ds.name, "setting": setting, "seed": seed, "held_out": sp["held_out"],
+            "n_train": int(len(sp["train"])), "n_test": int(len(sp["test"])),
+            "n_cf": int(len(sp["cf"])),
+            "n_responsive": truth["n_responsive"] if truth else None,
+            "scores": scores, "samplers": samplers}
+
+
+def summarise(runs: list[dict]) -> pd.DataFrame:
+    """Long table: dataset, setting, method, metric, mean, sd, n (over seeds)."""
+    rows = []
+    for r in runs:
+        for method, sc in r["scores"].items():
+            for metric, v in sc.items():
+                if isinstance(v, (int, float)) and v is not None and np.isfinite(v):
+                    rows.append({"dataset": r["dataset"], "setting": r["setting"],
+                                 "method": method, "metric": metric, "value": float(v)})
+    df = pd.DataFrame(rows)
+    if df.empty:
+        return df
+    g = df.groupby(["dataset", "setting", "method", "metric"], sort=False)["value"]
+    return g.agg(mean="mean", sd=lambda v: float(np.std(v, ddof=1)) if len(v) > 1 else 0.0,
+                 n="size").reset_index()
+
+
+def machine(threads: int) -> dict:
+    """Machine facts recorded with every result."""
+    import platform
+
+    import torch
+
+    cpu = platform.processor() or platform.machine()
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    return {"cpu": cpu, "cores": os.cpu_count(), "torch": torch.__version__,
+            "torch_threads": threads, "python": platform.python_version()}
