@@ -134,12 +134,12 @@ def split(ds: Dataset, setting: str, seed: int, test_fraction: float = 0.2) -> d
     if setting == "ood":
         a, b = ds.ood_pair
         counts = obs.groupby([a, b], observed=True).size()
-        ok = counts[counts >= 5 * MIN_CELLS]
+        ok = counts[counts >= 3 * MIN_CELLS]
         if ds.ood_value is not None:
             ok = ok[ok.index.get_level_values(0) == ds.ood_value]
         if ds.cf_source is not None:  # the held type needs source cells to intervene on
             src_counts = obs[obs[a] == ds.cf_source[a]].groupby(b, observed=True).size()
-            ok = ok[[src_counts.get(t, 0) >= 5 * MIN_CELLS for _, t in ok.index]]
+            ok = ok[[src_counts.get(t, 0) >= 3 * MIN_CELLS for _, t in ok.index]]
         if len(ok) < 2:
             raise SystemExit(f"{ds.name}: fewer than two ({a}, {b}) combinations to hold out")
         pick = rng.choice(len(ok), 2, replace=False)

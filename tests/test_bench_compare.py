@@ -1,0 +1,146 @@
+"""benchmarks/compare.py and report.py: splits, foils, scoring and the one-command run."""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+if str(ROOT) not in sys.path:
+    sys.path.insert(0, str(ROOT))
+
+from benchmarks import compare, report  # noqa: E402
+
+
+@pytest.fixture(scope="module")
+def ds():
+    return compare.load_dataset("brain_aging", n_cells=1500)
+
+
+def test_id_split_is_a_partition(ds):
+    sp = compare.split(ds, "id", seed=0)
+    assert not set(sp["train"]) & set(sp["test"])
+    assert len(sp["train"]) + len(sp["test"]) == ds.adata.n_obs
+    assert set(sp["cf"]) <= set(sp["test"])
+    assert (ds.adata.obs["age"].iloc[sp["cf"]] == "4wk").all()
+    assert len(sp["recon_pos"]) == len(sp["test"])
+    again = compare.split(ds, "id", seed=0)
+    np.testing.assert_array_equal(sp["test"], again["test"])  # seeded
+
+
+def test_ood_split_holds_out_combinations(ds):
+    sp = compare.split(ds, "ood", seed=1)
+    obs = ds.adata.obs.astype(str)
+    assert len(sp["held_out"]) == 2
+    for combo in sp["held_out"]:
+        assert combo["age"] == "90wk"
+        hit = (obs["age"] == "90wk") & (obs["cell_type"] == combo["cell_type"])
+        assert not hit.iloc[sp["train"]].any()  # never seen in training
+        assert hit.iloc[sp["test"]].sum() > 0  # and scored as held out
+    held = obs.iloc[sp["test"][sp["recon_pos"]]]
+    assert (held["age"] == "90wk").all()
+    types = {c["cell_type"] for c in sp["held_out"]}
+    cf = obs.iloc[sp["cf"]]
+    assert (cf["age"] == "4wk").all() and set(cf["cell_type"]) <= types
+
+
+def test_foils_and_truth(ds):
+    sp = compare.split(ds, "id", seed=0)
+    x = compare.lognorm(ds.adata)
+    truth = compare.truth_for(ds, sp, x)
+    assert truth["matrix"].shape == (len(truth["types"]), ds.adata.n_vars)
+    assert truth["n_responsive"] > 0
+    foils = compare.run_foils(ds, sp, x)
+    assert set(foils) == {"no change", "mean shift"}
+    s_none = compare.score(ds, sp, foils["no change"], x, truth, 0)
+    s_shift = compare.score(ds, sp, foils["mean shift"], x, truth, 0)
+    assert s_none["cf_r"] == 0.0 and s_none["cf_auroc"] == 0.5
+    assert s_shift["cf_r"] > 0.3  # the observed shift carries the planted age effects
+    # a perfect prediction scores r = 1 and AUROC = 1
+    true_delta = truth["cells"] - x[sp["cf"]]
+    perfect = compare.Output(cf=truth["cells"], cf_delta=true_delta)
+    s = compare.score(ds, sp, perfect, x, truth, 0)
+    assert s["cf_r"] == pytest.approx(1.0) and s["cf_auroc"] == pytest.approx(1.0)
+    assert s["cf_energy"] == pytest.approx(0.0, abs=1e-6)
+
+
+def test_score_reconstruction_and_probes(ds):
+    sp = compare.split(ds, "id", seed=0)
+    x = compare.lognorm(ds.adata)
+    rng = np.random.default_rng(0)
+    codes = {c: pd.get_dummies(ds.adata.obs[c].iloc[sp["test"]]).to_numpy(float)
+             for c in ds.concepts}
+    emb = {c: v + rng.normal(scale=0.1, size=v.shape) for c, v in codes.items()}
+    emb["latent"] = rng.normal(size=(len(sp["test"]), 4))
+    out = compare.Output(embeddings=emb, recon=x[sp["test"]])
+    s = compare.score(ds, sp, out, x, None, 0)
+    assert s["own_accuracy"] > 0.99 and s["per_cell_r"] == pytest.approx(1.0)
+    assert s["mse"] == pytest.approx(0.0) and s["marker_overlap"] == pytest.approx(1.0)
+    assert abs(s["latent_leakage"]) < 0.1
+    assert s["cluster_ari"] == pytest.approx(1.0)
+
+
+def test_summarise_and_report(tmp_path):
+    runs = [{"dataset": "d", "setting": "id", "seed": k, "samplers": [],
+             "scores": {"CausCell": {"per_cell_r": 0.5 + 0.1 * k, "notes": ["x"]},
+                        "scvi": {"per_cell_r": 0.4}}} for k in range(2)]
+    summ = compare.summarise(runs)
+    row = summ[(summ.method == "CausCell")].iloc[0]
+    assert row["mean"] == pytest.approx(0.55) and row["sd"] == pytest.approx(0.0707, abs=1e-3)
+    assert row["n"] == 2
+    md = report.tables(summ)
+    assert "| CausCell | 0.550 ± 0.071 |" in md and "| scVI | 0.400 ± 0.000 |" in md
+    doc = tmp_path / "b.md"
+    doc.write_text("# Benchmarks\n\nintro\n")
+    result = {"machine": compare.machine(1), "args": {"seeds": 2, "budget": 10.0},
+              "date": "2026-01-01", "command": "python -m benchmarks run", "file": "x.json",
+              "elapsed_s": 60.0, "runs": runs, "peers": {"scvi": "run"}}
+    report.write_docs(result, summ, doc, tmp_path / "img")
+    report.write_docs(result, summ, doc, tmp_path / "img")  # replaces, not appends
+    text = doc.read_text()
+    assert text.count(report.START) == 1 and "intro" in text
+    assert (tmp_path / "img" / "benchmark_compare.png").stat().st_size > 1000
+
+
+def test_time_to_quality():
+    h = [{"time": t, "val_recon": v, "val_concept": 0.0}
+         for t, v in [(1, 10.0), (2, 5.0), (3, 1.4), (4, 1.0)]]
+    assert compare.time_to_quality(h) == 3  # 1.4 <= 10 - 0.95 * 9 = 1.45
+
+
+def test_bad_inputs(tmp_path):
+    with pytest.raises(SystemExit, match="unknown dataset"):
+        compare.load_dataset("nope")
+    with pytest.raises(SystemExit, match="needs --concepts"):
+        compare.load_dataset("h5ad", h5ad="x.h5ad")
+    from napari_causcell.datasets import brain_aging
+
+    path = tmp_path / "t.h5ad"
+    brain_aging(300, 60, seed=0).tables["table"].write_h5ad(path)
+    with pytest.raises(SystemExit, match="no obs column"):
+        compare.load_dataset("h5ad", h5ad=str(path), concepts=["age", "tissue"])
+
+
+def test_quick_run_end_to_end(tmp_path):
+    """The one command, shrunk: results JSON with every method and metric, no docs touched."""
+    from benchmarks.__main__ import main
+
+    doc = ROOT / "docs" / "benchmarks.md"
+    before = doc.read_text()
+    result = main(["run", "--quick", "--no-peers", "--cells", "900", "--budget", "3",
+                   "--sampler-cells", "20", "--out", str(tmp_path), "--no-docs"])
+    assert doc.read_text() == before
+    saved = json.loads((tmp_path / result["file"]).read_text())
+    assert [(r["setting"], r["seed"]) for r in saved["runs"]] == [("id", 0), ("ood", 0)]
+    scores = saved["runs"][0]["scores"]
+    assert set(scores) == {"CausCell", "CausCell_IND", "no change", "mean shift"}
+    for key in ("own_accuracy", "leakage", "per_cell_r", "cluster_ari", "cf_r", "cf_auroc",
+                "cells_per_s"):
+        assert np.isfinite(scores["CausCell"][key]), key
+    assert saved["runs"][0]["samplers"][1]["sampler"] == "DDPM-1000"
+    assert saved["peers"] == {}
