@@ -34,7 +34,7 @@ def _parser() -> argparse.ArgumentParser:
     r.add_argument("--settings", nargs="+", default=["id", "ood"], choices=["id", "ood"])
     r.add_argument("--seeds", type=int, default=None, help="number of seeds (default 3; quick 1)")
     r.add_argument("--budget", type=float, default=None,
-                   help="training seconds per method and run (default 90; quick 25)")
+                   help="training seconds per method and run (default 60; quick 20)")
     r.add_argument("--peers", nargs="*", default=None,
                    help="peers to run (default all: scvi biolord scgen cpa)")
     r.add_argument("--no-peers", action="store_true", help="skip peers and their set-up")
@@ -42,10 +42,14 @@ def _parser() -> argparse.ArgumentParser:
                    help="cells for the DDIM-50 vs DDPM-1000 timing (default 1000; quick 200)")
     r.add_argument("--cells", type=int, default=None,
                    help="cells of the built-in tissue (default 4000; quick 3000)")
+    r.add_argument("--scib", action=argparse.BooleanOptionalAction, default=None,
+                   help="scib-metrics scores where a batch concept exists (default: full runs)")
     r.add_argument("--threads", type=int, default=1, help="torch threads per process")
     r.add_argument("--out", default=str(ROOT / "benchmarks" / "results"))
     r.add_argument("--docs", action="store_true", help="regenerate docs after a quick run")
     r.add_argument("--no-docs", action="store_true", help="never touch docs/")
+    rep = sub.add_parser("report", help="regenerate docs/benchmarks.md from a results JSON")
+    rep.add_argument("json", help="benchmarks/results/<date>.json (or a .partial.json)")
     s = sub.add_parser("setup", help="create the peer venvs under benchmarks/envs/")
     s.add_argument("envs", nargs="*", help="scverse cpa (default both)")
     s.add_argument("--force", action="store_true")
@@ -66,7 +70,7 @@ def _setup(envs, force=False, log=print) -> dict[str, str]:
     return status
 
 
-def run(args) -> dict:
+def run(args, argv=None) -> dict:
     os.environ.setdefault("OMP_NUM_THREADS", str(args.threads))
     import torch
 
@@ -77,7 +81,7 @@ def run(args) -> dict:
 
     t0 = time.perf_counter()
     seeds = args.seeds or (1 if args.quick else 3)
-    budget = args.budget or (25.0 if args.quick else 90.0)
+    budget = args.budget or (20.0 if args.quick else 60.0)
     sampler_cells = args.sampler_cells if args.sampler_cells is not None else (
         200 if args.quick else 1000)
     names = args.datasets or (["brain_aging"] if args.quick else ["brain_aging", "starmap"])
@@ -104,28 +108,28 @@ def run(args) -> dict:
     if args.h5ad:
         datasets.append(compare.load_dataset("h5ad", h5ad=args.h5ad, concepts=args.concepts,
                                              dag=args.dag))
-    runs = []
-    for ds in datasets:
-        for setting in args.settings:
-            for seed in range(seeds):
-                runs.append(compare.run_one(
-                    ds, setting, seed, budget, peers,
-                    sampler_cells if seed == 0 else 0,
-                    log=lambda m: print(m, flush=True)))
     date = dt.date.today().isoformat()
     name = date + ("-quick" if args.quick else "")
-    command = "python -m benchmarks run " + " ".join(sys.argv[2:] if sys.argv[1:2] == ["run"]
-                                                     else [])
+    command = "python -m benchmarks run " + " ".join(argv or [])
     result = {"date": date, "command": command.strip(), "file": f"{name}.json",
               "machine": compare.machine(args.threads),
               "args": {"quick": args.quick, "seeds": seeds, "budget": budget,
                        "datasets": [d.name for d in datasets], "settings": args.settings,
                        "sampler_cells": sampler_cells, "cells": args.cells},
-              "peers": peer_status, "runs": runs,
-              "elapsed_s": time.perf_counter() - t0}
-    summary = compare.summarise(runs)
+              "peers": peer_status, "runs": []}
+    scib = args.scib if args.scib is not None else not args.quick
+    for ds in datasets:
+        for setting in args.settings:
+            for seed in range(seeds):
+                result["runs"].append(compare.run_one(
+                    ds, setting, seed, budget, peers, sampler_cells if seed == 0 else 0,
+                    log=lambda m: print(m, flush=True), scib=scib and setting == "id"))
+                result["elapsed_s"] = time.perf_counter() - t0
+                write_result(args.out, name + ".partial", result)  # survives an interruption
+    summary = compare.summarise(result["runs"])
     result["summary"] = summary.to_dict(orient="records")
     write_result(args.out, name, result)
+    (Path(args.out) / f"{name}.partial.json").unlink(missing_ok=True)
     if not args.no_docs and (args.docs or not args.quick):
         doc = write_docs(result, summary, ROOT / "docs" / "benchmarks.md", ROOT / "docs" / "images")
         print(f"updated {doc}")
@@ -141,7 +145,17 @@ def main(argv=None):
         status = _setup(args.envs or sorted(set(peers.PEERS.values())), force=args.force)
         print(json.dumps(status, indent=1))
         return status
-    return run(args)
+    if args.cmd == "report":
+        from . import compare
+        from .report import write_docs
+
+        result = json.loads(Path(args.json).read_text())
+        result.setdefault("elapsed_s", 0.0)
+        summary = compare.summarise(result["runs"])
+        doc = write_docs(result, summary, ROOT / "docs" / "benchmarks.md", ROOT / "docs" / "images")
+        print(f"updated {doc}")
+        return result
+    return run(args, (argv if argv is not None else sys.argv[1:])[1:])
 
 
 if __name__ == "__main__":

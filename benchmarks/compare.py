@@ -21,6 +21,7 @@ trains on the first.
 from __future__ import annotations
 
 import concurrent.futures as cf_futures
+import json
 import os
 import tempfile
 import time
@@ -50,6 +51,7 @@ class Dataset:
     type_key: str = "cell_type"
     ood_pair: tuple[str, str] = ("age", "cell_type")  # combos of these two are held out
     ood_value: str | None = "90wk"  # first concept's value held out (None: any)
+    batch_key: str | None = None  # scIB batch (a concept the models condition on)
     notes: list[str] = field(default_factory=list)
 
 
@@ -92,7 +94,8 @@ def load_dataset(name: str, quick: bool = False, h5ad: str | None = None,
         cs = ["slice", "domain", "celltype"]
         return Dataset("starmap", _clean(ad.read_h5ad(STARMAP), cs), cs,
                        [("slice", "celltype"), ("domain", "celltype")],
-                       type_key="celltype", ood_pair=("domain", "celltype"), ood_value=None)
+                       type_key="celltype", ood_pair=("domain", "celltype"), ood_value=None,
+                       batch_key="slice")
     if name == "h5ad":
         if not h5ad or not concepts:
             raise SystemExit("--h5ad needs --concepts (and optionally --dag a:b ...)")
@@ -363,6 +366,44 @@ def truth_for(ds: Dataset, sp: dict, x_all: np.ndarray) -> dict | None:
             "n_responsive": int((np.abs(mat.to_numpy()) >= CF_THRESHOLD).sum())}
 
 
+def scib_scores(ds: Dataset, sp: dict, outputs: dict[str, Output], x_all: np.ndarray,
+                work: Path, log: Callable[[str], Any]) -> dict[str, dict]:
+    """scib-metrics on the test cells, run in the scverse peer venv (batch = ``ds.batch_key``,
+    label = ``ds.type_key``). The embedding scored per method: CausCell's token of the label
+    concept (its ``u`` is meant to carry no labels), the peers' shared latent."""
+    import subprocess
+
+    import anndata as ad
+
+    from . import peers
+
+    if ds.batch_key is None or not peers.is_ready("scverse"):
+        return {}
+    obs = ds.adata.obs.iloc[sp["test"]]
+    a = ad.AnnData(x_all[sp["test"]], obs=pd.DataFrame(
+        {"batch": obs[ds.batch_key].astype(str).to_numpy(),
+         "label": obs[ds.type_key].astype(str).to_numpy()}))
+    for name, out in outputs.items():
+        key = ds.type_key if name.startswith("CausCell") else "latent"
+        if key in out.embeddings:
+            a.obsm[f"X_{name}"] = np.asarray(out.embeddings[key], dtype=np.float32)
+    if not len(a.obsm):
+        return {}
+    src, dst = work / "scib.h5ad", work / "scib.json"
+    a.write_h5ad(src)
+    script = Path(__file__).resolve().parent / "adapters" / "scib_adapter.py"
+    env = dict(os.environ, OMP_NUM_THREADS="1", MKL_NUM_THREADS="1", JAX_PLATFORMS="cpu",
+               XLA_FLAGS="--xla_cpu_multi_thread_eigen=false intra_op_parallelism_threads=1")
+    run = subprocess.run([str(peers.env_python("scverse")), str(script), str(src), str(dst)],
+                         capture_output=True, text=True, env=env, timeout=1800)
+    if run.returncode:
+        log(f"  scib-metrics failed: {run.stderr[-400:]}")
+        return {}
+    res = json.loads(dst.read_text())
+    log(f"  scib-metrics: {res.pop('_seconds', 0):.0f} s")
+    return res
+
+
 # -- samplers ----------------------------------------------------------------------------------
 def sampler_speed(model, ds: Dataset, sp: dict, n_cells: int, truth: dict | None,
                   seed: int) -> list[dict]:
@@ -400,7 +441,7 @@ def sampler_speed(model, ds: Dataset, sp: dict, n_cells: int, truth: dict | None
 
 # -- one dataset x setting x seed ----------------------------------------------------------
 def run_one(ds: Dataset, setting: str, seed: int, budget: float, peers: list[str],
-            sampler_cells: int, log: Callable[[str], Any] = print) -> dict:
+            sampler_cells: int, log: Callable[[str], Any] = print, scib: bool = False) -> dict:
     sp = split(ds, setting, seed)
     log(f"{ds.name} {setting} seed {seed}: train {len(sp['train'])}, test {len(sp['test'])}, "
         f"cf {len(sp['cf'])}, held out {sp['held_out']}")
@@ -423,9 +464,12 @@ def run_one(ds: Dataset, setting: str, seed: int, budget: float, peers: list[str
         if future is not None:
             outputs.update(future.result())
         pool.shutdown()
+        sci = scib_scores(ds, sp, outputs, x_all, work, log) if scib else {}
     scores = {}
     for name, out in outputs.items():
-        scores[name] = {**score(ds, sp, out, x_all, truth, seed), **out.speed}
+        extra = {f"scib_{k.lower().replace(' ', '_')}": v for k, v in sci.get(name, {}).items()
+                 if k in ("Bio conservation", "Batch correction", "Total")}
+        scores[name] = {**score(ds, sp, out, x_all, truth, seed), **extra, **out.speed}
         if out.notes:
             scores[name]["notes"] = out.notes
     return {"dataset": ds.name, "setting": setting, "seed": seed, "held_out": sp["held_out"],

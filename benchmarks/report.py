@@ -18,6 +18,9 @@ METRICS = {
     "latent_leakage": ("leakage of u / latent", False),
     "emb_nmi": ("embedding NMI", True),
     "emb_ari": ("embedding ARI", True),
+    "scib_bio_conservation": ("scIB bio conservation", True),
+    "scib_batch_correction": ("scIB batch correction", True),
+    "scib_total": ("scIB total", True),
     "per_cell_r": ("per-cell r", True),
     "mse": ("MSE", False),
     "cluster_nmi": ("cluster NMI real vs gen.", True),
@@ -33,7 +36,8 @@ METRICS = {
 }
 GROUPS = {
     "Disentanglement (held-out cells)": ["own_accuracy", "own_f1", "leakage", "latent_leakage",
-                                         "emb_nmi", "emb_ari"],
+                                         "emb_nmi", "emb_ari", "scib_bio_conservation",
+                                         "scib_batch_correction", "scib_total"],
     "Reconstruction (held-out cells)": ["per_cell_r", "mse", "cluster_nmi", "cluster_ari",
                                         "marker_overlap"],
     "Counterfactuals against the true ones": ["cf_r", "cf_auroc", "cf_mse", "cf_energy"],
