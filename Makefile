@@ -6,7 +6,7 @@ PY := $(VENV)/bin/python
 PIP := $(PY) -m pip --disable-pip-version-check -q
 THREADS ?= 1
 
-.PHONY: setup system-deps demo test bench docs notebooks clean
+.PHONY: setup system-deps demo test bench benchmark benchmark-quick docs notebooks clean
 
 $(VENV)/.installed: pyproject.toml constraints.txt
 	@command -v $(PYTHON) >/dev/null || { echo "need $(PYTHON)"; exit 1; }
@@ -28,6 +28,13 @@ test: setup system-deps
 
 bench: setup
 	OMP_NUM_THREADS=$(THREADS) $(PY) -m benchmarks.core --threads $(THREADS)
+
+# CausCell vs ablation, foils and peers (sets up the peer venvs under benchmarks/envs first)
+benchmark: setup
+	OMP_NUM_THREADS=$(THREADS) $(PY) -m benchmarks run --threads $(THREADS)
+
+benchmark-quick: setup
+	OMP_NUM_THREADS=$(THREADS) $(PY) -m benchmarks run --quick --threads $(THREADS)
 
 docs: setup
 	$(PY) -m sphinx -W --keep-going -b html docs docs/_build/html

@@ -24,7 +24,9 @@ import concurrent.futures as cf_futures
 import json
 import os
 import tempfile
+import threading
 import time
+import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable
@@ -252,7 +254,9 @@ def peer_task(ds: Dataset, sp: dict, seed: int, budget: float, work: Path) -> tu
     keep = ds.concepts
     train = ds.adata[sp["train"]]
     q_idx = np.r_[sp["test"], sp["cf"]]
-    query = ds.adata[q_idx]
+    with warnings.catch_warnings():  # ID cf cells are test cells too: names repeat
+        warnings.filterwarnings("ignore", message=".*names are not unique")
+        query = ds.adata[q_idx]
     for name, a in (("train", train), ("query", query)):
         b = a.copy()
         b.obs = b.obs[keep].copy()
@@ -271,11 +275,14 @@ def peer_task(ds: Dataset, sp: dict, seed: int, budget: float, work: Path) -> tu
 
 
 def run_peers(peers: list[str], task: dict, work: Path, n_test: int,
-              log: Callable[[str], Any]) -> dict[str, Output]:
+              log: Callable[[str], Any], stop: threading.Event | None = None,
+              ) -> dict[str, Output]:
     from . import peers as peer_mod
 
     outs = {}
     for peer in peers:
+        if stop is not None and stop.is_set():
+            break
         d = work / peer
         t = dict(task, peer=peer, out_dir=str(d))
         try:
@@ -426,9 +433,7 @@ def sampler_speed(model, ds: Dataset, sp: dict, n_cells: int, truth: dict | None
         row = {"sampler": f"{sampler.upper()}-{steps}", "cells": n_cells,
                "seconds_per_1000_cells": sec * 1000 / n_cells}
         if "delta" in res.layers and truth is not None:
-            pos = {c: i for i, c in enumerate(ds.adata.obs_names[sp["cf"]])}
-            take = [pos[c] for c in res.obs["source_id"].astype(str)]
-            src = truth["src_type"][take]
+            src = truth["src_type"][np.resize(np.arange(len(idx)), n_cells)]  # rows = cells
             pred = M.group_mean_change(np.asarray(res.layers["delta"]), src,
                                        order=truth["types"]).to_numpy()
             row["cf_r"] = M.change_correlation(pred, truth["matrix"])
@@ -450,20 +455,23 @@ def run_one(ds: Dataset, setting: str, seed: int, budget: float, peers: list[str
     outputs: dict[str, Output] = {}
     with tempfile.TemporaryDirectory(prefix="causcell-bench-") as tmp:
         work = Path(tmp)
-        future = None
+        future, stop = None, threading.Event()
         pool = cf_futures.ThreadPoolExecutor(1)
-        if peers:  # peers train on the other core while CausCell trains here
-            task, meta = peer_task(ds, sp, seed, budget, work)
-            future = pool.submit(run_peers, peers, task, work, meta["n_test"], log)
-        outputs["CausCell"], model = run_causcell(ds, sp, seed, budget, ds.dag)
-        log(f"  CausCell: {outputs['CausCell'].speed['epochs']} epochs")
-        outputs["CausCell_IND"], _ = run_causcell(ds, sp, seed, budget, [])
-        samplers = sampler_speed(model, ds, sp, sampler_cells, truth, seed) \
-            if sampler_cells else []
-        outputs.update(run_foils(ds, sp, x_all))
-        if future is not None:
-            outputs.update(future.result())
-        pool.shutdown()
+        try:
+            if peers:  # peers train on the other core while CausCell trains here
+                task, meta = peer_task(ds, sp, seed, budget, work)
+                future = pool.submit(run_peers, peers, task, work, meta["n_test"], log, stop)
+            outputs["CausCell"], model = run_causcell(ds, sp, seed, budget, ds.dag)
+            log(f"  CausCell: {outputs['CausCell'].speed['epochs']} epochs")
+            outputs["CausCell_IND"], _ = run_causcell(ds, sp, seed, budget, [])
+            samplers = sampler_speed(model, ds, sp, sampler_cells, truth, seed) \
+                if sampler_cells else []
+            outputs.update(run_foils(ds, sp, x_all))
+            if future is not None:
+                outputs.update(future.result())
+        finally:  # on an error, start no further peer
+            stop.set()
+            pool.shutdown(wait=True, cancel_futures=True)
         sci = scib_scores(ds, sp, outputs, x_all, work, log) if scib else {}
     scores = {}
     for name, out in outputs.items():

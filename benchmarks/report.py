@@ -138,14 +138,15 @@ def markdown(result: dict, summary: pd.DataFrame, image: str | None) -> str:
     a = result["args"]
     head = (f"Run `{result['command']}` on {result['date']}: {m['cpu']}, {m['cores']} cores, "
             f"torch {m['torch']} with {m['torch_threads']} thread(s) per process, Python "
-            f"{m['python']}. Seeds {a['seeds']}, training budget {a['budget']:.0f} s per "
+            f"{m['python']}. {a['seeds']} seed(s), training budget {a['budget']:.0f} s per "
             f"method and run; {result['elapsed_s'] / 60:.1f} min in all. Mean ± sd over seeds. "
             f"Raw numbers: `benchmarks/results/{result['file']}`.\n")
     peers = result.get("peers", {})
     lines = [head]
     if peers:
-        lines.append("Peers: " + "; ".join(f"{NAMES.get(p, p)}: {s}" for p, s in peers.items())
-                     + ".\n")
+        lines.append("Peers: " + "; ".join(
+            f"{NAMES.get(p, p)} {s}" if s.startswith("not run") else f"{NAMES.get(p, p)}: {s}"
+            for p, s in peers.items()) + ".\n")
     if image:
         lines.append(f"![benchmark bars]({image})\n")
     lines.append(tables(summary))
