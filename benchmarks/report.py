@@ -57,7 +57,7 @@ def tables(summary: pd.DataFrame) -> str:
     """One markdown table per dataset x setting x metric group (methods as rows)."""
     parts = []
     for (dataset, setting), d in summary.groupby(["dataset", "setting"], sort=False):
-        parts.append(f"#### {dataset}, {setting.upper()}\n")
+        parts.append(f"### {dataset}, {setting.upper()}\n")
         for group, metrics in GROUPS.items():
             cols = [m for m in metrics if m in set(d["metric"])]
             if not cols:
@@ -152,7 +152,7 @@ def markdown(result: dict, summary: pd.DataFrame, image: str | None) -> str:
     lines.append(tables(summary))
     st = sampler_table(result["runs"])
     if st:
-        lines.append("#### Samplers (CausCell, first seed)\n\n" + st)
+        lines.append("### Samplers (CausCell, first seed)\n\n" + st)
     return "\n".join(lines)
 
 
