@@ -132,7 +132,7 @@ def test_quickstart_in_jupyterlab(jupyterlab, tmp_path):
             page.locator(".lm-MenuBar-itemLabel", has_text="Run").first.click()
             page.locator(".lm-Menu-itemLabel", has_text="Run All Cells").first.click()
             button = page.locator("button.causcell-intervene")
-            button.wait_for(state="visible", timeout=120_000)
+            button.wait_for(state="visible", timeout=300_000)
             button.scroll_into_view_if_needed()
             assert button.is_enabled()
             page.locator(".widget-dropdown", has_text="Set to").locator("select").select_option(
@@ -141,7 +141,7 @@ def test_quickstart_in_jupyterlab(jupyterlab, tmp_path):
             page.wait_for_function(
                 "() => { const i = document.querySelector('img.causcell-overlay');"
                 " return i && i.naturalWidth > 200 && i.offsetParent !== null; }",
-                timeout=60_000)
+                timeout=180_000)
             overlay = page.locator("img.causcell-overlay")
             overlay.scroll_into_view_if_needed()
             assert page.locator(".widget-tab").locator("text=do(age=90wk)").count() >= 1
