@@ -145,11 +145,12 @@ def plan_epochs(max_epochs: int, max_time: float | None, sec_per_epoch: float,
     return int(max(0, min(max_epochs, np.floor(left / max(sec_per_epoch, 1e-9)))))
 
 
-def lightning_max_time(max_time: float | None) -> dict | None:
-    """Lightning's ``max_time`` trainer argument for a budget in seconds."""
+def lightning_max_time(max_time: float | None) -> dict:
+    """Trainer keyword arguments for a budget in seconds: ``{"max_time": {"seconds": s}}``
+    (Lightning's form), or ``{}`` without a budget."""
     if not max_time:
-        return None
-    return {"seconds": max(1, int(round(float(max_time))))}
+        return {}
+    return {"max_time": {"seconds": max(1, int(round(float(max_time))))}}
 
 
 class Timer:

@@ -72,10 +72,7 @@ def main() -> None:
     biolord.Biolord.setup_anndata(tr, categorical_attributes_keys=concepts)
     model = biolord.Biolord(tr, n_latent=N_LATENT, module_params=dict(MODULE_PARAMS, seed=int(
         task["seed"])), train_classifiers=False)
-    trainer_kwargs = {}
-    mt = C.lightning_max_time(task["max_time"])
-    if mt:
-        trainer_kwargs["max_time"] = mt
+    trainer_kwargs = C.lightning_max_time(task["max_time"])
     with C.Timer() as t:
         model.train(max_epochs=int(task["max_epochs"]), batch_size=128, train_size=1.0,
                     plan_kwargs=dict(PLAN_PARAMS), early_stopping=False,

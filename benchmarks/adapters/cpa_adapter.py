@@ -150,10 +150,7 @@ def main() -> None:
         first_cat = str(tr.obs[K.CATEGORY_KEY].cat.categories[0]) \
             if hasattr(tr.obs[K.CATEGORY_KEY], "cat") else str(tr.obs[K.CATEGORY_KEY].iloc[0])
         model = cpa.CPA(tr, **dict(MODEL_PARAMS, seed=int(task["seed"])))
-        trainer_kwargs = {}
-        mt = C.lightning_max_time(budget)
-        if mt:
-            trainer_kwargs["max_time"] = mt
+        trainer_kwargs = C.lightning_max_time(budget)
         with C.Timer() as t:
             model.train(max_epochs=max_epochs, use_gpu=False, train_size=1.0,
                         batch_size=BATCH, plan_kwargs=dict(plan), save_path=False,

@@ -56,10 +56,7 @@ def main() -> None:
     tr, q = mk(train), mk(query)
     pertpy.tl.Scgen.setup_anndata(tr, batch_key=batch_key, labels_key=labels_key)
     model = pertpy.tl.Scgen(tr)
-    trainer_kwargs = {}
-    mt = C.lightning_max_time(task["max_time"])
-    if mt:
-        trainer_kwargs["max_time"] = mt
+    trainer_kwargs = C.lightning_max_time(task["max_time"])
     with C.Timer() as t:
         model.train(max_epochs=int(task["max_epochs"]), batch_size=64, train_size=1.0,
                     early_stopping=False, accelerator="cpu", devices=1,

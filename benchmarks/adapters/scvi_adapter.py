@@ -49,10 +49,7 @@ def main() -> None:
 
     scvi.model.SCVI.setup_anndata(train, layer="counts", categorical_covariate_keys=concepts)
     model = scvi.model.SCVI(train)
-    trainer_kwargs = {}
-    mt = C.lightning_max_time(task["max_time"])
-    if mt:
-        trainer_kwargs["max_time"] = mt
+    trainer_kwargs = C.lightning_max_time(task["max_time"])
     with C.Timer() as t:
         model.train(max_epochs=int(task["max_epochs"]), train_size=1.0, batch_size=128,
                     accelerator="cpu", devices=1, early_stopping=False,
