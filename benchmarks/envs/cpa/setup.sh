@@ -4,7 +4,7 @@
 set -euo pipefail
 HERE="$(cd "$(dirname "$0")" && pwd)"
 VENV="${1:-$HERE/venv}"
-PY="${PYTHON:-python3}"
+PY="${PYTHON:-python3.11}"
 "$PY" -m venv "$VENV"
 # 1. the local CPU torch wheel first
 "$VENV/bin/pip" install torch==2.13.0
