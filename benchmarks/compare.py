@@ -66,11 +66,7 @@ def _clean(adata, concepts):
     x = sparse.csr_matrix(x, dtype=np.float32)
     obs = pd.DataFrame({c: pd.Categorical(adata.obs[c].astype(str)) for c in concepts},
                        index=adata.obs_names.astype(str))
-    if "cell_id" in adata.obs:
-        obs["cell_id"] = adata.obs["cell_id"].astype(str).to_numpy()
-    out = ad.AnnData(x, obs=obs, var=pd.DataFrame(index=adata.var_names.astype(str)))
-    out.uns = dict(adata.uns)
-    return out
+    return ad.AnnData(x, obs=obs, var=pd.DataFrame(index=adata.var_names.astype(str)))
 
 
 def load_dataset(name: str, quick: bool = False, h5ad: str | None = None,
@@ -251,25 +247,20 @@ def run_foils(ds: Dataset, sp: dict, x_all: np.ndarray) -> dict[str, Output]:
 def peer_task(ds: Dataset, sp: dict, seed: int, budget: float, work: Path) -> tuple[dict, dict]:
     """Write train / query .h5ad files once per split; the query is test cells then cf cells."""
     work.mkdir(parents=True, exist_ok=True)
-    keep = ds.concepts
-    train = ds.adata[sp["train"]]
     q_idx = np.r_[sp["test"], sp["cf"]]
     with warnings.catch_warnings():  # ID cf cells are test cells too: names repeat
         warnings.filterwarnings("ignore", message=".*names are not unique")
-        query = ds.adata[q_idx]
-    for name, a in (("train", train), ("query", query)):
-        b = a.copy()
-        b.obs = b.obs[keep].copy()
-        b.obs_names_make_unique()
-        b.uns = {}
-        b.write_h5ad(work / f"{name}.h5ad")
+        query = ds.adata[q_idx].copy()
+    query.obs_names_make_unique()
+    ds.adata[sp["train"]].copy().write_h5ad(work / "train.h5ad")
+    query.write_h5ad(work / "query.h5ad")  # obs: the concept columns only (see _clean)
     n_test = len(sp["test"])
     cfs = []
     if len(sp["cf"]):
         cfs.append({"name": "cf", "do": ds.cf_do,
                     "cells": list(range(n_test, n_test + len(sp["cf"])))})
     task = {"train_h5ad": str(work / "train.h5ad"), "query_h5ad": str(work / "query.h5ad"),
-            "concepts": keep, "counterfactuals": cfs, "seed": seed, "max_epochs": 1000,
+            "concepts": ds.concepts, "counterfactuals": cfs, "seed": seed, "max_epochs": 1000,
             "max_time": float(budget)}
     return task, {"n_test": n_test}
 
