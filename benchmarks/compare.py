@@ -34,7 +34,14 @@ from typing import Any, Callable
 import numpy as np
 import pandas as pd
 
-STARMAP = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "starmap_mpfc.h5ad"
+SHARED = Path(__file__).resolve().parents[1].parent / "shared" / "data"
+STARMAP = SHARED / "starmap_mpfc.h5ad"
+MERFISH = SHARED / "merfish_brain_aging_sun2024.h5ad"
+#: MERFISH OOD: old cells of these types are held out; do(age=old) on their young cells
+MERFISH_HELD = ("Oligodendrocyte", "Astrocyte", "Microglia")
+#: known ageing genes checked on the MERFISH OOD counterfactual (type, gene): all up with age
+MERFISH_MARKERS = (("Oligodendrocyte", "C4b"), ("Astrocyte", "Gfap"), ("Microglia", "B2m"),
+                   ("Microglia", "H2-K1"))
 CF_THRESHOLD = 0.25  # |true mean change| (log units) that makes a (type, gene) pair responsive
 MIN_CELLS = 10
 
@@ -54,6 +61,9 @@ class Dataset:
     ood_pair: tuple[str, str] = ("age", "cell_type")  # combos of these two are held out
     ood_value: str | None = "90wk"  # first concept's value held out (None: any)
     batch_key: str | None = None  # scIB batch (a concept the models condition on)
+    held_types: tuple[str, ...] | None = None  # OOD: these types are held out (not by seed)
+    real_cf: bool = False  # OOD counterfactuals scored against the real held-out cells
+    markers: tuple[tuple[str, str], ...] = ()  # (type, gene) whose predicted change is recorded
     notes: list[str] = field(default_factory=list)
 
 
@@ -72,7 +82,8 @@ def _clean(adata, concepts):
 def load_dataset(name: str, quick: bool = False, h5ad: str | None = None,
                  concepts: list[str] | None = None, dag: list[str] | None = None,
                  n_cells: int | None = None) -> Dataset:
-    """``brain_aging`` (built-in, with truth), ``starmap`` (../shared/data) or ``h5ad``."""
+    """``brain_aging`` (built-in, with truth), ``starmap``, ``merfish`` (../shared/data) or
+    ``h5ad``."""
     import anndata as ad
 
     if name == "brain_aging":
@@ -93,7 +104,17 @@ def load_dataset(name: str, quick: bool = False, h5ad: str | None = None,
         return Dataset("starmap", _clean(ad.read_h5ad(STARMAP), cs), cs,
                        [("slice", "celltype"), ("domain", "celltype")],
                        type_key="celltype", ood_pair=("domain", "celltype"), ood_value=None,
-                       batch_key="slice")
+                       batch_key="slice", real_cf=True)
+    if name == "merfish":
+        if not MERFISH.exists():
+            raise FileNotFoundError(f"{MERFISH} not found")
+        cs = ["age_group", "region", "celltype"]
+        return Dataset("merfish_aging", _clean(ad.read_h5ad(MERFISH), cs), cs,
+                       [("age_group", "celltype"), ("region", "celltype")],
+                       cf_do={"age_group": "old"}, cf_source={"age_group": "young"},
+                       type_key="celltype", ood_pair=("age_group", "celltype"),
+                       ood_value="old", held_types=MERFISH_HELD, real_cf=True,
+                       markers=MERFISH_MARKERS)
     if name == "h5ad":
         if not h5ad or not concepts:
             raise SystemExit("--h5ad needs --concepts (and optionally --dag a:b ...)")
@@ -134,39 +155,76 @@ def split(ds: Dataset, setting: str, seed: int, test_fraction: float = 0.2) -> d
     combos: list[dict[str, str]] = []
     if setting == "ood":
         a, b = ds.ood_pair
-        counts = obs.groupby([a, b], observed=True).size()
-        ok = counts[counts >= 3 * MIN_CELLS]
-        if ds.ood_value is not None:
-            ok = ok[ok.index.get_level_values(0) == ds.ood_value]
-        if ds.cf_source is not None:  # the held type needs source cells to intervene on
-            src_counts = obs[obs[a] == ds.cf_source[a]].groupby(b, observed=True).size()
-            ok = ok[[src_counts.get(t, 0) >= 3 * MIN_CELLS for _, t in ok.index]]
-        if len(ok) < 2:
-            raise SystemExit(f"{ds.name}: fewer than two ({a}, {b}) combinations to hold out")
-        pick = rng.choice(len(ok), 2, replace=False)
-        for i in pick:
-            va, vb = ok.index[i]
-            combos.append({a: str(va), b: str(vb)})
-            held |= (obs[a].astype(str) == str(va)).to_numpy() & (
-                obs[b].astype(str) == str(vb)).to_numpy()
+        if ds.held_types is not None:
+            combos = [{a: str(ds.ood_value), b: t} for t in ds.held_types]
+        else:
+            combos = _pick_combos(ds, obs, rng)
+        for c in combos:
+            held |= (obs[a].astype(str) == c[a]).to_numpy() & (
+                obs[b].astype(str) == c[b]).to_numpy()
         test = held | rest_test  # probes need every label; reconstruction is scored on held
         train = ~held & ~rest_test
     else:
         test = rest_test
         train = ~rest_test
-    cf = np.zeros(n, bool)
-    if ds.cf_do is not None:
-        key, src = next(iter(ds.cf_source.items()))
-        cf = (obs[key].astype(str) == src).to_numpy()
-        if setting == "ood":  # the target combination is unseen; the cells may be seen
-            types = {c[ds.ood_pair[1]] for c in combos}
-            cf &= obs[ds.ood_pair[1]].astype(str).isin(types).to_numpy()
-        else:
-            cf &= rest_test
+    groups = _cf_groups(ds, obs, setting, combos, held, rest_test)
     test_idx = np.flatnonzero(test)
     recon = held[test_idx] if setting == "ood" else np.ones(len(test_idx), bool)
-    return {"train": np.flatnonzero(train), "test": test_idx, "cf": np.flatnonzero(cf),
+    cf = np.concatenate([g["source"] for g in groups]) if groups else np.zeros(0, np.int64)
+    return {"train": np.flatnonzero(train), "test": test_idx, "cf": cf, "cf_groups": groups,
             "recon_pos": np.flatnonzero(recon), "held_out": combos}
+
+
+def _pick_combos(ds: Dataset, obs: pd.DataFrame, rng) -> list[dict[str, str]]:
+    """Two (a, b) combinations with enough cells, chosen by the seed."""
+    a, b = ds.ood_pair
+    counts = obs.groupby([a, b], observed=True).size()
+    ok = counts[counts >= 3 * MIN_CELLS]
+    if ds.ood_value is not None:
+        ok = ok[ok.index.get_level_values(0) == ds.ood_value]
+    if ds.cf_source is not None:  # the held type needs source cells to intervene on
+        src_counts = obs[obs[a] == ds.cf_source[a]].groupby(b, observed=True).size()
+        ok = ok[[src_counts.get(t, 0) >= 3 * MIN_CELLS for _, t in ok.index]]
+    if len(ok) < 2:
+        raise SystemExit(f"{ds.name}: fewer than two ({a}, {b}) combinations to hold out")
+    pick = rng.choice(len(ok), 2, replace=False)
+    return [{a: str(ok.index[i][0]), b: str(ok.index[i][1])} for i in pick]
+
+
+def _cf_groups(ds: Dataset, obs: pd.DataFrame, setting: str, combos: list[dict],
+               held: np.ndarray, rest_test: np.ndarray) -> list[dict]:
+    """Counterfactual tasks: ``do``, source cells and (real data) the real target cells.
+
+    Simulated truth (``ds.truth``): one task, do(``cf_do``) on the source-labelled test cells
+    (ID) or on all source-labelled cells of the held-out types (OOD: the target combination was
+    never seen, the source cells may have been). Real data (``ds.real_cf``, OOD only): one task
+    per held-out combination (a=va, b=vb): do(a=va) on the b=vb cells with the source label
+    (``cf_source``, or any other value of a), scored against the held-out real cells.
+    """
+    col = {c: obs[c].astype(str).to_numpy() for c in obs.columns}
+    if ds.truth is not None and ds.cf_do is not None:
+        key, src = next(iter(ds.cf_source.items()))
+        cf = col[key] == src
+        if setting == "ood":
+            cf &= np.isin(col[ds.ood_pair[1]], [c[ds.ood_pair[1]] for c in combos])
+        else:
+            cf &= rest_test
+        return [{"do": dict(ds.cf_do), "source": np.flatnonzero(cf), "target": None,
+                 "label": "all"}] if cf.any() else []
+    if not (ds.real_cf and setting == "ood"):
+        return []
+    a, b = ds.ood_pair
+    groups = []
+    for c in combos:
+        src = (col[b] == c[b]) & (col[a] != c[a])
+        if ds.cf_source is not None:
+            key, val = next(iter(ds.cf_source.items()))
+            src &= col[key] == val
+        tgt = held & (col[a] == c[a]) & (col[b] == c[b])
+        if src.sum() >= MIN_CELLS and tgt.sum() >= MIN_CELLS:
+            groups.append({"do": {a: c[a]}, "source": np.flatnonzero(src),
+                           "target": np.flatnonzero(tgt), "label": f"{c[b]}|{c[a]}"})
+    return groups
 
 
 # -- methods ----------------------------------------------------------------------------------
@@ -178,6 +236,7 @@ class Output:
     recon: np.ndarray | None = None  # test cells, generated from their own labels
     cf: np.ndarray | None = None  # counterfactual cells
     cf_delta: np.ndarray | None = None  # paired predicted change per cf cell
+    cf_labels: np.ndarray | None = None  # counterfactual label of the type concept per cf cell
     speed: dict[str, float] = field(default_factory=dict)
     notes: list[str] = field(default_factory=list)
 
@@ -191,28 +250,60 @@ def time_to_quality(history: list[dict], share: float = 0.95) -> float:
     return float(next(h["time"] for h, v in zip(history, vals) if v <= target))
 
 
-def run_causcell(ds: Dataset, sp: dict, seed: int, budget: float, dag) -> tuple[Output, Any]:
+def run_causcell(ds: Dataset, sp: dict, seed: int, budget: float, dag,
+                 model_kwargs: dict | None = None, train_kwargs: dict | None = None,
+                 cf_kwargs: dict | None = None) -> tuple[Output, Any]:
+    """Train CausCell on the training cells within ``budget`` seconds and produce its outputs.
+
+    ``model_kwargs`` / ``train_kwargs`` / ``cf_kwargs`` go to the constructor, ``train`` and
+    ``counterfactual`` (the ablation study's variants); defaults are the library's.
+    """
+    model, speed = train_causcell(ds, sp, seed, budget, dag, model_kwargs, train_kwargs)
+    out = causcell_outputs(model, ds, sp, seed, cf_kwargs)
+    out.speed = speed
+    return out, model
+
+
+def train_causcell(ds: Dataset, sp: dict, seed: int, budget: float, dag,
+                   model_kwargs: dict | None = None, train_kwargs: dict | None = None):
+    """A CausCell model trained on the split's training cells, and its speed figures."""
     from napari_causcell import CausCell
 
     train = ds.adata[sp["train"]].copy()
-    model = CausCell(train, ds.concepts, dag=dag, seed=seed)
+    model = CausCell(train, ds.concepts, dag=dag, seed=seed, **(model_kwargs or {}))
     t0 = time.perf_counter()
-    model.train(max_epochs=100_000, max_time=budget, validation_fraction=0.1, patience=25)
+    model.train(**{"max_epochs": 100_000, "max_time": budget, "validation_fraction": 0.1,
+                   **(train_kwargs or {})})
     sec = time.perf_counter() - t0
     h = model.history
-    out = Output(speed={
+    return model, {
         "train_seconds": sec, "epochs": len(h),
         "cells_per_s": model.train_params["n_train"] * len(h) / h[-1]["time"],
         "time_to_95pct_s": time_to_quality(h),
-    })
+    }
+
+
+def causcell_outputs(model, ds: Dataset, sp: dict, seed: int, cf_kwargs: dict | None = None,
+                     recon: bool = True) -> Output:
+    """Embeddings and reconstructions of the test cells, counterfactuals of every task."""
+    out = Output()
     test = ds.adata[sp["test"]]
-    emb = model.concept_embeddings(test, exogenous=True, use_labels=False, write=False)
-    out.embeddings = {("latent" if k == "u" else k): v for k, v in emb.items()}
-    out.recon = model.reconstruct(test, steps=50, seed=seed).X
-    if len(sp["cf"]):
-        res = model.counterfactual(ds.adata[sp["cf"]], do=ds.cf_do, seed=seed, steps=50)
-        out.cf, out.cf_delta = np.asarray(res.X), np.asarray(res.layers["delta"])
-    return out, model
+    kw = {"seed": seed, "steps": 50, **(cf_kwargs or {})}
+    if recon:
+        emb = model.concept_embeddings(test, exogenous=True, use_labels=False, write=False)
+        out.embeddings = {("latent" if k == "u" else k): v for k, v in emb.items()}
+        out.recon = model.reconstruct(test, seed=seed, steps=kw["steps"],
+                                      sampler=kw.get("sampler", "mean")).X
+    cfs, deltas, labels = [], [], []
+    for g in sp["cf_groups"]:
+        res = model.counterfactual(ds.adata[g["source"]], do=g["do"], **kw)
+        cfs.append(np.asarray(res.X))
+        deltas.append(np.asarray(res.layers["delta"]))
+        labels.append(res.obs[ds.type_key].astype(str).to_numpy())
+    if cfs:
+        out.cf, out.cf_delta = np.concatenate(cfs), np.concatenate(deltas)
+        out.cf_labels = np.concatenate(labels)
+    return out
 
 
 def run_foils(ds: Dataset, sp: dict, x_all: np.ndarray) -> dict[str, Output]:
@@ -220,6 +311,8 @@ def run_foils(ds: Dataset, sp: dict, x_all: np.ndarray) -> dict[str, Output]:
     (pooled over types where a type has no target-labelled training cells)."""
     if not len(sp["cf"]):
         return {}
+    if ds.real_cf:
+        return _pooled_foils(ds, sp, x_all)
     obs = ds.adata.obs
     key, src = next(iter(ds.cf_source.items()))
     tgt = ds.cf_do[key]
@@ -244,6 +337,27 @@ def run_foils(ds: Dataset, sp: dict, x_all: np.ndarray) -> dict[str, Output]:
             "mean shift": Output(cf=fact + shift, cf_delta=shift, notes=notes)}
 
 
+def _pooled_foils(ds: Dataset, sp: dict, x_all: np.ndarray) -> dict[str, Output]:
+    """Real-data OOD foils: no change, and the pooled shift of the intervened concept (the
+    mean of training cells with the target value minus that of training cells with the cell's
+    own value; the held-out type has no target-valued training cells)."""
+    obs = ds.adata.obs
+    tr = np.zeros(len(obs), bool)
+    tr[sp["train"]] = True
+    shifts = []
+    for g in sp["cf_groups"]:
+        (key, val), = g["do"].items()
+        lab = obs[key].astype(str).to_numpy()
+        target_mean = x_all[tr & (lab == val)].mean(0)
+        own = {v: x_all[tr & (lab == v)].mean(0) for v in np.unique(lab[g["source"]])}
+        shifts.append(np.stack([target_mean - own[v] for v in lab[g["source"]]]))
+    shift = np.concatenate(shifts).astype(np.float32)
+    fact = x_all[sp["cf"]]
+    return {"no change": Output(cf=fact, cf_delta=np.zeros_like(fact)),
+            "mean shift": Output(cf=fact + shift, cf_delta=shift,
+                                 notes=["pooled shift (held-out type has no target cells)"])}
+
+
 def peer_task(ds: Dataset, sp: dict, seed: int, budget: float, work: Path) -> tuple[dict, dict]:
     """Write train / query .h5ad files once per split; the query is test cells then cf cells."""
     work.mkdir(parents=True, exist_ok=True)
@@ -255,10 +369,11 @@ def peer_task(ds: Dataset, sp: dict, seed: int, budget: float, work: Path) -> tu
     ds.adata[sp["train"]].copy().write_h5ad(work / "train.h5ad")
     query.write_h5ad(work / "query.h5ad")  # obs: the concept columns only (see _clean)
     n_test = len(sp["test"])
-    cfs = []
-    if len(sp["cf"]):
-        cfs.append({"name": "cf", "do": ds.cf_do,
-                    "cells": list(range(n_test, n_test + len(sp["cf"])))})
+    cfs, start = [], n_test
+    for i, g in enumerate(sp["cf_groups"]):
+        cfs.append({"name": f"cf{i}", "do": g["do"],
+                    "cells": list(range(start, start + len(g["source"])))})
+        start += len(g["source"])
     task = {"train_h5ad": str(work / "train.h5ad"), "query_h5ad": str(work / "query.h5ad"),
             "concepts": ds.concepts, "counterfactuals": cfs, "seed": seed, "max_epochs": 1000,
             "max_time": float(budget)}
@@ -288,10 +403,11 @@ def run_peers(peers: list[str], task: dict, work: Path, n_test: int,
                    speed={"train_seconds": r.get("train_seconds"), "epochs": r.get("epochs"),
                           "cells_per_s": r.get("cells_per_s")},
                    notes=list(r.get("notes", [])) + [f"version {r.get('package_version')}"])
-        if "cf" in res["counterfactuals"]:
-            c = res["counterfactuals"]["cf"]
-            o.cf = _x(c)
-            o.cf_delta = o.cf - _x(c, "reconstructed")
+        names = [c["name"] for c in task["counterfactuals"]]
+        if names and all(n in res["counterfactuals"] for n in names):
+            parts = [res["counterfactuals"][n] for n in names]
+            o.cf = np.concatenate([_x(c) for c in parts])
+            o.cf_delta = o.cf - np.concatenate([_x(c, "reconstructed") for c in parts])
         outs[peer] = o
         log(f"  {peer}: {r.get('epochs')} epochs in {r.get('train_seconds', 0):.0f} s")
     return outs
@@ -337,18 +453,54 @@ def score(ds: Dataset, sp: dict, out: Output, x_all: np.ndarray, truth: dict | N
         except ValueError:  # OOD test sets of two combinations may leave < 2 groups
             s["marker_overlap"] = float("nan")
     if truth is not None and out.cf_delta is not None:
-        types = truth["types"]
-        pred = M.group_mean_change(out.cf_delta, truth["src_type"], order=types).to_numpy()
-        s["cf_r"] = M.change_correlation(pred, truth["matrix"])
-        s["cf_mse"] = float(np.mean((pred - truth["matrix"]) ** 2))
-        s["cf_auroc"] = M.responsive_auroc(pred, truth["matrix"], threshold=CF_THRESHOLD)
+        s.update(score_cf(truth, out, seed))
+    return s
+
+
+def score_cf(truth: dict, out: Output, seed: int) -> dict[str, float]:
+    """Counterfactual accuracy: r / MSE / AUROC of the mean change per group (cell type for
+    simulated truth, held-out combination for real data), and where known the planted
+    effects' signs and slope, the share of cells whose type switched and the counterfactual
+    composition's total-variation distance to the true one."""
+    from napari_causcell import metrics as M
+
+    s: dict[str, float] = {}
+    if "group_rows" in truth:  # real data: one row per held-out combination
+        pred = np.stack([out.cf_delta[r].mean(0) for r in truth["group_rows"]])
+    else:
+        pred = M.group_mean_change(out.cf_delta, truth["src_type"],
+                                   order=truth["types"]).to_numpy()
+    true = truth["matrix"]
+    s["cf_r"] = M.change_correlation(pred, true)
+    s["cf_mse"] = float(np.mean((pred - true) ** 2))
+    s["cf_auroc"] = M.responsive_auroc(pred, true, threshold=CF_THRESHOLD)
+    if "cells" in truth:
         s["cf_energy"] = M.energy_distance(out.cf, truth["cells"], seed=seed)
+    if truth.get("planted"):
+        rows, cols = map(list, zip(*truth["planted"]))
+        p, t = pred[rows, cols], true[rows, cols]
+        s["planted_signs"] = float(np.sum(np.sign(p) == np.sign(t)))
+        s["planted_slope"] = float(np.polyfit(t, p, 1)[0])
+    for name, (i, j) in truth.get("markers", {}).items():
+        s[f"marker:{name}"] = float(pred[i, j])
+    if out.cf_labels is not None and "src_type" in truth:
+        s["cf_switched"] = float(np.mean(out.cf_labels != truth["src_type"]))
+        if "cf_type" in truth:
+            kinds = np.union1d(out.cf_labels, truth["cf_type"])
+            pa = pd.Series(out.cf_labels).value_counts(normalize=True).reindex(kinds, fill_value=0)
+            pb = pd.Series(truth["cf_type"]).value_counts(normalize=True).reindex(kinds,
+                                                                                  fill_value=0)
+            s["cf_composition_tv"] = float(0.5 * np.abs(pa - pb).sum())
     return s
 
 
 def truth_for(ds: Dataset, sp: dict, x_all: np.ndarray) -> dict | None:
-    if ds.truth is None or not len(sp["cf"]):
+    """What the counterfactuals are scored against: the simulator's exact counterfactual
+    cells (``ds.truth``), or on real data the held-out cells of each combination."""
+    if not len(sp["cf"]):
         return None
+    if ds.truth is None:
+        return _real_truth(ds, sp, x_all)
     from napari_causcell import metrics as M
 
     sub = ds.adata[sp["cf"]]
@@ -360,8 +512,38 @@ def truth_for(ds: Dataset, sp: dict, x_all: np.ndarray) -> dict | None:
     counts = pd.Series(src).value_counts()
     order = [t for t in ds.adata.obs[ds.type_key].cat.categories if counts.get(t, 0) >= MIN_CELLS]
     mat = M.group_mean_change(delta, src, order=order)
+    genes = list(ds.adata.var_names)
+    planted = []
+    if ds.name == "brain_aging":
+        from napari_causcell.datasets import PLANTED_AGE_EFFECTS
+
+        planted = [(order.index(r.cell_type), genes.index(r.gene))
+                   for r in PLANTED_AGE_EFFECTS.itertuples() if r.cell_type in order]
     return {"types": order, "src_type": src, "matrix": mat.to_numpy(), "cells": true_x,
+            "cf_type": tr.obs[ds.type_key].astype(str).to_numpy(), "planted": planted,
+            "switched": float(np.mean(tr.obs[ds.type_key].astype(str).to_numpy() != src)),
             "n_responsive": int((np.abs(mat.to_numpy()) >= CF_THRESHOLD).sum())}
+
+
+def _real_truth(ds: Dataset, sp: dict, x_all: np.ndarray) -> dict | None:
+    """Observed change per held-out combination: mean of its real cells minus the mean of the
+    source cells the intervention is applied to."""
+    rows, mats, start = [], [], 0
+    for g in sp["cf_groups"]:
+        rows.append(np.arange(start, start + len(g["source"])))
+        start += len(g["source"])
+        mats.append(x_all[g["target"]].mean(0) - x_all[g["source"]].mean(0))
+    mat = np.stack(mats)
+    labels = [g["label"] for g in sp["cf_groups"]]
+    genes = list(ds.adata.var_names)
+    markers = {}
+    for typ, gene in ds.markers:
+        hit = [i for i, g in enumerate(sp["cf_groups"]) if g["label"].split("|")[0] == typ]
+        if hit and gene in genes:
+            markers[f"{typ}:{gene}"] = (hit[0], genes.index(gene))
+    return {"types": labels, "group_rows": rows, "matrix": mat, "markers": markers,
+            "observed_markers": {k: float(mat[i, j]) for k, (i, j) in markers.items()},
+            "n_responsive": int((np.abs(mat) >= CF_THRESHOLD).sum())}
 
 
 def scib_scores(ds: Dataset, sp: dict, outputs: dict[str, Output], x_all: np.ndarray,
@@ -415,7 +597,7 @@ def sampler_speed(model, ds: Dataset, sp: dict, n_cells: int, truth: dict | None
     cells.obs_names_make_unique()
     for sampler, steps in (("ddim", 50), ("ddpm", 1000)):
         t0 = time.perf_counter()
-        if ds.cf_do is not None and len(sp["cf"]):
+        if ds.truth is not None and len(sp["cf"]):
             res = model.counterfactual(cells, do=ds.cf_do, sampler=sampler, steps=steps,
                                        seed=seed)
         else:
@@ -475,6 +657,8 @@ def run_one(ds: Dataset, setting: str, seed: int, budget: float, peers: list[str
             "n_train": int(len(sp["train"])), "n_test": int(len(sp["test"])),
             "n_cf": int(len(sp["cf"])),
             "n_responsive": truth["n_responsive"] if truth else None,
+            "true_switched": truth.get("switched") if truth else None,
+            "observed_markers": truth.get("observed_markers") if truth else None,
             "scores": scores, "samplers": samplers}
 
 

@@ -7,6 +7,7 @@ import copy
 import json
 import threading
 import time
+import warnings
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -18,23 +19,19 @@ import pandas as pd
 import torch
 from scipy import sparse
 
-from ._constants import DEFAULT_STEPS
+from ._constants import DEFAULT_STEPS, MEAN_DRAWS
 from ._utils import make_generator, pick_device
 from ._version import __version__
 from .data import adjacency, descendants, expression, resolve_table, select_genes, validate_dag
 from .data.stream import ExpressionSource
-from .data.concepts import ConceptError, ConceptSpace
-from .data.preprocess import DataError
+from .data.concepts import ConceptSpace
+from .errors import ConceptError, DataError, ModelFileError, TrainingError
 from .model import CausCellModule, LossWeights, ModuleConfig
 
 WEIGHTS_FILE = "model.pt"
 META_FILE = "causcell.json"
 DONOR_BANK = 256  # exogenous tokens kept per label for random-donor interventions
 DENSE_CACHE_VALUES = 50_000_000  # in-memory data up to this size are held densely in training
-
-
-class ModelFileError(RuntimeError):
-    """A saved model directory is missing, corrupt or incomplete."""
 
 
 @dataclass
@@ -175,6 +172,7 @@ class CausCell:
         callbacks: Sequence[Callable[[TrainProgress], Any]] | Callable | None = None,
         progress_bar: bool = False,
         precision: str = "32",
+        select: str = "recon",
     ) -> list[dict[str, float]]:
         """Train on the data given at construction; returns the per-epoch history.
 
@@ -198,6 +196,11 @@ class CausCell:
         precision
             ``"32"`` (default) or ``"bf16"``: bfloat16 autocast of the forward passes on CUDA
             (ignored elsewhere).
+        select
+            Validation loss that picks the weights kept (and drives early stopping):
+            ``"recon"`` (default, the generator's x0 error: what reconstructions and
+            counterfactuals are made of) or ``"recon+concept"`` (adds the concept heads' loss,
+            which bottoms out early as the heads overfit).
 
         Notes
         -----
@@ -212,6 +215,8 @@ class CausCell:
         optimisation match single-process training.
         """
         w = weights if isinstance(weights, LossWeights) else LossWeights(**dict(weights or {}))
+        if select not in _MONITOR:
+            raise ValueError(f"select must be one of {sorted(_MONITOR)}, got {select!r}")
         callbacks = [callbacks] if callable(callbacks) else list(callbacks or [])
         autocast = _autocast(self.device, precision)
         rank, world = _dist_rank_world()
@@ -323,9 +328,7 @@ class CausCell:
             record.update({f"train_{k}": v for k, v in losses.items()})
             record.update({f"val_{k}": v for k, v in val.items()})
             self.history.append(record)
-            monitor = val.get("recon", losses.get("recon", 0.0)) + val.get(
-                "concept", losses.get("concept", 0.0)
-            )
+            monitor = sum(val.get(k, losses.get(k, 0.0)) for k in _MONITOR[select])
             if monitor < best - 1e-4:
                 best, bad_epochs = monitor, 0
                 best_state = copy.deepcopy(mod.state_dict())
@@ -377,6 +380,7 @@ class CausCell:
         priors = [np.bincount(y[:, k], minlength=c) / len(y)
                   for k, c in enumerate(mod.config.n_classes)]
         mod.label_prior.copy_(torch.from_numpy(np.concatenate(priors).astype(np.float32)))
+        mod.label_scm.fit(torch.from_numpy(y).long().to(self.device))
 
     @torch.no_grad()
     def _evaluate(self, batch, idx: np.ndarray, w: LossWeights, rank: int = 0,
@@ -540,7 +544,8 @@ class CausCell:
         if "spatial" in adata.obsm:
             out.obsm["spatial"] = np.asarray(adata.obsm["spatial"])
         out.layers["factual"] = _all_rows(x)
-        out.uns["causcell"] = {"kind": "reconstruction", "sampler": sampler, "steps": steps}
+        out.uns["causcell"] = {"kind": "reconstruction", "sampler": sampler, "steps": steps,
+                               "output": "expected" if sampler == "mean" else "sample"}
         return out
 
     def _generate(self, z, sampler, steps, seed, batch_size, progress=None) -> np.ndarray:
@@ -552,7 +557,13 @@ class CausCell:
             if progress is not None:
                 def step(done, total, b=b):  # fraction of this call's work
                     progress((b + done / total) / len(starts))
-            parts.append(self.module.generate(z[i : i + batch_size], sampler, steps, g, step))
+            if sampler == "mean":
+                parts.append(self.module.expected(z[i : i + batch_size], MEAN_DRAWS, g))
+                if step is not None:
+                    step(1, 1)
+            else:
+                parts.append(self.module.generate(z[i : i + batch_size], sampler, steps, g,
+                                                  step))
         return torch.cat(parts).cpu().numpy().astype(np.float32)
 
     @torch.no_grad()
@@ -564,7 +575,8 @@ class CausCell:
         table_key: str | None = None,
         donor: str = "random",
         hard: bool = True,
-        sampler: str = "ddim",
+        propagate: str = "labels",
+        sampler: str = "mean",
         steps: int = DEFAULT_STEPS,
         n_samples: int = 1,
         seed: int | None = None,
@@ -578,7 +590,7 @@ class CausCell:
         data
             The cells to intervene on (AnnData, a subset of one, or SpatialData).
         do
-            ``{concept: label}``; several concepts are applied in DAG order.
+            ``{concept: label}``; several concepts are applied together.
         donor
             ``"random"``: each cell takes the token of a random training cell with that label;
             ``"mean"``: the label's mean token.
@@ -587,22 +599,36 @@ class CausCell:
             concept so its token is the donor's whatever its parents; descendants are recomputed
             through the SCM. ``False``: the reference's soft swap of the exogenous part only,
             keeping the cell's own parents' contribution. Both are identical for root concepts.
+        propagate
+            ``"labels"`` (default): the labels of the intervened concepts' descendants are
+            recomputed by the categorical label SCM with each cell's own abducted Gumbel noise
+            (so e.g. do(age) can turn an OPC into an oligodendrocyte, in the share the training
+            data imply); a cell whose label changes takes a donor's token of its new label.
+            ``"tokens"``: descendants keep their labels and only their tokens move with the
+            intervened parent's token (the linear token SCM alone).
         sampler, steps
-            ``"ddim"`` with ``steps`` steps (fast, default) or ``"ddpm"`` (all ``T`` steps).
+            ``"mean"`` (default): the expected expression ``E[x | tokens]`` (the denoiser's
+            conditional mean, averaged over noise draws); ``"ddim"`` with ``steps`` steps or
+            ``"ddpm"`` (all ``T`` steps): one generated sample per cell.
         n_samples
-            Generated samples per cell (rows repeat each cell).
+            Counterfactuals per cell (rows repeat each cell), each with its own donors,
+            label noise and sampler noise.
         progress
             Called as ``progress(fraction)`` (0..1) after every sampler step.
 
         Returns
         -------
         AnnData
-            ``.X`` counterfactual log-normalised expression (model genes, same order);
-            ``layers['factual']`` the observed input; ``layers['reconstructed']`` the same
-            cells generated without intervention with the same sampler noise; and
-            ``layers['delta']`` = counterfactual - reconstructed, the paired effect estimate
-            (generator bias and sampling noise cancel; ``X - factual`` would mix them in). ``obs`` the
-            input's obs with the intervened labels, ``source_id`` and ``sample``.
+            ``.X`` counterfactual log-normalised expression (model genes, same order; expected
+            values for ``sampler="mean"``, samples otherwise); ``layers['factual']`` the
+            observed input; ``layers['reconstructed']`` the same cells generated without
+            intervention with the same noise; ``layers['delta']`` = counterfactual -
+            reconstructed, the paired effect estimate (generator bias and noise cancel;
+            ``X - factual`` would mix them in). ``obs``: the input's obs with the
+            counterfactual labels (intervened and, with ``propagate="labels"``, recomputed
+            descendants), ``factual_<concept>`` for each descendant, ``source_id`` and
+            ``sample``; ``uns['causcell']['switched']`` the share of cells whose descendant
+            label changed.
         """
         if not self.is_trained:
             raise RuntimeError("Train the model (or load a trained one) before intervening.")
@@ -613,61 +639,112 @@ class CausCell:
             raise ConceptError("Give at least one intervention, e.g. do={'age': '90wk'}.")
         if donor not in ("random", "mean"):
             raise ValueError(f"donor must be 'random' or 'mean', got {donor!r}")
+        if propagate not in ("labels", "tokens"):
+            raise ValueError(f"propagate must be 'labels' or 'tokens', got {propagate!r}")
         if n_samples < 1:
             raise ValueError("n_samples must be >= 1")
-        for name, value in do.items():  # unknown concept or label: fail before any work
-            self.concept_space.code(name, value)
+        do_codes = {self.concepts.index(name): self.concept_space.code(name, value)
+                    for name, value in do.items()}  # unknown concept or label: fail here
         x = self._source(adata)  # read chunk-wise: CSR, backed .h5ad or dask
-        eps0 = self._exogenous(adata, x)
+        resid = self._encode_matrix(x)
+        y = self._codes(adata, resid)
+        eps0 = self.module.anchor(resid, y)
+        z0 = self.module.tokens(eps0)
         n = adata.n_obs
-        rng = np.random.default_rng(self.seed if seed is None else seed)
+        base_seed = self.seed if seed is None else seed
+        rng = np.random.default_rng(base_seed)
         kind = "z" if hard else "eps"
-        outs, recons, obs_parts = [], [], []
+        desc = sorted(set().union(*(descendants(self.concepts, self.edges, c) for c in do)))
+        outs, recons, obs_parts, switched, unsupported = [], [], [], [], []
+        passes = 2 * n_samples
         for s in range(n_samples):
+            g = make_generator(base_seed + 7919 * (s + 1), self.device)
+            y_cf = y.clone()
+            for k, code in do_codes.items():
+                y_cf[:, k] = code
+            eps = eps0.clone()
+            if propagate == "labels":
+                y_cf, kept = self.module.label_scm.counterfactual(
+                    y, do_codes, self.module.label_scm.abduct(y, g))
+                unsupported.append(float(kept.any(-1).float().mean()))
+                for k in (self.concepts.index(c) for c in desc):
+                    moved = torch.nonzero(y_cf[:, k] != y[:, k]).flatten()
+                    for code in y_cf[moved, k].unique().tolist():
+                        rows = moved[y_cf[moved, k] == code]
+                        eps[rows, k] = self._switched_token(k, code, resid[rows, k], donor, rng)
+            cols = [self.concepts.index(c) for c in desc]
+            switched.append(float((y_cf[:, cols] != y[:, cols]).any(-1).float().mean())
+                            if cols else 0.0)
             values = {
-                self.concepts.index(name): self._donor_value(name, v, kind, donor, n, rng).to(
-                    self.device
-                )
-                for name, v in do.items()
+                k: self._donor_value(self.concepts[k], v, kind, donor, n, rng).to(self.device)
+                for k, v in ((self.concepts.index(c), v) for c, v in do.items())
             }
-            z = self.module.scm.intervene(eps0, values, hard=hard)
-            s_seed = (self.seed if seed is None else seed) + s
-            passes = 2 * n_samples
+            z = self.module.scm.intervene(eps, values, hard=hard)
+            s_seed = base_seed + s
 
             def part(k):  # progress of pass k out of ``passes``
                 return None if progress is None else (lambda f: progress((k + f) / passes))
 
-            gen = self._generate(z, sampler, steps, s_seed, batch_size, part(2 * s))
-            # the same cell without intervention, same sampler noise: cancels decoder bias
-            recon = self._generate(self.module.tokens(eps0), sampler, steps, s_seed, batch_size,
-                                   part(2 * s + 1))
-            outs.append(gen)
-            recons.append(recon)
-            obs = adata.obs.copy()
-            for name, value in do.items():
-                obs[name] = pd.Categorical(
-                    [str(value)] * n, categories=self.concept_space.categories[name]
-                )
-            obs["source_id"] = adata.obs_names.astype(str).to_numpy()
-            obs["sample"] = s
-            obs.index = [f"{i}-cf{s}" if n_samples > 1 else str(i) for i in adata.obs_names]
-            obs_parts.append(obs)
+            outs.append(self._generate(z, sampler, steps, s_seed, batch_size, part(2 * s)))
+            # the same cell without intervention, same noise: cancels decoder bias
+            recons.append(self._generate(z0, sampler, steps, s_seed, batch_size,
+                                         part(2 * s + 1)))
+            obs_parts.append(self._cf_obs(adata, y, y_cf, desc, s, n_samples))
         gen = np.concatenate(outs)
-        factual = np.tile(_all_rows(x), (n_samples, 1))
         out = ad.AnnData(gen, obs=pd.concat(obs_parts), var=pd.DataFrame(index=list(self.genes)))
         if "spatial" in adata.obsm:
             out.obsm["spatial"] = np.tile(np.asarray(adata.obsm["spatial"]), (n_samples, 1))
         recon = np.concatenate(recons)
-        out.layers["factual"] = factual
+        out.layers["factual"] = np.tile(_all_rows(x), (n_samples, 1))
         out.layers["reconstructed"] = recon
         out.layers["delta"] = gen - recon
         out.uns["causcell"] = {
             "kind": "counterfactual", "do": {k: str(v) for k, v in do.items()},
-            "donor": donor, "hard": hard, "sampler": sampler, "steps": steps,
-            "descendants": sorted(set().union(*(descendants(self.concepts, self.edges, c)
-                                                 for c in do))),
+            "donor": donor, "hard": hard, "propagate": propagate, "sampler": sampler,
+            "output": "expected" if sampler == "mean" else "sample", "steps": steps,
+            "descendants": desc, "switched": float(np.mean(switched)),
+            "unsupported": float(np.mean(unsupported)) if unsupported else 0.0,
         }
+        if unsupported and np.mean(unsupported) > 0:
+            warnings.warn(
+                f"{np.mean(unsupported):.0%} of the cells have a label never seen in training "
+                f"with the new parent labels under do({do}); they keep their label "
+                "(uns['causcell']['unsupported']).", UserWarning, stacklevel=2)
         return out
+
+    def _switched_token(self, k: int, code: int, resid: torch.Tensor, donor: str,
+                        rng) -> torch.Tensor:
+        """Exogenous token of concept ``k`` for cells whose label became ``code``: a donor's
+        (training cell with that label), or without donors the cells' own encoded part plus
+        the new label's prototype."""
+        name = self.concepts[k]
+        label = self.concept_space.categories[name][code]
+        try:
+            return self._donor_value(name, label, "eps", donor, len(resid), rng).to(self.device)
+        except ConceptError:
+            return resid + self.module.prototypes[k][code] if self.module.config.anchor else resid
+
+    def _codes(self, adata: ad.AnnData, resid: torch.Tensor) -> torch.Tensor:
+        """Label codes ``(n, M)`` of the cells: obs where every concept column is there, else
+        the heads' predictions from expression."""
+        if all(c in adata.obs for c in self.concepts):
+            return torch.from_numpy(self.concept_space.encode(adata.obs)).to(self.device)
+        return torch.stack([lg.argmax(-1) for lg in self.module.classify(resid)], 1)
+
+    def _cf_obs(self, adata, y, y_cf, desc, s, n_samples) -> pd.DataFrame:
+        """obs of one counterfactual sample: counterfactual labels, factual descendants."""
+        obs = adata.obs.copy()
+        y_np, cf_np = y.cpu().numpy(), y_cf.cpu().numpy()
+        for k, name in enumerate(self.concepts):
+            cats = self.concept_space.categories[name]
+            if name in desc:
+                obs[f"factual_{name}"] = pd.Categorical.from_codes(y_np[:, k], categories=cats)
+            if name in desc or (cf_np[:, k] != y_np[:, k]).any() or name not in obs:
+                obs[name] = pd.Categorical.from_codes(cf_np[:, k], categories=cats)
+        obs["source_id"] = adata.obs_names.astype(str).to_numpy()
+        obs["sample"] = s
+        obs.index = [f"{i}-cf{s}" if n_samples > 1 else str(i) for i in adata.obs_names]
+        return obs
 
     def _donor_value(self, name, label, kind, donor, n, rng) -> torch.Tensor:
         key = f"{name}={label}"
@@ -791,6 +868,10 @@ class _Prefetch:
 def _all_rows(source: ExpressionSource) -> np.ndarray:
     """Every cell's input, dense float32 (for outputs that are dense anyway)."""
     return np.concatenate([b for _, b in source.chunks(check=False)])
+
+
+#: validation losses summed to select the checkpoint (``train(select=...)``)
+_MONITOR = {"recon": ("recon",), "recon+concept": ("recon", "concept")}
 
 
 def _dist_rank_world() -> tuple[int, int]:

@@ -13,7 +13,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from .diffusion import Denoiser, NoiseSchedule, sample
-from .scm import LinearSCM
+from .scm import LabelSCM, LinearSCM
 
 
 @dataclass
@@ -74,6 +74,7 @@ class CausCellModule(nn.Module):
             nn.Linear(c.hidden, self.n_tokens * c.token_dim * 2),
         )
         self.scm = LinearSCM(torch.tensor(c.adjacency))
+        self.label_scm = LabelSCM(c.n_classes, torch.tensor(c.adjacency))
         self.heads = nn.ModuleList(mlp(c.token_dim, c.hidden // 2, k) for k in c.n_classes)
         self.prototypes = nn.ParameterList(
             nn.Parameter(torch.randn(k, c.token_dim) * (1.0 if c.anchor else 0.0),
@@ -98,6 +99,7 @@ class CausCellModule(nn.Module):
     # -- parts -------------------------------------------------------------------------------
     def main_parameters(self):
         skip = {id(p) for p in self.adversaries.parameters()}
+        skip |= {id(p) for p in self.label_scm.parameters()}  # fitted to labels, not trained
         return [p for p in self.parameters() if id(p) not in skip]
 
     def encode(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
@@ -183,6 +185,22 @@ class CausCellModule(nn.Module):
         ]).mean()
 
     # -- generation --------------------------------------------------------------------------
+    @torch.no_grad()
+    def expected(self, z: torch.Tensor, n_draws: int = 8,
+                 generator: torch.Generator | None = None) -> torch.Tensor:
+        """Expected expression ``E[x0 | z]``: the x0-prediction at the last (pure-noise) step,
+        averaged over ``n_draws`` noise draws (the denoiser is trained by MSE, so there it
+        estimates the conditional mean)."""
+        t = torch.full((z.shape[0],), self.schedule.n_steps - 1, device=z.device,
+                       dtype=torch.long)
+        dev = generator.device if generator is not None else z.device
+        acc = torch.zeros((z.shape[0], self.config.n_genes), device=z.device)
+        for _ in range(n_draws):
+            noise = torch.randn((z.shape[0], self.config.n_genes), generator=generator,
+                                device=dev).to(z.device)
+            acc += self.denoiser(noise, t, z).clamp(0.0, float(self.clip_max))
+        return acc / n_draws
+
     def generate(
         self,
         z: torch.Tensor,

@@ -1,0 +1,106 @@
+"""Ablation of the counterfactual levers (issue #13): CausCell variants on the same splits.
+
+``python -m benchmarks.ablation [--quick] [--variants a b ...] [--datasets ...]`` trains each
+variant of :data:`VARIANTS` on every dataset x setting x seed of :mod:`benchmarks.compare`
+(same splits, same wall-clock budget, one torch thread), scores the counterfactuals with
+:func:`benchmarks.compare.score_cf` next to the foils, and writes
+``benchmarks/results/ablation-<date>.json`` plus a markdown table on stdout.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import json
+import time
+
+import numpy as np
+import pandas as pd
+
+#: name -> (constructor kwargs, train kwargs, counterfactual kwargs)
+OLD = {"select": "recon+concept"}
+TOK_DDIM = {"propagate": "tokens", "sampler": "ddim"}
+VARIANTS: dict[str, tuple[dict, dict, dict]] = {
+    "landed (select recon+concept, ddim, tokens)": ({}, OLD, TOK_DDIM),
+    "select recon": ({}, {}, TOK_DDIM),
+    "+ mean": ({}, {}, {"propagate": "tokens"}),
+    "+ mean + labels": ({}, {}, {}),
+    "+ labels (ddim)": ({}, {}, {"sampler": "ddim"}),
+    "u_shuffle 0.5": ({"u_shuffle": 0.5}, {}, {}),
+    "kl 0.05": ({}, {"weights": {"kl": 0.05}}, {}),
+    "adversary 5": ({}, {"weights": {"adversary": 5.0}}, {}),
+}
+
+SETS = {"brain_aging": ["id", "ood"], "merfish": ["ood"], "starmap": ["ood"]}
+
+
+def run(variants: list[str], datasets: list[str], seeds: int, budget: float, cells: int | None,
+        log=print) -> list[dict]:
+    from . import compare
+
+    rows = []
+    for name in datasets:
+        ds = compare.load_dataset(name, n_cells=cells)
+        x_all = compare.lognorm(ds.adata)
+        for setting in SETS[name]:
+            for seed in range(seeds):
+                sp = compare.split(ds, setting, seed)
+                truth = compare.truth_for(ds, sp, x_all)
+                if truth is None:
+                    continue
+                outs = dict(compare.run_foils(ds, sp, x_all))
+                trained: dict[str, tuple] = {}
+                for v in variants:
+                    mk, tk, ck = VARIANTS[v]
+                    key = json.dumps([mk, tk], sort_keys=True)
+                    if key not in trained:
+                        trained[key] = compare.train_causcell(ds, sp, seed, budget, ds.dag, mk, tk)
+                    model, speed = trained[key]
+                    outs[v] = compare.causcell_outputs(model, ds, sp, seed, ck, recon=False)
+                    outs[v].speed = speed
+                for method, out in outs.items():
+                    sc = compare.score_cf(truth, out, seed)
+                    rows.append({"dataset": ds.name, "setting": setting, "seed": seed,
+                                 "method": method, **sc,
+                                 "epochs": out.speed.get("epochs", np.nan)})
+                    log(f"{ds.name} {setting} {seed} {method}: "
+                        + " ".join(f"{k}={v:.3f}" for k, v in sc.items()
+                                   if isinstance(v, float)))
+    return rows
+
+
+def table(rows: list[dict]) -> pd.DataFrame:
+    df = pd.DataFrame(rows)
+    keys = ["cf_r", "cf_mse", "cf_auroc", "planted_slope", "planted_signs", "cf_switched"]
+    keys = [k for k in keys if k in df]
+    g = df.groupby(["dataset", "setting", "method"], sort=False)[keys]
+    mean, sd = g.mean(), g.std()
+    return mean.round(3).astype(str) + " ± " + sd.round(3).astype(str)
+
+
+def main(argv=None):
+    p = argparse.ArgumentParser(prog="python -m benchmarks.ablation")
+    p.add_argument("--variants", nargs="+", default=list(VARIANTS))
+    p.add_argument("--datasets", nargs="+", default=["brain_aging", "merfish", "starmap"])
+    p.add_argument("--seeds", type=int, default=3)
+    p.add_argument("--budget", type=float, default=60.0)
+    p.add_argument("--cells", type=int, default=None)
+    p.add_argument("--threads", type=int, default=1)
+    p.add_argument("--out", default="benchmarks/results")
+    p.add_argument("--tag", default=None, help="file name (default ablation-<date>)")
+    a = p.parse_args(argv)
+    import torch
+
+    torch.set_num_threads(a.threads)
+    rows = run(a.variants, a.datasets, a.seeds, a.budget, a.cells)
+    from ._results import write_result
+    from .compare import machine
+
+    date = dt.date.today().isoformat()
+    res = {"date": date, "machine": machine(a.threads), "args": vars(a), "rows": rows}
+    write_result(a.out, a.tag or f"ablation-{date}", res)
+    print(table(rows).to_markdown())
+
+
+if __name__ == "__main__":
+    main()
