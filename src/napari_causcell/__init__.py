@@ -7,20 +7,24 @@ command line's ``--help`` stay fast.
 from ._version import __version__
 
 __all__ = [
-    "CausCell", "ConceptError", "DAGError", "DataError", "ModelFileError", "TrainProgress",
-    "__version__", "datasets", "metrics", "pl", "tl",
+    "CausCell", "CausCellError", "ConceptError", "DAGError", "DataError", "ModelFileError",
+    "SettingError", "TrainProgress", "TrainingError", "__version__", "datasets", "errors",
+    "metrics", "pl", "tl",
 ]
 
 _LAZY = {
-    "CausCell": "._model", "ModelFileError": "._model", "TrainProgress": "._model",
-    "ConceptError": ".data.concepts", "DAGError": ".data.dag", "DataError": ".data.preprocess",
+    "CausCell": "._model", "TrainProgress": "._model",
+    # one error hierarchy (napari_causcell.errors): CausCellError and its subclasses
+    "CausCellError": ".errors", "ConceptError": ".errors", "DAGError": ".errors",
+    "DataError": ".errors", "ModelFileError": ".errors", "SettingError": ".errors",
+    "TrainingError": ".errors",
 }
 
 
 def __getattr__(name: str):
     import importlib
 
-    if name in {"tl", "pl", "datasets", "metrics"}:
+    if name in {"tl", "pl", "datasets", "metrics", "errors"}:
         return importlib.import_module(f".{name}", __name__)
     if name in _LAZY:
         return getattr(importlib.import_module(_LAZY[name], __name__), name)

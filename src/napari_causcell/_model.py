@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import contextlib
 import copy
+import hashlib
 import json
 import threading
 import time
+import uuid
 import warnings
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -19,6 +21,7 @@ import pandas as pd
 import torch
 from scipy import sparse
 
+from . import _checks, _safe_io
 from ._constants import DEFAULT_STEPS, MEAN_DRAWS
 from ._utils import make_generator, pick_device
 from ._version import __version__
@@ -30,6 +33,7 @@ from .model import CausCellModule, LossWeights, ModuleConfig
 
 WEIGHTS_FILE = "model.pt"
 META_FILE = "causcell.json"
+FORMAT_VERSION = 2  # 2: model.pt and causcell.json carry a shared token and checksums
 DONOR_BANK = 256  # exogenous tokens kept per label for random-donor interventions
 DENSE_CACHE_VALUES = 50_000_000  # in-memory data up to this size are held densely in training
 
@@ -99,13 +103,18 @@ class CausCell:
         device: str | None = None,
         **module_kwargs: Any,
     ) -> None:
+        # impossible settings fail here, before any work
+        _checks.count("max_genes", max_genes, 1)
+        _checks.count("seed", seed, 0)
+        _checks.architecture(module_kwargs)
+        device = pick_device(device)
         adata, table_key = resolve_table(data, table_key)
         self.concept_space = ConceptSpace.from_obs(adata.obs, concepts)
         self.edges = validate_dag(self.concept_space.names, dag)
         self.genes = select_genes(adata, layer, log_normalized, max_genes)
         self.layer, self.log_normalized, self.table_key = layer, log_normalized, table_key
         self.seed = int(seed)
-        self.device = pick_device(device)
+        self.device = device
         torch.manual_seed(self.seed)
         config = ModuleConfig(
             n_genes=len(self.genes),
@@ -154,7 +163,11 @@ class CausCell:
 
     # -- training ----------------------------------------------------------------------------
     def request_stop(self) -> None:
-        """Ask a running :meth:`train` to stop after the current step (thread-safe)."""
+        """Ask a running :meth:`train` to stop before its next step (thread-safe).
+
+        Honoured at any moment of training, its set-up included: the model keeps the best
+        weights so far, or, when no step was made, stays as it was before :meth:`train`.
+        """
         self._stop.set()
 
     def train(
@@ -214,12 +227,17 @@ class CausCell:
         share of each global batch of ``batch_size`` cells, so the steps per epoch and the
         optimisation match single-process training.
         """
+        self._stop.clear()  # a stop requested from here on, set-up included, is honoured
+        rank, world = _dist_rank_world()
+        _checks.train_args(max_epochs=max_epochs, batch_size=batch_size, lr=lr,
+                           weight_decay=weight_decay, validation_fraction=validation_fraction,
+                           patience=patience, max_time=max_time, world=world)
+        entry = self._snapshot() if self.is_trained else None  # restored on failure
         w = weights if isinstance(weights, LossWeights) else LossWeights(**dict(weights or {}))
         if select not in _MONITOR:
             raise ValueError(f"select must be one of {sorted(_MONITOR)}, got {select!r}")
         callbacks = [callbacks] if callable(callbacks) else list(callbacks or [])
         autocast = _autocast(self.device, precision)
-        rank, world = _dist_rank_world()
         adata = self._adata
         source = ExpressionSource(adata, self.genes, self.layer, self.log_normalized)
         y_all = self.concept_space.encode(adata.obs)
@@ -274,7 +292,8 @@ class CausCell:
         adv_opt = torch.optim.AdamW(mod.adversaries.parameters(), lr=lr, weight_decay=weight_decay)
         torch.manual_seed(self.seed + 1000 * rank)  # each process its own noise
         order_gen = np.random.default_rng(self.seed + 1)
-        self._stop.clear()
+        failure: BaseException | None = None  # a non-finite loss or a callback's exception
+        step0, good_epochs, last_good = self.train_params.get("steps", 0), 0, None
         best, best_state, bad_epochs = np.inf, None, 0
         start, step = time.perf_counter(), self.train_params.get("steps", 0)
         epoch0 = len(self.history)
@@ -299,14 +318,22 @@ class CausCell:
             # read from disk / sparse: the next batch is read in a thread during this step
             ahead = None if cache else _Prefetch(source, shares)
             for j, rows in enumerate(shares):
+                if should_stop():  # before every step: a stop at any moment is honoured
+                    break
                 xb, yb = batch(rows, None if ahead is None else ahead.get(j))
                 with autocast:
                     total, parts, eps = step_fn(xb, yb, w)
+                if not _finite(total, world, self.device):  # before the step: weights stay good
+                    failure = _non_finite_error("loss", epoch + 1, step + 1, lr)
+                    break
                 opt.zero_grad(set_to_none=True)
                 total.backward()
                 opt.step()
                 with autocast:
                     adv = step_fn(xb, yb, w, eps=eps)
+                if not _finite(adv, world, self.device):
+                    failure = _non_finite_error("adversary loss", epoch + 1, step + 1, lr)
+                    break
                 adv_opt.zero_grad(set_to_none=True)
                 adv.backward()
                 adv_opt.step()
@@ -314,10 +341,13 @@ class CausCell:
                 n_batches += 1
                 for k, v in {**parts, "adversary": adv, "total": total}.items():
                     sums[k] = sums.get(k, 0.0) + float(v.detach())
-                if should_stop():
-                    break
             if ahead is not None:
                 ahead.close()
+            if failure is not None:
+                break
+            if n_batches == 0:  # stopped before this epoch's first step: nothing to record
+                stop_reason = "cancelled" if self._stop.is_set() else "max_time"
+                break
             losses = {k: v / max(n_batches, 1) for k, v in sums.items()}
             if world > 1 and losses:
                 keys = sorted(losses)
@@ -327,6 +357,9 @@ class CausCell:
             record = {"epoch": epoch + 1, "step": step, "time": time.perf_counter() - start}
             record.update({f"train_{k}": v for k, v in losses.items()})
             record.update({f"val_{k}": v for k, v in val.items()})
+            if not all(np.isfinite(v) for v in (*losses.values(), *val.values())):
+                failure = _non_finite_error("epoch loss", epoch + 1, step, lr)
+                break
             self.history.append(record)
             monitor = sum(val.get(k, losses.get(k, 0.0)) for k in _MONITOR[select])
             if monitor < best - 1e-4:
@@ -336,9 +369,15 @@ class CausCell:
                 bad_epochs += 1
             prog = TrainProgress(epoch + 1, epoch0 + max_epochs, step, losses, val,
                                  time.perf_counter() - start, self._stop)
-            for cb in callbacks:
-                if cb(prog) is False:
-                    self._stop.set()
+            try:
+                for cb in callbacks:
+                    if cb(prog) is False:
+                        self._stop.set()
+            except Exception as err:  # noqa: BLE001 - re-raised once the model is restored
+                failure = err
+                break
+            good_epochs += 1  # every loss finite: these weights are a fallback
+            last_good = {k: v.detach().clone() for k, v in mod.state_dict().items()}
             if bar is not None:
                 bar.update(1)
                 bar.set_postfix(loss=f"{losses.get('total', 0):.3f}", val=f"{monitor:.3f}")
@@ -358,6 +397,28 @@ class CausCell:
                 break
         if bar is not None:
             bar.close()
+        if failure is not None or step == step0:  # failed, or stopped before any step
+            if entry is not None:  # re-training: back to the model as it was
+                self._restore(entry)
+                if failure is None:
+                    return self.history
+                _add_note(failure, "napari-causcell: the model was restored to its state "
+                                   "before this train() call.")
+                raise failure
+            if good_epochs == 0:  # first training: nothing usable was learnt
+                self.is_trained = False
+                self.train_params = {"steps": step0, "stop_reason": stop_reason}
+                if failure is None:
+                    return self.history
+                _add_note(failure, "napari-causcell: no epoch completed; the model is not "
+                                   "trained.")
+                raise failure
+            mod.load_state_dict(last_good)  # the last epoch whose losses were all finite
+            stop_reason = ("non_finite_loss" if isinstance(failure, TrainingError)
+                           else "callback_error")
+            _add_note(failure, f"napari-causcell: the model keeps the best weights of the "
+                               f"{good_epochs} epochs completed before this error (stop "
+                               f"reason {stop_reason!r}).")
         if best_state is not None and n_val:
             mod.load_state_dict(best_state)
         mod.eval()
@@ -370,9 +431,28 @@ class CausCell:
         }
         self._val_index = adata.obs_names[val_idx]
         self._build_donors(source, train_idx, y_all[train_idx])
-        self.is_trained = True
-        self._stop.clear()
+        self.is_trained = True  # at least one step with a finite loss was made
+        if failure is not None:
+            raise failure
         return self.history
+
+    def _snapshot(self) -> dict[str, Any]:
+        """What :meth:`train` changes, to restore it when training fails."""
+        return {
+            "state": {k: v.detach().clone() for k, v in self.module.state_dict().items()},
+            "donors": self._donors, "train_params": copy.deepcopy(self.train_params),
+            "n_history": len(self.history), "is_trained": self.is_trained,
+            "val_index": getattr(self, "_val_index", None),
+        }
+
+    def _restore(self, snap: dict[str, Any]) -> None:
+        self.module.load_state_dict(snap["state"])
+        self.module.eval()
+        self._donors, self.train_params = snap["donors"], snap["train_params"]
+        del self.history[snap["n_history"]:]
+        self.is_trained = snap["is_trained"]
+        if snap["val_index"] is not None:
+            self._val_index = snap["val_index"]
 
     def _set_data_stats(self, top: float, y: np.ndarray) -> None:
         mod = self.module
@@ -525,14 +605,20 @@ class CausCell:
         return df
 
     def reconstruct(
-        self, data: Any = None, *, table_key: str | None = None, sampler: str = "ddim",
+        self, data: Any = None, *, table_key: str | None = None, sampler: str = "mean",
         steps: int = DEFAULT_STEPS, seed: int | None = None, batch_size: int = 4096,
         progress: Callable[[float], Any] | None = None,
     ) -> ad.AnnData:
-        """Generate every cell from its own concepts (one sample per cell).
+        """Generate every cell from its own concepts.
+
+        ``sampler="mean"`` (default) returns each cell's expected expression ``E[x | tokens]``
+        (the denoiser's conditional mean, averaged over noise draws): the best per-cell
+        estimate, smooth, without sampling zeros. ``"ddim"`` (``steps`` steps) or ``"ddpm"``
+        returns one generated sample per cell, with realistic cell-to-cell noise.
 
         Returns an AnnData with the generated log-normalised expression in ``.X``, the input's
-        log-normalised expression in ``layers['factual']`` and the input's ``obs``.
+        log-normalised expression in ``layers['factual']`` and the input's ``obs``;
+        ``uns['causcell']['output']`` says ``"expected"`` or ``"sample"``.
         ``progress(fraction)`` is called after every sampler step.
         """
         adata = self._table(data, table_key)
@@ -757,31 +843,54 @@ class CausCell:
 
     # -- persistence -------------------------------------------------------------------------
     def save(self, path: str | Path, overwrite: bool = False) -> Path:
-        """Write a self-contained model directory (weights, settings, genes, codes, donors)."""
+        """Write a self-contained model directory (weights, settings, genes, codes, donors).
+
+        The directory is written whole under a hidden name next to ``path`` and then switched
+        into place in one step (an atomic swap on Linux), so a kill at any moment leaves the
+        old model or the new one, never a mix. ``model.pt`` and ``causcell.json`` carry the
+        same token and each other's checksums, which :meth:`load` checks. ``overwrite=True``
+        replaces only a model directory (or an empty one), never other files.
+        """
         path = Path(path)
-        if path.exists() and any(path.iterdir()) and not overwrite:
-            raise FileExistsError(f"{path} exists and is not empty; pass overwrite=True.")
-        path.mkdir(parents=True, exist_ok=True)
+        check_model_target(path, overwrite)
         meta = {
-            "format": "napari-causcell-model", "format_version": 1, "version": __version__,
+            "format": "napari-causcell-model", "format_version": FORMAT_VERSION,
+            "version": __version__,
             "genes": list(self.genes), "concepts": self.concept_space.to_dict(),
             "dag": [list(e) for e in self.edges], "seed": self.seed, "layer": self.layer,
             "log_normalized": self.log_normalized, "table_key": self.table_key,
             "config": self.module.config.to_dict(), "train_params": self.train_params,
             "history": self.history, "is_trained": self.is_trained,
         }
+        meta = json.loads(json.dumps(meta))  # exactly what load will read
+        token = uuid.uuid4().hex
         state = {"module": self.module.state_dict(),
-                 "donors": {k: dict(v) for k, v in self._donors.items()}}
-        tmp_w, tmp_m = path / (WEIGHTS_FILE + ".tmp"), path / (META_FILE + ".tmp")
-        torch.save(state, tmp_w)
-        tmp_m.write_text(json.dumps(meta, indent=1))
-        tmp_w.replace(path / WEIGHTS_FILE)
-        tmp_m.replace(path / META_FILE)
+                 "donors": {k: dict(v) for k, v in self._donors.items()},
+                 "token": token, "settings_sha256": _settings_digest(meta)}
+        path.parent.mkdir(parents=True, exist_ok=True)
+        _safe_io.remove_leftovers(path)
+        tmp = _safe_io.temp_sibling(path)
+        try:
+            tmp.mkdir()
+            torch.save(state, tmp / WEIGHTS_FILE)
+            meta["token"] = token
+            meta["weights_sha256"] = _sha256(tmp / WEIGHTS_FILE)
+            (tmp / META_FILE).write_text(json.dumps(meta, indent=1))
+            _safe_io.kill_point("model-written")
+            _safe_io.replace_dir(tmp, path)
+        except BaseException:
+            _safe_io.remove(tmp)
+            raise
         return path
 
     @classmethod
     def load(cls, path: str | Path, device: str | None = None, data: Any = None) -> CausCell:
-        """Load a directory written by :meth:`save`; ``data`` optionally attaches a dataset."""
+        """Load a directory written by :meth:`save`; ``data`` optionally attaches a dataset.
+
+        Raises :class:`~napari_causcell.ModelFileError` for a missing, truncated, corrupt,
+        tampered or inconsistent directory (files from two saves, settings that do not match
+        the weights, an unknown ``format_version``).
+        """
         path = Path(path)
         meta_file, weights_file = path / META_FILE, path / WEIGHTS_FILE
         if not path.is_dir():
@@ -791,27 +900,39 @@ class CausCell:
                 raise ModelFileError(f"{path} is incomplete: {f.name} is missing.")
         try:
             meta = json.loads(meta_file.read_text())
-            if meta.get("format") != "napari-causcell-model":
+            if not isinstance(meta, dict) or meta.get("format") != "napari-causcell-model":
                 raise ValueError("not a napari-causcell model")
             state = torch.load(weights_file, map_location="cpu", weights_only=True)
         except Exception as err:  # noqa: BLE001 - any parse failure means a bad directory
             raise ModelFileError(f"{path} is corrupt or truncated: {err}") from err
+        _check_model_files(path, meta, state, weights_file)
         self = cls.__new__(cls)
-        self.concept_space = ConceptSpace.from_dict(meta["concepts"])
-        self.edges = [tuple(e) for e in meta["dag"]]
-        self.genes = list(meta["genes"])
-        self.layer, self.log_normalized = meta["layer"], meta["log_normalized"]
-        self.table_key, self.seed = meta["table_key"], meta["seed"]
-        self.device = pick_device(device)
-        self.module = CausCellModule(ModuleConfig(**meta["config"]))
         try:
+            self.concept_space = ConceptSpace.from_dict(meta["concepts"])
+            self.edges = [tuple(e) for e in meta["dag"]]
+            self.genes = list(meta["genes"])
+            self.layer, self.log_normalized = meta["layer"], meta["log_normalized"]
+            self.table_key, self.seed = meta["table_key"], meta["seed"]
+            _check_settings(self.concept_space, self.edges, self.genes, meta["config"])
+            self.module = CausCellModule(ModuleConfig(**meta["config"]))
             self.module.load_state_dict(state["module"])
-        except (RuntimeError, KeyError) as err:
-            raise ModelFileError(f"{path}: weights do not match the saved settings: {err}") from err
+            self._donors = {str(k): {str(kk): vv for kk, vv in v.items()}
+                            for k, v in state["donors"].items()}
+            _check_donors(self.concept_space, self._donors, self.module.config.token_dim)
+            self.history, self.train_params = list(meta["history"]), dict(meta["train_params"])
+            self.is_trained = meta["is_trained"]
+            if not isinstance(self.is_trained, bool):
+                raise TypeError(f"is_trained is {self.is_trained!r}, not true/false")
+        except ModelFileError:
+            raise
+        except (KeyError, TypeError, ValueError, AttributeError, RuntimeError) as err:
+            what = f"missing setting {err}" if isinstance(err, KeyError) else str(err)
+            raise ModelFileError(
+                f"{path}: the settings do not match the weights or are incomplete: "
+                f"{what.strip().splitlines()[0] if what.strip() else type(err).__name__}"
+            ) from err
+        self.device = pick_device(device)
         self.module.to(self.device).eval()
-        self._donors = {k: {kk: vv for kk, vv in v.items()} for k, v in state["donors"].items()}
-        self.history, self.train_params = meta["history"], meta["train_params"]
-        self.is_trained = meta["is_trained"]
         self.saved_version = meta.get("version")
         self._stop = threading.Event()
         self._adata = None
@@ -819,6 +940,136 @@ class CausCell:
             self._adata = self._table(data)
             self._source(self._adata)  # genes mismatch fails here, not later
         return self
+
+
+def check_model_target(path: Path, overwrite: bool) -> None:
+    """Refuse to write a model to ``path`` when that would lose something.
+
+    An existing non-empty ``path`` needs ``overwrite=True`` and must be a model directory
+    (only ``model.pt``/``causcell.json``): other files are never deleted. A file is refused.
+    """
+    path = Path(path)
+    if not (path.exists() or path.is_symlink()):
+        return
+    if not path.is_dir():
+        raise NotADirectoryError(f"{path} exists and is not a directory; refusing to replace it.")
+    names = [p.name for p in path.iterdir()]
+    if not names:
+        return
+    if not overwrite:
+        raise FileExistsError(f"{path} exists and is not empty; pass overwrite=True "
+                              "(--overwrite) to replace it.")
+    foreign = sorted(n for n in names if n not in (WEIGHTS_FILE, META_FILE)
+                     and not n.endswith(".tmp"))
+    if foreign:
+        raise FileExistsError(f"{path} holds other files than a model ({', '.join(foreign[:3])}"
+                              f"{', ...' if len(foreign) > 3 else ''}); refusing to replace it.")
+
+
+_SETTINGS_KEYS = ("genes", "concepts", "dag", "seed", "layer", "log_normalized", "table_key",
+                  "config", "is_trained")
+
+
+def _settings_digest(meta: Mapping[str, Any]) -> str:
+    """Checksum of the settings that must match the weights (stored in ``model.pt``)."""
+    core = {k: meta.get(k) for k in _SETTINGS_KEYS}
+    return hashlib.sha256(json.dumps(core, sort_keys=True).encode()).hexdigest()
+
+
+def _sha256(path: Path) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            h.update(block)
+    return h.hexdigest()
+
+
+def _check_model_files(path: Path, meta: dict, state: Any, weights_file: Path) -> None:
+    """Format version, completeness and the pairing of ``model.pt`` with ``causcell.json``."""
+    version = meta.get("format_version")
+    if not isinstance(version, int) or isinstance(version, bool) or not (
+            1 <= version <= FORMAT_VERSION):
+        raise ModelFileError(
+            f"{path} has format_version {version!r}; this napari-causcell "
+            f"({__version__}) reads versions 1 to {FORMAT_VERSION}"
+            + (": update napari-causcell." if isinstance(version, int) and version > 1 else ".")
+        )
+    missing = [k for k in (*_SETTINGS_KEYS, "history", "train_params") if k not in meta]
+    if missing:
+        raise ModelFileError(f"{path} is incomplete: causcell.json lacks {', '.join(missing)}.")
+    if not isinstance(state, dict) or not isinstance(state.get("module"), dict) or \
+            not isinstance(state.get("donors"), dict):
+        raise ModelFileError(f"{path}: model.pt does not hold a napari-causcell model.")
+    if version >= 2:
+        if meta.get("token") != state.get("token") or meta.get("weights_sha256") != _sha256(
+                weights_file):
+            raise ModelFileError(
+                f"{path}: model.pt and causcell.json do not belong together (files from "
+                "different saves, or one was replaced or damaged); save the model again.")
+        if state.get("settings_sha256") != _settings_digest(meta):
+            raise ModelFileError(
+                f"{path}: the settings in causcell.json were changed after saving (genes, "
+                "concepts, labels, DAG or architecture no longer match the weights).")
+
+
+def _check_settings(space: ConceptSpace, edges: list, genes: list, config: Mapping) -> None:
+    """Settings that contradict each other or the weights' shapes (a tampered file)."""
+    from .data.dag import DAGError
+
+    names = list(space.names)
+    if not names or len(set(names)) != len(names) or set(space.categories) != set(names):
+        raise ValueError(f"concept names {names} do not match their label lists")
+    for name in names:
+        labels = space.categories[name]
+        if len(labels) < 2 or len(set(labels)) != len(labels):
+            raise ValueError(f"concept {name!r} has labels {labels}")
+    if not all(isinstance(g, str) for g in genes) or len(set(genes)) != len(genes):
+        raise ValueError("the gene list has duplicates or non-text names")
+    try:
+        checked = validate_dag(names, [list(e) for e in edges])
+    except DAGError as err:
+        raise ValueError(f"bad DAG: {err}") from err
+    if len(checked) != len(edges):
+        raise ValueError("the DAG repeats edges")
+    if config.get("n_genes") != len(genes):
+        raise ValueError(f"{len(genes)} genes, but the weights are for {config.get('n_genes')}")
+    if list(config.get("n_classes", [])) != space.n_classes():
+        raise ValueError(f"label counts {space.n_classes()} do not match the weights' "
+                         f"{config.get('n_classes')}")
+    if np.asarray(config.get("adjacency")).tolist() != adjacency(names, checked).tolist():
+        raise ValueError("the DAG does not match the weights' adjacency matrix")
+
+
+def _check_donors(space: ConceptSpace, donors: Mapping, token_dim: int) -> None:
+    for key, bank in donors.items():
+        name, _, label = key.partition("=")
+        if name not in space.names or label not in space.categories[name]:
+            raise ValueError(f"donor bank {key!r} names no concept label of the model")
+        for kind, t in bank.items():
+            if not isinstance(t, torch.Tensor) or (t.ndim and t.shape[-1] != token_dim):
+                raise ValueError(f"donor bank {key!r}/{kind} is not a token tensor")
+
+
+def _finite(loss: torch.Tensor, world: int, device: torch.device) -> bool:
+    """Whether ``loss`` is finite (in every process)."""
+    ok = bool(torch.isfinite(loss.detach()).all())
+    if world > 1:
+        ok = not _all_reduce(float(not ok), "max", device)
+    return ok
+
+
+def _non_finite_error(what: str, epoch: int, step: int, lr: float) -> TrainingError:
+    return TrainingError(
+        f"Training stopped: the {what} became NaN or infinite at epoch {epoch} (step {step}). "
+        f"Lower the learning rate (lr={lr:g}) or check the data."
+    )
+
+
+def _add_note(err: BaseException, note: str) -> None:
+    if hasattr(err, "add_note"):
+        err.add_note(note)
+    train_note = getattr(err, "causcell_note", None)
+    err.causcell_note = note if train_note is None else f"{train_note} {note}"
 
 
 class _TrainStep(torch.nn.Module):

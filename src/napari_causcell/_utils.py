@@ -7,12 +7,24 @@ import torch
 
 def pick_device(device: str | torch.device | None = None) -> torch.device:
     """``device`` if given, else CUDA, then Apple MPS, then CPU."""
+    from .errors import SettingError
+
     if device is not None and str(device) != "auto":
-        dev = torch.device(device)
+        try:
+            dev = torch.device(device)
+        except (RuntimeError, TypeError, ValueError) as err:
+            raise SettingError(f"device must be 'cpu', 'cuda', 'cuda:N', 'mps' or None "
+                               f"(automatic), got {device!r}") from err
+        if dev.type not in ("cpu", "cuda", "mps"):
+            raise SettingError(f"device must be 'cpu', 'cuda', 'cuda:N', 'mps' or None "
+                               f"(automatic), got {device!r}")
         if dev.type == "cuda" and not torch.cuda.is_available():
-            raise ValueError("device='cuda' was asked for but CUDA is not available.")
+            raise SettingError("device='cuda' was asked for but CUDA is not available.")
+        if dev.type == "cuda" and dev.index is not None and dev.index >= torch.cuda.device_count():
+            raise SettingError(f"device={device!r}: there are only {torch.cuda.device_count()} "
+                               "CUDA devices.")
         if dev.type == "mps" and not torch.backends.mps.is_available():
-            raise ValueError("device='mps' was asked for but Apple MPS is not available.")
+            raise SettingError("device='mps' was asked for but Apple MPS is not available.")
         return dev
     if torch.cuda.is_available():
         return torch.device("cuda")

@@ -18,23 +18,26 @@ from pathlib import Path
 from typing import Any
 
 from ._constants import DEFAULT_STEPS
+from .errors import CausCellError, SettingError
 
 PROG = "napari-causcell"
 DEFAULT_THREADS = 1
 
 
-class UsageError(ValueError):
+class UsageError(SettingError):
     """A command-line value that cannot be used."""
 
 
 # -- helpers ---------------------------------------------------------------------------------
 def _user_errors() -> tuple[type[BaseException], ...]:
-    """Exceptions reported as ``error: ...`` with exit code 2."""
-    from ._model import ModelFileError
-    from .data import ConceptError, DAGError, DataError
+    """Exceptions reported as ``error: ...`` with exit code 2.
 
-    return (DataError, ConceptError, DAGError, ModelFileError, FileNotFoundError,
-            FileExistsError, NotADirectoryError, ValueError)
+    Every :class:`~napari_causcell.errors.CausCellError` (bad data, concept, graph, model
+    directory, setting), bad values and file-system refusals (missing, existing, not a
+    directory, not writable).
+    """
+    return (CausCellError, ValueError, FileNotFoundError, FileExistsError, NotADirectoryError,
+            IsADirectoryError, PermissionError)
 
 
 def _split_list(text: str) -> list[str]:
@@ -186,15 +189,6 @@ def _cleanup_on_error(tmp: Path) -> Iterator[None]:
         raise
 
 
-def _replace_path(tmp: Path, dest: Path) -> None:
-    """Move ``tmp`` onto ``dest`` (removing an existing ``dest`` first)."""
-    if dest.is_dir() and not dest.is_symlink():
-        shutil.rmtree(dest)
-    elif dest.exists():
-        dest.unlink()
-    tmp.replace(dest)
-
-
 # -- subcommands -----------------------------------------------------------------------------
 def cmd_demo(args: argparse.Namespace) -> int:
     from ._demo import format_summary, run_demo
@@ -224,6 +218,10 @@ def cmd_train(args: argparse.Namespace) -> int:
         raise UsageError(f"--epochs must be >= 1, got {args.epochs}")
     if args.batch_size < 2:
         raise UsageError(f"--batch-size must be >= 2, got {args.batch_size}")
+    if args.max_genes < 1:
+        raise UsageError(f"--max-genes must be >= 1, got {args.max_genes}")
+    if args.max_time is not None and not args.max_time > 0:
+        raise UsageError(f"--max-time must be > 0 seconds, got {args.max_time}")
     if args.devices < 1 or args.nodes < 1:
         raise UsageError("--devices and --nodes must be >= 1")
     if not 0 <= args.node_rank < args.nodes:
@@ -231,10 +229,16 @@ def cmd_train(args: argparse.Namespace) -> int:
     in_launcher = "TORCHELASTIC_RUN_ID" in os.environ or int(os.environ.get("WORLD_SIZE", 1)) > 1
     out = Path(args.out)
     if not in_launcher:
+        from ._model import check_model_target
+        from ._safe_io import check_writable
+        from ._utils import pick_device
+
         if out.exists() and not out.is_dir():
             raise UsageError(f"--out {out} exists and is not a folder")
-        if out.is_dir() and any(out.iterdir()) and not args.overwrite:
-            raise FileExistsError(f"{out} exists and is not empty; pass --overwrite to replace it")
+        check_model_target(out, args.overwrite)  # before training, not after it
+        check_writable(out, directory=True)
+        if args.device is not None:
+            pick_device(args.device)  # "--device foo": one line now, not a traceback later
         if args.devices * args.nodes > 1:
             return _launch_distributed(args)
     rank, world, device = 0, 1, args.device
@@ -253,6 +257,10 @@ def cmd_train(args: argparse.Namespace) -> int:
     with stop_on_interrupt(model):
         model.train(args.epochs, batch_size=args.batch_size, max_time=args.max_time or None,
                     callbacks=callbacks, precision=args.precision)
+    if not model.is_trained:  # stopped before its first step: nothing worth saving
+        print("error: training was stopped before its first step; nothing was saved",
+              file=sys.stderr)
+        return 130
     say(f"Trained in {time.perf_counter() - t0:.1f} s")
     say("\n".join(_training_summary(model)))
     if rank == 0:
@@ -267,7 +275,7 @@ def cmd_train(args: argparse.Namespace) -> int:
 
 
 def cmd_counterfactual(args: argparse.Namespace) -> int:
-    from . import tl
+    from . import _safe_io, tl
     from ._demo import quiet_zarr_warnings
     from ._model import CausCell
     from .data import is_spatialdata, resolve_table
@@ -281,10 +289,23 @@ def cmd_counterfactual(args: argparse.Namespace) -> int:
         raise UsageError(f"--out must end in .h5ad or .zarr, got {out.name!r}")
     in_place = out.suffix == ".zarr" and out.exists() and data_path.exists() and (
         out.resolve() == data_path.resolve())
+    if out.suffix == ".h5ad" and out.is_dir():
+        raise IsADirectoryError(f"{out} is a directory; refusing to replace it with a file")
+    if out.suffix == ".zarr" and out.exists() and not in_place:
+        if not out.is_dir():
+            raise NotADirectoryError(f"{out} exists and is not a folder; refusing to replace it")
+        if not _safe_io.is_zarr_store(out):
+            raise FileExistsError(f"{out} is a folder but not a .zarr store; refusing to "
+                                  "replace it")
     if out.exists() and not in_place and not args.overwrite:
         raise FileExistsError(f"{out} exists; pass --overwrite to replace it")
     if args.steps < 1:
         raise UsageError(f"--steps must be >= 1, got {args.steps}")
+    if args.n_samples < 1:
+        raise UsageError(f"--n-samples must be >= 1, got {args.n_samples}")
+    if args.key is not None and not args.key.strip():
+        raise UsageError("--key is empty")
+    _safe_io.check_writable(out, directory=out.suffix == ".zarr")
 
     model = CausCell.load(args.model, device=args.device)
     data = _read_data(data_path)
@@ -294,38 +315,40 @@ def cmd_counterfactual(args: argparse.Namespace) -> int:
     if out.suffix == ".zarr" and args.n_samples > 1:
         raise UsageError("--n-samples > 1 repeats cells, which a SpatialData table cannot "
                          "annotate; write .h5ad instead")
-    before = set(data.tables.keys()) if spatial else set()
+    source_key = resolve_table(data, args.table_key)[1]
+    key = args.key or tl._counterfactual._table_name(do)
+    if spatial and out.suffix == ".zarr":  # checked before any work
+        if key == source_key:
+            raise UsageError(f"--key {key!r} is the input table; it is never replaced. "
+                             "Choose another --key")
+        if key in data.tables and not args.overwrite:
+            raise FileExistsError(f"{data_path} already holds table {key!r}; pass --overwrite "
+                                  "or another --key")
     if spatial and out.suffix == ".h5ad":  # the table alone: SpatialData stays untouched
         data = resolve_table(data, args.table_key)[0]
 
     # compute first: nothing is written when this fails
     cf = tl.counterfactual(
-        data, model, do, cells=where or None, table_key=args.table_key, key_added=args.key,
-        copy=True, donor=args.donor, hard=not args.soft, sampler=args.sampler,
-        steps=args.steps, n_samples=args.n_samples, seed=args.seed,
+        data, model, do, cells=where or None, table_key=args.table_key, key_added=key,
+        copy=True, overwrite=args.overwrite, donor=args.donor, hard=not args.soft,
+        sampler=args.sampler, steps=args.steps, n_samples=args.n_samples, seed=args.seed,
     )
-    key = cf.uns["causcell"]["key"]
-    if out.suffix == ".zarr" and key in before and not args.overwrite:
-        raise FileExistsError(f"{data_path} already holds table {key!r}; pass --overwrite "
-                              "or another --key")
 
-    if out.suffix == ".h5ad":
-        tmp = out.with_name(out.name + ".tmp")
+    if out.suffix == ".h5ad":  # a whole file under a hidden name, then one rename
+        tmp = _safe_io.temp_sibling(out)
         with _cleanup_on_error(tmp):
             cf.write_h5ad(tmp)
-        _replace_path(tmp, out)
-    elif in_place:
-        with quiet_zarr_warnings():
-            if key in before:  # spatialdata will not overwrite inside its own store
-                data.delete_element_from_disk(key)
-            data.write_element(key)
-    else:
-        tmp = out.with_name(out.name + ".tmp")
-        if tmp.exists():
-            shutil.rmtree(tmp)
+            _safe_io.kill_point("h5ad-written")
+            _safe_io.replace_file(tmp, out)
+    elif in_place:  # new table under a hidden name, then swapped with the old one
+        _safe_io.write_table_in_place(data, key)
+    else:  # a whole store under a hidden name, then swapped with the old one
+        _safe_io.remove_leftovers(out)
+        tmp = _safe_io.temp_sibling(out)
         with quiet_zarr_warnings(), _cleanup_on_error(tmp):
             data.write(tmp, overwrite=True)
-        _replace_path(tmp, out)
+            _safe_io.kill_point("zarr-written")
+            _safe_io.replace_dir(tmp, out)
 
     what = f" where {_describe_where(where)}" if where else ""
     dos = ", ".join(f"{k}={v}" for k, v in do.items())
@@ -476,7 +499,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--key", default=None,
                    help="name of the new table (default causcell_<concept>_<label>)")
     p.add_argument("--table-key", default=None, metavar="K", help="SpatialData input table")
-    p.add_argument("--sampler", choices=("ddim", "ddpm"), default="ddim", help="default ddim")
+    p.add_argument("--sampler", choices=("mean", "ddim", "ddpm"), default="mean", help="mean: expected expression (default); ddim/ddpm: one sample per cell")
     p.add_argument("--steps", type=int, default=DEFAULT_STEPS, help=f"DDIM steps (default {DEFAULT_STEPS})")
     p.add_argument("--donor", choices=("random", "mean"), default="random",
                    help="token of a random training cell with the label, or the label's mean")

@@ -8,9 +8,10 @@ from dataclasses import dataclass, field
 import numpy as np
 import pandas as pd
 
+from ..errors import ConceptError  # re-exported here (the old import location)
 
-class ConceptError(ValueError):
-    """A concept column or label is unusable."""
+
+MAX_NUMERIC_LEVELS = 50  # a numeric column with more distinct values is not a concept
 
 
 @dataclass
@@ -45,10 +46,13 @@ class ConceptSpace:
             if isinstance(col.dtype, pd.CategoricalDtype):
                 levels = [str(c) for c in col.cat.categories if (col == c).any()]
             else:
-                if pd.api.types.is_float_dtype(col) and col.nunique() > 50:
+                numeric = (pd.api.types.is_float_dtype(col) or pd.api.types.is_integer_dtype(col)
+                           ) and not pd.api.types.is_bool_dtype(col)
+                if numeric and col.nunique() > MAX_NUMERIC_LEVELS:
                     raise ConceptError(
-                        f"Concept {name!r} looks continuous ({col.nunique()} distinct values); "
-                        "concepts must be categorical."
+                        f"Concept {name!r} looks continuous ({col.nunique()} distinct numbers); "
+                        "concepts must be categorical (bin it, or make it a pd.Categorical "
+                        "if every value really is a label)."
                     )
                 levels = [str(v) for v in _natural_sort(col.unique())]
             if len(levels) < 2:

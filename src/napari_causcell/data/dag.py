@@ -6,11 +6,9 @@ from collections.abc import Iterable, Sequence
 
 import numpy as np
 
+from ..errors import DAGError  # re-exported here (the old import location)
+
 Edge = tuple[str, str]
-
-
-class DAGError(ValueError):
-    """The causal graph over concepts is invalid."""
 
 
 def parse_dag(dag: str | Iterable[Edge] | None) -> list[Edge]:

@@ -10,9 +10,7 @@ import pandas as pd
 import scanpy as sc
 from scipy import sparse
 
-
-class DataError(ValueError):
-    """The expression matrix or its genes are unusable."""
+from ..errors import DataError  # re-exported here (the old import location)
 
 
 def get_matrix(adata: ad.AnnData, layer: str | None = None):
@@ -40,6 +38,45 @@ def check_counts(x, what: str = "counts") -> None:
         )
 
 
+LOG_MAX = 15.0  # log1p(10,000 per cell) tops out near 9.2; larger values are counts
+
+
+def _sample_values(x, n_rows: int = 2000) -> np.ndarray:
+    """Non-zero values of the first ``n_rows`` rows (sparse, dense, backed or dask)."""
+    block = x[: min(n_rows, x.shape[0])]
+    if hasattr(block, "compute"):
+        block = block.compute()
+    if sparse.issparse(block):
+        return np.asarray(block.data)
+    if hasattr(block, "to_memory"):
+        block = block.to_memory()
+    values = np.asarray(block.toarray() if hasattr(block, "toarray") else block).ravel()
+    return values[values != 0]
+
+
+def warn_if_not_log_normalized(x) -> None:
+    """Warn when data said to be log-normalised look like raw counts (a sample is checked)."""
+    import warnings
+
+    try:
+        values = _sample_values(x)
+    except Exception:  # noqa: BLE001 - an unusual matrix type: the full checks come later
+        return
+    values = values[np.isfinite(values)]
+    if not values.size:
+        return
+    top = float(values.max())
+    whole = bool(np.all(values == np.round(values)))
+    if top > LOG_MAX or (whole and top > 1):
+        why = (f"values up to {top:g}" if top > LOG_MAX else "every value is a whole number")
+        warnings.warn(
+            f"log_normalized=True, but the matrix does not look log-normalised ({why}; "
+            f"log1p of 10,000-per-cell data stays below ~{LOG_MAX:g} and is rarely whole). "
+            "Pass raw counts with log_normalized=False, or normalise first.",
+            UserWarning, stacklevel=4,
+        )
+
+
 def check_log_normalized(x) -> None:
     values = x.data if sparse.issparse(x) else np.asarray(x)
     if values.size and not np.all(np.isfinite(values)):
@@ -48,9 +85,21 @@ def check_log_normalized(x) -> None:
         raise DataError("The log-normalised data contain negative values.")
 
 
+def check_unique_genes(names: pd.Index | Sequence[str]) -> None:
+    """Duplicate gene names make columns ambiguous: a :class:`DataError`."""
+    names = pd.Index(names)
+    if not names.is_unique:
+        dup = list(dict.fromkeys(names[names.duplicated()].astype(str)))
+        raise DataError(
+            f"{len(dup)} gene names occur more than once (e.g. {dup[:5]}); make them unique "
+            "first (adata.var_names_make_unique()) or drop the duplicates."
+        )
+
+
 def gene_indexer(present: pd.Index, genes: Sequence[str]) -> np.ndarray:
     """Positions of ``genes`` in ``present``; missing genes are a :class:`DataError`."""
     genes = list(genes)
+    check_unique_genes(present)
     missing = [g for g in genes if g not in present]
     if missing:
         raise DataError(
@@ -107,6 +156,9 @@ def select_genes(
     max_genes: int = 2000,
 ) -> list[str]:
     """All genes, or the ``max_genes`` most highly variable ones (scanpy, Seurat flavour)."""
+    check_unique_genes(adata.var_names)
+    if log_normalized:
+        warn_if_not_log_normalized(get_matrix(adata, layer))
     if adata.n_vars <= max_genes:
         return list(map(str, adata.var_names))
     x = get_matrix(adata, layer)

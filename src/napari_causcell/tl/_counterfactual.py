@@ -38,6 +38,10 @@ def select_cells(adata: ad.AnnData, cells: Any = None) -> np.ndarray:
                 raise DataError(f"Boolean cell mask has length {arr.size}, expected {n}.")
             mask = arr.copy()
         elif np.issubdtype(arr.dtype, np.integer):
+            if arr.size and (arr.min() < 0 or arr.max() >= n):
+                bad = arr[(arr < 0) | (arr >= n)]
+                raise DataError(f"Cell positions must be in 0..{n - 1}; got {bad[:3].tolist()} "
+                                "(negative positions are refused, not counted from the end).")
             mask = np.zeros(n, dtype=bool)
             mask[arr] = True
         else:
@@ -56,6 +60,28 @@ def _table_name(do: Mapping[str, Any]) -> str:
     return "causcell_" + re.sub(r"[^0-9A-Za-z_]+", "_", text).strip("_")
 
 
+def check_result_key(data: Any, name: str, table_key: str | None, overwrite: bool,
+                     copy: bool = False) -> None:
+    """Refuse a result key that would replace the source table, or an existing result
+    without ``overwrite``."""
+    if not isinstance(name, str) or not name:
+        raise DataError(f"key_added must be a non-empty string, got {name!r}.")
+    if is_spatialdata(data):
+        if table_key is not None and name == table_key:
+            raise DataError(f"{name!r} is the table the cells come from; it is never replaced. "
+                            "Choose another key.")
+        if name in data.tables:
+            if not overwrite:
+                raise DataError(f"Table {name!r} exists; pass overwrite=True (--overwrite) or "
+                                "another key.")
+        elif any(n == name for _, n, _ in data.gen_elements()):
+            raise DataError(f"{name!r} is already the name of an element of the SpatialData; "
+                            "choose another key.")
+    elif not copy and name in (data.uns.get("causcell") or {}) and not overwrite:
+        raise DataError(f"uns['causcell'][{name!r}] exists; pass overwrite=True or another "
+                        "key_added.")
+
+
 def counterfactual(
     data: Any,
     model: Any,
@@ -65,6 +91,7 @@ def counterfactual(
     table_key: str | None = None,
     key_added: str | None = None,
     copy: bool = False,
+    overwrite: bool = False,
     **kwargs: Any,
 ) -> ad.AnnData:
     """Counterfactual expression for the chosen cells, stored with the data.
@@ -81,6 +108,10 @@ def counterfactual(
         Which cells (see :func:`select_cells`); default all.
     key_added
         Name of the result (default ``causcell_<concept>_<value>``).
+    overwrite
+        Replace an existing result of that name. Without it an existing table (or
+        ``uns['causcell']`` entry) is an error, checked before any work; the table the cells
+        come from is never replaced.
     **kwargs
         Passed to :meth:`CausCell.counterfactual` (``donor``, ``hard``, ``sampler``, ``steps``,
         ``n_samples``, ``seed``).
@@ -98,12 +129,13 @@ def counterfactual(
             "A SpatialData table annotates each instance once: use n_samples=1 here, or call "
             "model.counterfactual(...) for several samples per cell."
         )
+    name = key_added or _table_name(do)
+    check_result_key(data, name, table_key, overwrite, copy)
     mask = select_cells(table, cells)
     cf = model.counterfactual(table[mask], do=do, **kwargs)
-    name = key_added or _table_name(do)
     cf.uns["causcell"]["key"] = name
     if is_spatialdata(data):
-        add_table(data, name, cf, table)
+        add_table(data, name, cf, table, overwrite=overwrite)
         return data.tables[name]
     if not copy:
         data.uns.setdefault("causcell", {})[name] = cf

@@ -328,7 +328,8 @@ def age_trends(
         if store_counterfactuals and not (is_spatialdata(data) and n_samples > 1):
             key = _slug(f"{key_added}_{concept}_{target}")  # not an intervention's key
             cf = _tl_counterfactual(data, model, do, cells=mask, table_key=table_key,
-                                    key_added=key, progress=step, **counterfactual_kwargs)
+                                    key_added=key, overwrite=True, progress=step,
+                                    **counterfactual_kwargs)  # trends' own tables
             keys[target] = key
         else:
             cf = model.counterfactual(table[mask], do=do, progress=step, **counterfactual_kwargs)
