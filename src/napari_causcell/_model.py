@@ -38,6 +38,20 @@ DONOR_BANK = 256  # exogenous tokens kept per label for random-donor interventio
 DENSE_CACHE_VALUES = 50_000_000  # in-memory data up to this size are held densely in training
 
 
+def _checked_sampling(method):
+    """Refuse ``n_samples=2.5``, ``steps=0``, ... before any work (a clear ``SettingError``)."""
+    import functools
+
+    @functools.wraps(method)
+    def wrapper(self, *args, **kwargs):
+        for name in ("n_samples", "steps", "batch_size"):
+            if name in kwargs and (name != "steps" or kwargs.get("sampler", "ddim") == "ddim"):
+                _checks.count(name, kwargs[name], 1)
+        return method(self, *args, **kwargs)
+
+    return wrapper
+
+
 @dataclass
 class TrainProgress:
     """What a training callback receives once per epoch.
@@ -652,6 +666,7 @@ class CausCell:
                                                   step))
         return torch.cat(parts).cpu().numpy().astype(np.float32)
 
+    @_checked_sampling  # n_samples / steps / batch_size: whole numbers >= 1, checked first
     @torch.no_grad()
     def counterfactual(
         self,

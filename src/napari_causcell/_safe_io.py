@@ -19,6 +19,7 @@ import os
 import shutil
 import signal
 import uuid
+import warnings
 from pathlib import Path
 from typing import Any
 
@@ -159,7 +160,10 @@ def write_table_in_place(sdata: Any, key: str) -> None:
     staging = temp_sibling(store, "table")
     hidden = tables / f"{TMP_TAG}new-{tag}"
     try:
-        with quiet_zarr_warnings():
+        with quiet_zarr_warnings(), warnings.catch_warnings():
+            # the staging store holds the table alone, without the element it annotates
+            warnings.filterwarnings("ignore", message=".*is annotating.*not present",
+                                    category=UserWarning)
             spatialdata.SpatialData(tables={key: sdata.tables[key]}).write(staging)
         os.rename(staging / "tables" / key, hidden)
     finally:

@@ -21,10 +21,12 @@ from .. import pl
 from .._constants import DEFAULT_STEPS
 from .._model import ModelFileError
 from ..data import DAGError, DataError
+from ..errors import CausCellError
 from ..session import MODEL_SIZES, CausCellSession, Intervention
 
 #: Errors a user can cause with an input; shown in the panel, not raised.
-USER_ERRORS = (DataError, DAGError, ModelFileError, ValueError, KeyError, OSError)
+USER_ERRORS = (CausCellError, DataError, DAGError, ModelFileError, ValueError, KeyError,
+               OSError)
 
 #: Views of the Overlay panel -> (session view, show the factual panel beside it).
 OVERLAY_VIEWS = {

@@ -123,6 +123,11 @@ def counterfactual(
     table (so napari-spatialdata, squidpy and spatialdata-plot show it). For an **AnnData**,
     it is stored in ``adata.uns['causcell'][key_added]`` unless ``copy=True``.
     """
+    from .._checks import count
+
+    count("n_samples", kwargs.get("n_samples", 1), 1)
+    if "steps" in kwargs:
+        count("steps", kwargs["steps"], 1)
     table, table_key = resolve_table(data, table_key)
     if is_spatialdata(data) and kwargs.get("n_samples", 1) > 1:
         raise ValueError(
