@@ -20,15 +20,20 @@ import pandas as pd
 #: name -> (constructor kwargs, train kwargs, counterfactual kwargs)
 OLD = {"select": "recon+concept"}
 TOK_DDIM = {"propagate": "tokens", "sampler": "ddim"}
+RAW = {"standardize": False}
 VARIANTS: dict[str, tuple[dict, dict, dict]] = {
-    "landed (select recon+concept, ddim, tokens)": ({}, OLD, TOK_DDIM),
-    "select recon": ({}, {}, TOK_DDIM),
-    "+ mean": ({}, {}, {"propagate": "tokens"}),
-    "+ mean + labels": ({}, {}, {}),
-    "+ labels (ddim)": ({}, {}, {"sampler": "ddim"}),
-    "u_shuffle 0.5": ({"u_shuffle": 0.5}, {}, {}),
-    "kl 0.05": ({}, {"weights": {"kl": 0.05}}, {}),
-    "adversary 5": ({}, {"weights": {"adversary": 5.0}}, {}),
+    "landed (raw, select recon+concept, ddim, tokens)": (RAW, OLD, TOK_DDIM),
+    "raw, select recon, ddim, tokens": (RAW, {}, TOK_DDIM),
+    "raw, + mean": (RAW, {}, {"propagate": "tokens"}),
+    "raw, + mean + labels": (RAW, {}, {}),
+    "default (standardised, mean, labels)": ({}, {}, {}),
+    "default, tokens only": ({}, {}, {"propagate": "tokens"}),
+    "default, ddim": ({}, {}, {"sampler": "ddim"}),
+    "default + kl 0.2": ({}, {"weights": {"kl": 0.2}}, {}),
+    "default + adversary 5": ({}, {"weights": {"adversary": 5.0}}, {}),
+    "default + u_shuffle 0.5": ({"u_shuffle": 0.5}, {}, {}),
+    "default + t_power 0.25": ({"t_power": 0.25}, {}, {}),
+    "default, anchor=False": ({"anchor": False}, {}, {}),
 }
 
 SETS = {"brain_aging": ["id", "ood"], "merfish": ["ood"], "starmap": ["ood"]}

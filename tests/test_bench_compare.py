@@ -143,6 +143,6 @@ def test_quick_run_end_to_end(tmp_path):
                 "cells_per_s"):
         assert np.isfinite(scores["CausCell"][key]), key
     samplers = saved["runs"][0]["samplers"]  # 70 cells > the 58 cf cells: some repeat
-    assert [s["sampler"] for s in samplers] == ["DDIM-50", "DDPM-1000"]
+    assert [s["sampler"] for s in samplers] == ["MEAN-8", "DDIM-50", "DDPM-1000"]
     assert all(np.isfinite(s["cf_r"]) and s["cells"] == 70 for s in samplers)
     assert saved["peers"] == {}

@@ -112,7 +112,10 @@ def counterfactual_accuracy(
         ``pearson`` and ``mse`` each with ``causcell``, ``mean_shift`` and ``no_change``;
         when ``do`` sets ``age``: ``planted`` (one record per planted effect present:
         ``gene``, ``cell_type``, ``log2fc_90wk``, ``predicted``, ``true``, ``sign_agrees``),
-        ``planted_sign_agreement`` (k) and ``planted_n`` (n).
+        ``planted_sign_agreement`` (k), ``planted_n`` (n) and ``planted_slope`` (least-squares
+        slope of predicted on true planted change; 1 when calibrated); ``switched``: the true
+        share of cells whose cell type changes and, when the counterfactual recomputed labels
+        (``obs['factual_cell_type']``), the predicted share.
     """
     from .datasets import PLANTED_AGE_EFFECTS, brain_aging_truth
 
@@ -190,6 +193,15 @@ def counterfactual_accuracy(
         out["planted"] = rows
         out["planted_sign_agreement"] = sum(r["sign_agrees"] for r in rows)
         out["planted_n"] = len(rows)
+        if len(rows) >= 2:  # calibration: 1 when predicted effects have the true size
+            out["planted_slope"] = float(np.polyfit([r["true"] for r in rows],
+                                                    [r["predicted"] for r in rows], 1)[0])
+    true_type = truth.obs["cell_type"].astype(str).to_numpy()
+    out["switched"] = {"true": float(np.mean(true_type != src_type))}
+    if "factual_cell_type" in cf.obs:
+        cf_type = cf.obs["cell_type"].astype(str).to_numpy()
+        out["switched"]["causcell"] = float(np.mean(
+            cf_type != cf.obs["factual_cell_type"].astype(str).to_numpy()))
     if return_matrices:
         out["matrices"] = {
             name: pd.DataFrame(m, index=types, columns=genes)
@@ -403,9 +415,16 @@ def format_summary(metrics: dict[str, Any]) -> str:
         f"  MSE        CausCell {mse['causcell']:.5f} | observed mean shift "
         f"{mse['mean_shift']:.5f} | no change {mse['no_change']:.5f}",
     ]
+    if "switched" in acc:
+        sw = acc["switched"]
+        pred = f"{sw['causcell']:.1%}" if "causcell" in sw else "n/a (token propagation)"
+        lines.append(f"  Cells whose type switched  CausCell {pred} | true {sw['true']:.1%}")
     if "planted" in acc:
+        slope = acc.get("planted_slope")
         lines.append(f"Planted age effects: sign agrees for {acc['planted_sign_agreement']} "
-                     f"of {acc['planted_n']}")
+                     f"of {acc['planted_n']}"
+                     + (f"; slope of predicted vs true size {slope:.2f} (1 = calibrated)"
+                        if slope is not None else ""))
         lines.append(f"  {'gene':<9}{'cell type':<11}{'log2fc':>7}{'predicted':>11}{'true':>9}")
         for p in acc["planted"]:
             mark = "" if p["sign_agrees"] else "  (sign differs)"

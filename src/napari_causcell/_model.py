@@ -267,12 +267,17 @@ class CausCell:
                             "processes.")
         # one pass over the data in chunks (each process its share): checks every value and
         # finds the clipping bound without holding the whole matrix
-        top = source.max(train_idx[rank::world])
+        top, s1, s2, n_seen = source.stats(train_idx[rank::world])
         if n_val:
             source.max(val_idx[rank::world])  # validation cells are checked as well
         if world > 1:
             top = _all_reduce(top, "max", self.device)
-        self._set_data_stats(top, y_all[train_idx])
+            tot = _all_reduce(list(s1) + list(s2) + [n_seen], "sum", self.device)
+            g = len(s1)
+            s1, s2, n_seen = np.asarray(tot[:g]), np.asarray(tot[g:2 * g]), tot[-1]
+        mean = s1 / max(n_seen, 1)
+        std = np.sqrt(np.maximum(s2 / max(n_seen, 1) - mean**2, 0.0))
+        self._set_data_stats(top, y_all[train_idx], mean, std)
         cache = not source.backed and n * len(self.genes) <= DENSE_CACHE_VALUES
         x_dense = None
         if cache:  # small in-memory data: one dense copy on the device, filled chunk-wise
@@ -468,9 +473,11 @@ class CausCell:
         if snap["val_index"] is not None:
             self._val_index = snap["val_index"]
 
-    def _set_data_stats(self, top: float, y: np.ndarray) -> None:
+    def _set_data_stats(self, top: float, y: np.ndarray, mean: np.ndarray,
+                        std: np.ndarray) -> None:
         mod = self.module
         mod.clip_max.fill_(float(top) * 1.2 if top > 0 else 1.0)
+        mod.set_scale(torch.from_numpy(mean).float(), torch.from_numpy(std).float())
         priors = [np.bincount(y[:, k], minlength=c) / len(y)
                   for k, c in enumerate(mod.config.n_classes)]
         mod.label_prior.copy_(torch.from_numpy(np.concatenate(priors).astype(np.float32)))

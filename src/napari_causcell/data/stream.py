@@ -146,6 +146,21 @@ class ExpressionSource:
             part = idx[i : i + size]
             yield part, self.rows(part, check=check)
 
+    def stats(self, idx: np.ndarray | None = None, size: int = 8192
+              ) -> tuple[float, np.ndarray, np.ndarray, int]:
+        """Largest value, per-gene sum and sum of squares (float64) and the number of cells
+        over ``idx``, checking every value on the way (one pass)."""
+        top, n = 0.0, 0
+        s1, s2 = np.zeros(self.n_genes), np.zeros(self.n_genes)
+        for _, block in self.chunks(idx, size):
+            if block.size:
+                top = max(top, float(block.max()))
+                b = block.astype(np.float64)
+                s1 += b.sum(0)
+                s2 += (b * b).sum(0)
+                n += len(block)
+        return top, s1, s2, n
+
     def max(self, idx: np.ndarray | None = None, size: int = 8192) -> float:
         """Largest value of the input over cells ``idx``, checking every value on the way."""
         top = 0.0

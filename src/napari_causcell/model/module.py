@@ -36,6 +36,7 @@ class ModuleConfig:
     u_shuffle: float = 0.0  # share of training cells whose u token is swapped with another's
     anchor: bool = True  # add a learned prototype of the cell's label to each concept token
     t_power: float = 0.5  # training steps drawn as T * U**t_power; < 1 favours high noise
+    standardize: bool = True  # diffuse per-gene standardised expression (equal weight per gene)
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -95,6 +96,30 @@ class CausCellModule(nn.Module):
         self.schedule = NoiseSchedule(c.n_steps)
         self.register_buffer("clip_max", torch.tensor(20.0))
         self.register_buffer("label_prior", torch.zeros(sum(c.n_classes)))
+        # per-gene centre and scale of the diffused expression (identity until set_scale)
+        self.register_buffer("x_mean", torch.zeros(c.n_genes))
+        self.register_buffer("x_std", torch.ones(c.n_genes))
+
+    def set_scale(self, mean: torch.Tensor, std: torch.Tensor) -> None:
+        """Standardise the diffused expression with these per-gene statistics (training
+        data); a no-op with ``config.standardize=False``. Near-constant genes keep a floor
+        scale so their noise never swamps the others."""
+        if not self.config.standardize:
+            return
+        self.x_mean.copy_(mean.to(self.x_mean))
+        floor = max(float(std.max()) * 1e-2, 1e-3)
+        self.x_std.copy_(std.to(self.x_std).clamp(min=floor))
+
+    def to_scaled(self, x: torch.Tensor) -> torch.Tensor:
+        return (x - self.x_mean) / self.x_std
+
+    def from_scaled(self, xs: torch.Tensor) -> torch.Tensor:
+        return xs * self.x_std + self.x_mean
+
+    def _clip_bounds(self) -> tuple[torch.Tensor, torch.Tensor]:
+        """Bounds ``[0, clip_max]`` of the expression, in the diffused (scaled) space."""
+        return self.to_scaled(torch.zeros_like(self.x_mean)), self.to_scaled(
+            self.clip_max.expand_as(self.x_mean))
 
     # -- parts -------------------------------------------------------------------------------
     def main_parameters(self):
@@ -164,9 +189,10 @@ class CausCellModule(nn.Module):
         ]).mean()
         u = torch.rand(x.shape[0], device=x.device) ** self.config.t_power
         t = (u * self.schedule.n_steps).long().clamp(max=self.schedule.n_steps - 1)
-        noise = torch.randn_like(x)
-        x0_hat = self.denoiser(self.schedule.add_noise(x, t, noise), t, z)
-        recon = F.mse_loss(x0_hat, x)
+        xs = self.to_scaled(x)
+        noise = torch.randn_like(xs)
+        x0_hat = self.denoiser(self.schedule.add_noise(xs, t, noise), t, z)
+        recon = F.mse_loss(x0_hat, xs)
         total = (
             weights.recon * recon
             + weights.concept * concept
@@ -198,7 +224,7 @@ class CausCellModule(nn.Module):
         for _ in range(n_draws):
             noise = torch.randn((z.shape[0], self.config.n_genes), generator=generator,
                                 device=dev).to(z.device)
-            acc += self.denoiser(noise, t, z).clamp(0.0, float(self.clip_max))
+            acc += self.from_scaled(self.denoiser(noise, t, z)).clamp(0.0, float(self.clip_max))
         return acc / n_draws
 
     def generate(
@@ -209,10 +235,11 @@ class CausCellModule(nn.Module):
         generator: torch.Generator | None = None,
         progress=None,
     ) -> torch.Tensor:
-        return sample(
+        xs = sample(
             self.denoiser, self.schedule, z, self.config.n_genes, sampler, steps, generator,
-            clip=(0.0, float(self.clip_max)), progress=progress,
+            clip=self._clip_bounds(), progress=progress,
         )
+        return self.from_scaled(xs).clamp(0.0, float(self.clip_max))
 
 
 def soft_cross_entropy(logits: torch.Tensor, target_probs: torch.Tensor) -> torch.Tensor:

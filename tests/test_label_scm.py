@@ -1,0 +1,95 @@
+"""The categorical label SCM: Gumbel-max abduction and counterfactual labels."""
+
+import numpy as np
+import pytest
+import torch
+
+from napari_causcell.model.scm import LabelSCM
+
+
+def _scm(weight_age: float = 2.0, seed: int = 0, n: int = 20_000):
+    """age (3) -> type (4) <- domain (2); labels drawn from the SCM itself."""
+    g = torch.Generator().manual_seed(seed)
+    a = torch.zeros(4, 4)  # 3 concepts + u
+    a[0, 2] = a[1, 2] = 1.0
+    scm = LabelSCM([3, 2, 4], a)
+    scm.bias[2].copy_(torch.tensor([1.0, 0.5, 0.0, -0.5]))
+    scm.weight["0_2"].copy_(weight_age * torch.tensor(
+        [[0.0, 0, 0, 0], [0, 0, 1, 0], [0, 0, 0, 1]]))
+    scm.weight["1_2"].copy_(torch.tensor([[0.0, 0.5, 0, 0], [0.5, 0, 0, 0]]))
+    y = torch.stack([torch.randint(0, 3, (n,), generator=g),
+                     torch.randint(0, 2, (n,), generator=g)], 1)
+    gum = -torch.log(-torch.log(torch.rand(n, 4, generator=g)))
+    t = (scm.logits(2, torch.cat([y, torch.zeros(n, 1, dtype=torch.long)], 1)) + gum).argmax(-1)
+    return scm, torch.cat([y, t[:, None]], 1)
+
+
+def test_abduction_reproduces_the_factual_labels():
+    scm, y = _scm()
+    noise = scm.abduct(y, torch.Generator().manual_seed(1))
+    same, kept = scm.counterfactual(y, {}, noise)
+    assert torch.equal(same, y) and not kept.any()
+    # do() that sets every cell's own age: nothing moves
+    for age in range(3):
+        rows = y[:, 0] == age
+        cf, _ = scm.counterfactual(y[rows], {0: age}, {2: noise[2][rows]})
+        assert torch.equal(cf, y[rows])
+
+
+def test_do_on_a_root_without_effect_keeps_every_label():
+    scm, y = _scm(weight_age=0.0)
+    noise = scm.abduct(y, torch.Generator().manual_seed(2))
+    cf, _ = scm.counterfactual(y, {0: 2}, noise)
+    assert torch.equal(cf[:, 2], y[:, 2])
+    assert (cf[:, 0] == 2).all()
+
+
+def test_counterfactual_labels_follow_the_interventional_distribution():
+    """Gumbel-max counterfactuals have the interventional marginal, and a cell only leaves
+    its label for one whose probability rose (counterfactual stability)."""
+    scm, y = _scm()
+    noise = scm.abduct(y, torch.Generator().manual_seed(3))
+    cf, _ = scm.counterfactual(y, {0: 2}, noise)
+    want = scm.logits(2, cf).softmax(-1).mean(0)
+    got = torch.bincount(cf[:, 2], minlength=4).float() / len(cf)
+    assert torch.allclose(got, want, atol=0.015)
+    src = y[:, 0] == 0  # age 0 -> 2 raises only type 3's weight
+    moved = src & (cf[:, 2] != y[:, 2])
+    assert moved.sum() > 0.2 * src.sum()
+    assert (cf[moved, 2] == 3).all()
+
+
+def test_fit_recovers_the_generating_logits():
+    scm, y = _scm(seed=4)
+    fitted = LabelSCM([3, 2, 4], _adj())
+    fitted.fit(y)
+    for age in range(3):
+        for dom in range(2):
+            cell = torch.tensor([[age, dom, 0]])
+            p_true = scm.logits(2, cell).softmax(-1)
+            p_fit = fitted.logits(2, cell).softmax(-1)
+            assert torch.allclose(p_true, p_fit, atol=0.03)
+
+
+def test_unseen_parent_label_pairs_keep_their_label():
+    scm, y = _scm(seed=5)
+    keep = ~((y[:, 0] == 2) & (y[:, 2] == 1))  # type 1 never seen at age 2
+    fitted = LabelSCM([3, 2, 4], _adj())
+    fitted.fit(y[keep])
+    src = y[(y[:, 0] == 0) & (y[:, 2] == 1)]
+    cf, kept = fitted.counterfactual(src, {0: 2}, fitted.abduct(src))
+    assert kept[:, 2].all() and torch.equal(cf[:, 2], src[:, 2])
+
+
+def _adj():
+    a = torch.zeros(4, 4)
+    a[0, 2] = a[1, 2] = 1.0
+    return a
+
+
+@pytest.mark.parametrize("seed", [0, 1])
+def test_abduction_is_seeded(seed):
+    scm, y = _scm()
+    n1 = scm.abduct(y[:50], torch.Generator().manual_seed(seed))
+    n2 = scm.abduct(y[:50], torch.Generator().manual_seed(seed))
+    assert np.allclose(n1[2].numpy(), n2[2].numpy())
