@@ -949,9 +949,10 @@ class CausCell:
             raise
         except (KeyError, TypeError, ValueError, AttributeError, RuntimeError) as err:
             what = f"missing setting {err}" if isinstance(err, KeyError) else str(err)
+            what = " ".join(what.split()) or type(err).__name__  # one line for front ends
             raise ModelFileError(
                 f"{path}: the settings do not match the weights or are incomplete: "
-                f"{what.strip().splitlines()[0] if what.strip() else type(err).__name__}"
+                f"{what if len(what) <= 300 else what[:297] + '...'}"
             ) from err
         self.device = pick_device(device)
         self.module.to(self.device).eval()

@@ -36,7 +36,25 @@ def kill_point(name: str) -> None:
 
 
 def token() -> str:
-    return uuid.uuid4().hex[:12]
+    """A unique tag holding this process's id, so that only a dead writer's files are removed."""
+    return f"{os.getpid()}-{uuid.uuid4().hex[:12]}"
+
+
+def _writer_alive(name: str) -> bool:
+    """Whether the process that made the temporary ``name`` is still running (this host)."""
+    parts = name.rsplit("-", 2)
+    if len(parts) < 3 or not parts[1].isdigit():
+        return False
+    pid = int(parts[1])
+    if pid == os.getpid():
+        return False
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except OSError:  # exists, owned by another user
+        return True
+    return True
 
 
 def temp_sibling(path: Path, what: str = "new") -> Path:
@@ -53,11 +71,12 @@ def remove(path: Path) -> None:
 
 
 def remove_leftovers(path: Path) -> None:
-    """Delete temporaries a killed earlier write left next to ``path``."""
+    """Delete temporaries a killed earlier write left next to ``path`` (not a running one's)."""
     parent = path.parent
     if parent.is_dir():
         for p in parent.glob(f".{path.name}{TMP_TAG}*"):
-            remove(p)
+            if not _writer_alive(p.name):
+                remove(p)
 
 
 def _exchange(a: Path, b: Path) -> bool:
@@ -152,7 +171,8 @@ def write_table_in_place(sdata: Any, key: str) -> None:
             sdata.write_element(key)
         return
     for p in tables.glob(f"{TMP_TAG}*"):  # left by a killed earlier write (hidden names)
-        remove(p)
+        if not _writer_alive(p.name):
+            remove(p)
     remove_leftovers(store)
     import spatialdata
 
