@@ -435,9 +435,10 @@ class CausCell:
             mod.load_state_dict(last_good)  # the last epoch whose losses were all finite
             stop_reason = ("non_finite_loss" if isinstance(failure, TrainingError)
                            else "callback_error")
-            _add_note(failure, f"napari-causcell: the model keeps the best weights of the "
-                               f"{good_epochs} epochs completed before this error (stop "
-                               f"reason {stop_reason!r}).")
+            kept = ("the best weights seen before this error" if n_val else
+                    "the weights of the last epoch completed before this error")
+            _add_note(failure, f"napari-causcell: training ended early ({stop_reason}); the "
+                               f"model keeps {kept} ({good_epochs} complete epoch(s)).")
         if best_state is not None and n_val:
             mod.load_state_dict(best_state)
         mod.eval()
