@@ -177,10 +177,10 @@ class CausCell:
 
     # -- training ----------------------------------------------------------------------------
     def request_stop(self) -> None:
-        """Ask a running :meth:`train` to stop before its next step (thread-safe).
+        """Ask a running :meth:`train` to stop after the current step (thread-safe).
 
-        Honoured at any moment of training, its set-up included: the model keeps the best
-        weights so far, or, when no step was made, stays as it was before :meth:`train`.
+        Honoured at any moment of training, its set-up included (training then ends after its
+        first step); the model keeps the best weights so far.
         """
         self._stop.set()
 
@@ -337,8 +337,6 @@ class CausCell:
             # read from disk / sparse: the next batch is read in a thread during this step
             ahead = None if cache else _Prefetch(source, shares)
             for j, rows in enumerate(shares):
-                if should_stop():  # before every step: a stop at any moment is honoured
-                    break
                 xb, yb = batch(rows, None if ahead is None else ahead.get(j))
                 with autocast:
                     total, parts, eps = step_fn(xb, yb, w)
@@ -360,12 +358,13 @@ class CausCell:
                 n_batches += 1
                 for k, v in {**parts, "adversary": adv, "total": total}.items():
                     sums[k] = sums.get(k, 0.0) + float(v.detach())
+                if should_stop():  # after every step: a stop asked at any moment, set-up
+                    break  # included, ends training here with a usable (>= 1 step) model
             if ahead is not None:
                 ahead.close()
             if failure is not None:
                 break
-            if n_batches == 0:  # stopped before this epoch's first step: nothing to record
-                stop_reason = "cancelled" if self._stop.is_set() else "max_time"
+            if n_batches == 0:  # no step in this epoch (cannot happen after the checks above)
                 break
             losses = {k: v / max(n_batches, 1) for k, v in sums.items()}
             if world > 1 and losses:
