@@ -77,7 +77,8 @@ def test_manifest_sample_and_dock_widgets(viewer):
     manifest = pm.get_manifest("napari-causcell")
     assert {w.display_name for w in manifest.contributions.widgets} == {
         "Train", "Intervene", "Overlay"}
-    assert [s.key for s in manifest.contributions.sample_data] == ["brain_aging"]
+    assert [s.key for s in manifest.contributions.sample_data] == [
+        "brain_aging", "merfish_brain_aging"]
 
     viewer.open_sample("napari-causcell", "brain_aging")
     (layer,) = viewer.layers
@@ -94,6 +95,13 @@ def test_manifest_sample_and_dock_widgets(viewer):
         dock, widget = viewer.window.add_plugin_dock_widget("napari-causcell", name)
         assert widget.source_layer is layer
         assert widget.session.adata is adata
+
+    # the real MERFISH data beside it (shipped with the package, offline)
+    viewer.open_sample("napari-causcell", "merfish_brain_aging")
+    real = viewer.layers[-1]
+    assert real.name == "merfish_brain_aging cells" and len(real.data) == 4788
+    assert real.metadata["adata"].obs["age"].cat.categories.tolist() == ["young", "old"]
+    assert "Sun et al." in real.metadata["credit"]
 
 
 def test_dag_cycle_refused_and_derive_domains(qtbot, viewer):

@@ -19,3 +19,20 @@ def brain_aging_sample(
     sdata = brain_aging(n_cells=n_cells, n_genes=n_genes, n_mice_per_age=n_mice_per_age,
                         seed=seed)
     return [cells_layer_tuple(sdata, "table", name="brain_aging cells", color_by="cell_type")]
+
+
+def merfish_brain_aging_sample() -> list[tuple]:
+    """The real MERFISH brain-aging data shipped with the package (Sun et al.; MIT licence)
+    as a Points layer of cells coloured by cell type.
+
+    One young (3 months) and one old (19 months) mouse section side by side; one mouse per
+    age, so mouse and age are confounded. The layer's ``metadata`` carries the SpatialData
+    (``'sdata'``), its table (``'adata'``) and the credit (``'credit'``).
+    """
+    from ..datasets import SUN2024_CREDIT, merfish_brain_aging
+
+    sdata = merfish_brain_aging()
+    data, kwargs, kind = cells_layer_tuple(sdata, "table", name="merfish_brain_aging cells",
+                                           color_by="cell_type")
+    kwargs["metadata"]["credit"] = SUN2024_CREDIT
+    return [(data, kwargs, kind)]

@@ -10,10 +10,20 @@ from ._merfish import (
     read_merfish_h5ad,
     read_merscope,
 )
+from ._sun2024 import (
+    SUN2024_AGE_MARKERS,
+    SUN2024_CELL_TYPES,
+    SUN2024_CREDIT,
+    merfish_brain_aging,
+    merfish_brain_aging_path,
+)
 
 __all__ = [
     "brain_aging", "brain_aging_truth", "PLANTED_AGE_EFFECTS",
     # MERFISH brain-aging atlas (docs/brain_aging.md)
     "PUBLISHED_AGE_TRENDS", "age_labels", "harmonize_cell_types", "merfish_to_schema",
     "merscope_to_schema", "read_merfish_h5ad", "read_merscope",
+    # real MERFISH brain aging, shipped (Sun et al.; MIT)
+    "merfish_brain_aging", "merfish_brain_aging_path", "SUN2024_AGE_MARKERS",
+    "SUN2024_CELL_TYPES", "SUN2024_CREDIT",
 ]
