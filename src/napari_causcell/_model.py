@@ -39,7 +39,8 @@ DENSE_CACHE_VALUES = 50_000_000  # in-memory data up to this size are held dense
 
 
 def _checked_sampling(method):
-    """Refuse ``n_samples=2.5``, ``steps=0``, ... before any work (a clear ``SettingError``)."""
+    """Refuse ``n_samples=2.5``, ``steps=0``, an unknown concept or label, ... before any work
+    (a clear ``SettingError`` / ``ConceptError``)."""
     import functools
 
     @functools.wraps(method)
@@ -47,6 +48,10 @@ def _checked_sampling(method):
         for name in ("n_samples", "steps", "batch_size"):
             if name in kwargs and (name != "steps" or kwargs.get("sampler", "ddim") == "ddim"):
                 _checks.count(name, kwargs[name], 1)
+        do = args[1] if len(args) > 1 else kwargs.get("do")
+        if isinstance(do, Mapping):  # unknown concept or label: a ConceptError, before any work
+            for concept, label in do.items():
+                self.concept_space.code(concept, label)
         return method(self, *args, **kwargs)
 
     return wrapper
@@ -673,7 +678,7 @@ class CausCell:
                                                   step))
         return torch.cat(parts).cpu().numpy().astype(np.float32)
 
-    @_checked_sampling  # n_samples / steps / batch_size: whole numbers >= 1, checked first
+    @_checked_sampling  # n_samples, steps, batch_size, do's concepts/labels: checked first
     @torch.no_grad()
     def counterfactual(
         self,

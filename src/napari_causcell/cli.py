@@ -220,8 +220,8 @@ def cmd_train(args: argparse.Namespace) -> int:
         raise UsageError(f"--batch-size must be >= 2, got {args.batch_size}")
     if args.max_genes < 1:
         raise UsageError(f"--max-genes must be >= 1, got {args.max_genes}")
-    if args.max_time is not None and not args.max_time > 0:
-        raise UsageError(f"--max-time must be > 0 seconds, got {args.max_time}")
+    if args.max_time is not None and not args.max_time >= 0:  # negative or NaN; 0 = none
+        raise UsageError(f"--max-time must be >= 0 seconds (0: no limit), got {args.max_time}")
     if args.devices < 1 or args.nodes < 1:
         raise UsageError("--devices and --nodes must be >= 1")
     if not 0 <= args.node_rank < args.nodes:
