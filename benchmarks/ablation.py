@@ -21,19 +21,19 @@ import pandas as pd
 OLD = {"select": "recon+concept"}
 TOK_DDIM = {"propagate": "tokens", "sampler": "ddim"}
 RAW = {"standardize": False}
+KL1 = {"weights": {"kl": 1.0}}
 VARIANTS: dict[str, tuple[dict, dict, dict]] = {
-    "landed (raw, select recon+concept, ddim, tokens)": (RAW, OLD, TOK_DDIM),
-    "raw, select recon, ddim, tokens": (RAW, {}, TOK_DDIM),
-    "raw, + mean": (RAW, {}, {"propagate": "tokens"}),
-    "raw, + mean + labels": (RAW, {}, {}),
-    "default (standardised, mean, labels)": ({}, {}, {}),
-    "default, tokens only": ({}, {}, {"propagate": "tokens"}),
-    "default, ddim": ({}, {}, {"sampler": "ddim"}),
-    "default + kl 0.2": ({}, {"weights": {"kl": 0.2}}, {}),
-    "default + adversary 5": ({}, {"weights": {"adversary": 5.0}}, {}),
-    "default + u_shuffle 0.5": ({"u_shuffle": 0.5}, {}, {}),
-    "default + t_power 0.25": ({"t_power": 0.25}, {}, {}),
-    "default, anchor=False": ({"anchor": False}, {}, {}),
+    "landed (kl 1e-3, raw, select recon+concept, ddim, tokens)": (RAW, OLD, TOK_DDIM),
+    "kl 1e-3": ({}, {"weights": {"kl": 1e-3}}, {}),
+    "kl 0.2": ({}, {"weights": {"kl": 0.2}}, {}),
+    "kl 1 (default)": ({}, KL1, {}),
+    "kl 1, tokens only": ({}, KL1, {"propagate": "tokens"}),
+    "kl 1, ddim samples": ({}, KL1, {"sampler": "ddim"}),
+    "kl 1, raw expression": (RAW, KL1, {}),
+    "kl 1, select recon+concept": ({}, {**KL1, **OLD}, {}),
+    "kl 1, anchor=False": ({"anchor": False}, KL1, {}),
+    "kl 1, adversary 5": ({}, {"weights": {"kl": 1.0, "adversary": 5.0}}, {}),
+    "kl 1, u_shuffle 0.5": ({"u_shuffle": 0.5}, KL1, {}),
 }
 
 SETS = {"brain_aging": ["id", "ood"], "merfish": ["ood"], "starmap": ["ood"]}
@@ -89,6 +89,9 @@ def main(argv=None):
     p.add_argument("--datasets", nargs="+", default=["brain_aging", "merfish", "starmap"])
     p.add_argument("--seeds", type=int, default=3)
     p.add_argument("--budget", type=float, default=60.0)
+    p.add_argument("--epochs", type=int, default=None,
+                   help="fixed epochs instead of the wall-clock budget (reproducible on a "
+                        "loaded machine)")
     p.add_argument("--cells", type=int, default=None)
     p.add_argument("--threads", type=int, default=1)
     p.add_argument("--out", default="benchmarks/results")
@@ -97,6 +100,9 @@ def main(argv=None):
     import torch
 
     torch.set_num_threads(a.threads)
+    if a.epochs:
+        for mk, tk, ck in VARIANTS.values():
+            tk.update(max_epochs=a.epochs, max_time=None)
     rows = run(a.variants, a.datasets, a.seeds, a.budget, a.cells)
     from ._results import write_result
     from .compare import machine

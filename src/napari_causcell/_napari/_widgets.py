@@ -838,7 +838,7 @@ class InterveneWidget(_CausCellWidget):
         gen = QGroupBox("Generation")
         f = QFormLayout(gen)
         self.sampler = QComboBox()
-        self.sampler.addItems(["ddim", "ddpm"])
+        self.sampler.addItems(["mean", "ddim", "ddpm"])
         self.steps = QSpinBox()
         self.steps.setRange(1, 1000)
         self.steps.setValue(DEFAULT_STEPS)

@@ -394,7 +394,7 @@ class IntervenePanel(_Panel):
         self.target = widgets.Dropdown(description="Set to")
         self.cells = widgets.Dropdown(options=list(self.CELLS), description="Cells")
         self.cells_label = widgets.Dropdown(description="Which", disabled=True)
-        self.sampler = widgets.Dropdown(options=["ddim", "ddpm"], value="ddim",
+        self.sampler = widgets.Dropdown(options=["mean", "ddim", "ddpm"], value="mean",
                                         description="Sampler")
         self.steps = widgets.BoundedIntText(value=DEFAULT_STEPS, min=1, max=1000,
                                             description="Steps")

@@ -1,0 +1,84 @@
+"""Counterfactual accuracy against the simulator's truth, and label propagation."""
+
+from __future__ import annotations
+
+import warnings
+
+import numpy as np
+import pytest
+
+from napari_causcell import CausCell
+from napari_causcell._demo import counterfactual_accuracy
+from napari_causcell.datasets import brain_aging
+
+CONCEPTS = ["age", "domain", "cell_type"]
+DAG = [("age", "cell_type"), ("domain", "cell_type")]
+
+
+@pytest.fixture(scope="module")
+def tissue():
+    return brain_aging(n_cells=2500, n_genes=100, seed=1)
+
+
+@pytest.fixture(scope="module")
+def model(tissue):
+    m = CausCell(tissue, CONCEPTS, dag=DAG, seed=0)
+    m.train(max_epochs=40, early_stopping=False)
+    return m
+
+
+@pytest.fixture(scope="module")
+def result(tissue, model):
+    table = tissue.tables["table"]
+    source = (table.obs["age"] == "4wk").to_numpy()
+    cf = model.counterfactual(table[source], do={"age": "90wk"}, seed=0)
+    return cf, counterfactual_accuracy(tissue, cf, {"age": "90wk"}, source)
+
+
+def test_do_age_beats_no_change_and_gets_the_strong_signs(result):
+    cf, acc = result
+    assert acc["mse"]["causcell"] < acc["mse"]["no_change"]
+    assert acc["pearson"]["causcell"] > 0.4
+    strongest = sorted(acc["planted"], key=lambda r: -abs(r["true"]))[:5]
+    assert all(r["sign_agrees"] for r in strongest), strongest
+
+
+def test_labels_switch_in_about_the_true_share(result):
+    cf, acc = result
+    assert "factual_cell_type" in cf.obs
+    true, pred = acc["switched"]["true"], acc["switched"]["causcell"]
+    assert 0.02 < true < 0.2
+    assert abs(pred - true) < 0.06
+    assert cf.uns["causcell"]["switched"] == pytest.approx(pred)
+    moved = cf.obs["cell_type"] != cf.obs["factual_cell_type"]
+    # do(age=90wk) only moves cells into the types that grow with age
+    assert set(cf.obs.loc[moved, "cell_type"].astype(str)) <= {"Oligo", "Microglia"}
+
+
+def test_token_propagation_keeps_labels_and_is_seeded(tissue, model):
+    table = tissue.tables["table"]
+    cells = table[(table.obs["age"] == "4wk").to_numpy()][:200]
+    a = model.counterfactual(cells, do={"age": "90wk"}, propagate="tokens", seed=3)
+    assert (a.obs["cell_type"] == a.obs["factual_cell_type"]).all()
+    assert a.uns["causcell"]["switched"] == 0.0
+    b = model.counterfactual(cells, do={"age": "90wk"}, seed=3)
+    c = model.counterfactual(cells, do={"age": "90wk"}, seed=3)
+    assert np.array_equal(b.X, c.X) and b.obs["cell_type"].equals(c.obs["cell_type"])
+    assert b.uns["causcell"]["output"] == "expected"
+    with pytest.raises(ValueError, match="propagate"):
+        model.counterfactual(cells, do={"age": "90wk"}, propagate="both")
+
+
+def test_unseen_parent_label_pair_is_kept_with_a_warning(tissue):
+    table = tissue.tables["table"]
+    # no 90wk oligodendrocytes in training: do(age=90wk) cannot say what happens to them
+    keep = ~((table.obs["age"] == "90wk") & (table.obs["cell_type"] == "Oligo")).to_numpy()
+    m = CausCell(table[keep].copy(), CONCEPTS, dag=DAG, seed=0, width=32, hidden=64)
+    m.train(max_epochs=2, early_stopping=False)
+    oligo = table[((table.obs["age"] == "4wk") & (table.obs["cell_type"] == "Oligo")).to_numpy()]
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        cf = m.counterfactual(oligo, do={"age": "90wk"})
+    assert any("never seen in training" in str(w.message) for w in caught)
+    assert (cf.obs["cell_type"] == "Oligo").all()
+    assert cf.uns["causcell"]["unsupported"] == 1.0
