@@ -248,8 +248,11 @@ def test_trends_panel(sdata, trained):
     n_sig = int(res["significant"].sum())
     assert f"{n_sig} significant of {len(res)} tests" in panel.status_text
     top = session.top_trends(res, 5)
-    assert len(top) == 5 and list(top.columns) == ["target", "group", "gene", "mean_change",
-                                                   "padj"]
+    assert len(top) == (min(5, n_sig) if n_sig else 5)
+    assert list(top.columns) == ["target", "group", "gene", "mean_change",
+                                                   "ci_low", "ci_high", "padj", "unit",
+                                                   "one_donor"]
+    assert (top["ci_low"] <= top["mean_change"]).all() and "unit" in panel.table.value
     assert top["mean_change"].abs().is_monotonic_decreasing
     for gene in top["gene"]:
         assert gene in panel.table.value

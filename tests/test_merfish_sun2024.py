@@ -81,8 +81,12 @@ def test_as_anndata_and_known_ageing_signals():
     adata = merfish_brain_aging(as_anndata=True)
     assert adata.shape == (4788, 200)
     # the README's old-minus-young differences (log1p CP10k) are there, with the right sign
-    df = tl.direct_trends(adata, source="young", targets="old", groupby="cell_type",
-                          marginal=False)
+    with pytest.warns(UserWarning, match="one donor"):
+        df = tl.direct_trends(adata, source="young", targets="old", groupby="cell_type",
+                              marginal=False)
+    # one mouse per age: every row is flagged, and cells were the only possible unit
+    assert df["one_donor"].all() and set(df["unit"]) == {"cells"}
+    assert (df["n_donors_source"] == 1).all() and (df["n_donors_target"] == 1).all()
     got = {(g, c): float(df.loc[(df["gene"] == g) & (df["cell_type"] == c),
                                 "mean_change"].iloc[0])
            for g, c in zip(datasets.SUN2024_AGE_MARKERS["gene"],

@@ -604,31 +604,46 @@ class CausCellSession:
             raise DataError(str(err)) from err
 
     #: Columns of an age-trends table that are not group columns.
-    TREND_FIELDS = frozenset({"method", "target", "gene", "n_source", "n_target", "mean_source",
-                              "mean_target", "mean_change", "statistic", "pvalue", "padj",
-                              "direction", "significant"})
+    TREND_FIELDS = frozenset({"method", "target", "gene", "n_source", "n_target",
+                              "n_donors_source", "n_donors_target", "n_models", "mean_source",
+                              "mean_target", "mean_change", "se", "ci_low", "ci_high", "df",
+                              "statistic", "pvalue", "padj", "direction", "significant", "unit",
+                              "one_donor"})
 
     @classmethod
     def top_trends(cls, trends: pd.DataFrame, n: int = 30) -> pd.DataFrame:
         """The ``n`` largest significant changes of an age-trends table (the largest changes
         when none is significant), as ``target``, ``group``, ``gene``, ``mean_change``,
-        ``padj`` rows; ``group`` joins the group columns (``"Oligo | Striatum"``)."""
+        ``ci_low``, ``ci_high``, ``padj``, ``unit`` and ``one_donor`` rows (the interval,
+        replication and one-donor columns when the table has them); ``group`` joins the group
+        columns (``"Oligo | Striatum"``)."""
         groups = [c for c in trends.columns if c not in cls.TREND_FIELDS]
         sig = trends[trends["significant"]]
         pool = sig if len(sig) else trends
         top = pool.reindex(pool["mean_change"].abs().sort_values(ascending=False).index).head(n)
         group = (top[groups].astype(str).agg(" | ".join, axis=1) if groups
                  else pd.Series("all", index=top.index))
-        return pd.DataFrame({"target": top["target"].astype(str), "group": group,
-                             "gene": top["gene"].astype(str), "mean_change": top["mean_change"],
-                             "padj": top["padj"]}).reset_index(drop=True)
+        out = pd.DataFrame({"target": top["target"].astype(str), "group": group,
+                            "gene": top["gene"].astype(str), "mean_change": top["mean_change"]})
+        for col in ("ci_low", "ci_high"):
+            if col in top:
+                out[col] = top[col]
+        out["padj"] = top["padj"]
+        for col in ("unit", "one_donor"):
+            if col in top:
+                out[col] = top[col]
+        return out.reset_index(drop=True)
 
     @staticmethod
     def trends_message(trends: pd.DataFrame, key: str = "causcell_trends") -> str:
         """One line on an age-trends result for a status bar."""
         n_sig = int(trends["significant"].sum())
-        return (f"Trends: {n_sig} significant of {len(trends)} tests (|change| >= min_effect "
-                f"and BH padj < 0.05); stored in uns[{key!r}].")
+        msg = (f"Trends: {n_sig} significant of {len(trends)} tests (|change| >= min_effect "
+               f"and BH padj < alpha); stored in uns[{key!r}].")
+        if "one_donor" in trends and trends["one_donor"].any():
+            msg += (f" {int(trends['one_donor'].sum())} rest on one donor per age (mouse and "
+                    "age confounded): read them as effect sizes.")
+        return msg
 
     @staticmethod
     def suggestion_message(suggestion: tl.DagSuggestion) -> str:

@@ -870,8 +870,13 @@ class InterveneWidget(_CausCellWidget):
         self.trends_btn.setToolTip("Counterfactuals for the source cells, then per cell type x "
                                    "domain and gene: mean change, t-test, BH (off the UI thread)")
         f.addRow(self.trends_btn)
-        self.trends_table = QTableWidget(0, 5)
-        self.trends_table.setHorizontalHeaderLabels(["to", "group", "gene", "change", "padj"])
+        self.trends_table = QTableWidget(0, 7)
+        self.trends_table.setHorizontalHeaderLabels(["to", "group", "gene", "change",
+                                                     "interval", "padj", "replicates"])
+        self.trends_table.setToolTip("change: mean paired change (log-normalised); interval: "
+                                     "its 95 % interval; padj: BH q-value; replicates: the "
+                                     "units of replication ('1 donor/age': mouse and age "
+                                     "confounded, read as an effect size)")
         self.trends_table.setEditTriggers(QAbstractItemView.EditTrigger.NoEditTriggers)
         self.trends_table.horizontalHeader().setSectionResizeMode(QHeaderView.ResizeMode.Stretch)
         self.trends_table.setMaximumHeight(220)
@@ -1113,8 +1118,13 @@ class InterveneWidget(_CausCellWidget):
         top = self.session.top_trends(df, n_rows)
         self.trends_table.setRowCount(len(top))
         for i, rec in enumerate(top.to_dict("records")):
+            lo, hi = rec.get("ci_low", np.nan), rec.get("ci_high", np.nan)
+            unit = str(rec.get("unit", ""))
+            if rec.get("one_donor", False):
+                unit += " (1 donor/age)"
             cells = [rec["target"], rec["group"], rec["gene"], f"{rec['mean_change']:+.3f}",
-                     f"{rec['padj']:.2g}"]
+                     f"{lo:+.2f}..{hi:+.2f}" if np.isfinite(lo) else "",
+                     f"{rec['padj']:.2g}", unit]
             for j, text in enumerate(cells):
                 self.trends_table.setItem(i, j, QTableWidgetItem(str(text)))
         self.message(self.session.trends_message(df))

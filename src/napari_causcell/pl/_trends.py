@@ -65,8 +65,11 @@ def age_trends(
     per age label, a grey box of the **observed** cells of that age and a red box of the
     **counterfactual** source cells set to that age (observed expression plus the paired change
     ``layers['delta']``, floored at 0; at the source age it is the observed source cells). The
-    mean is marked above each box. ``kind="heatmap"``: :func:`trend_heatmap` of the stored
-    result.
+    mean is marked above each box. Over each red box a black diamond with a bar marks the
+    trend's estimate (observed source mean + ``mean_change``) and its interval
+    (``ci_low`` .. ``ci_high`` of the per-cell-type row of the result); a panel whose trend
+    rests on one donor per age says so in its title ("1 donor/age"). ``kind="heatmap"``:
+    :func:`trend_heatmap` of the stored result.
 
     Parameters
     ----------
@@ -124,6 +127,19 @@ def age_trends(
     x_obs = expression(table, model_genes)
     obs_age = col.astype(str).to_numpy()
     obs_type = table.obs[cell_type_key].astype(str).to_numpy()
+    res = store["results"]
+    other = [c for c in params.get("groupby", []) if c != cell_type_key]
+
+    def trend_row(age: str, gene: str, ctype: str):
+        """The result row of this target, gene and cell type (other groups 'all')."""
+        if cell_type_key not in res:
+            return None
+        sel = ((res["target"].astype(str) == age) & (res["gene"] == gene)
+               & (res[cell_type_key].astype(str) == ctype))
+        for c in other:
+            if c in res:
+                sel &= res[c].astype(str) == "all"
+        return res[sel].iloc[0] if sel.any() else None
 
     if fig is None:
         import matplotlib.pyplot as plt
@@ -136,8 +152,12 @@ def age_trends(
         all_obs = _column(x_obs, j)
         for c, ctype in enumerate(cell_types):
             ax = axes[r, c]
-            boxes, pos, colors = [], [], []
+            boxes, pos, colors, marks, one_donor = [], [], [], [], False
             for i, age in enumerate(ages):
+                row = trend_row(age, gene, ctype) if age in cfs else None
+                if row is not None and np.isfinite(row.get("mean_change", np.nan)):
+                    marks.append((i * 3 + 1, row))
+                    one_donor |= bool(row.get("one_donor", False))
                 observed = all_obs[(obs_age == age) & (obs_type == ctype)]
                 if age == source:
                     cf_vals = all_obs[(obs_age == source) & (obs_type == ctype)]
@@ -165,17 +185,30 @@ def age_trends(
                 for p_, b in zip(pos, boxes):
                     ax.text(p_, 0.985, f"{np.mean(b):.2f}", ha="center", va="top",
                             fontsize=6, transform=mark)
+            for p_, row in marks:  # the trend's estimate and its interval
+                centre = float(row["mean_source"] + row["mean_change"])
+                lo = float(row["mean_source"] + row.get("ci_low", np.nan))
+                hi = float(row["mean_source"] + row.get("ci_high", np.nan))
+                err = ([[centre - lo], [hi - centre]] if np.isfinite(lo) and np.isfinite(hi)
+                       else None)
+                ax.errorbar([p_], [centre], yerr=err, fmt="D", color="black", markersize=3,
+                            capsize=2, linewidth=1, zorder=5)
             ax.set_xticks([i * 3 + 0.5 for i in range(len(ages))], ages, fontsize=8)
-            ax.set_title(f"{gene} in {ctype}", fontsize=9)
+            ax.set_title(f"{gene} in {ctype}" + (" (1 donor/age)" if one_donor else ""),
+                         fontsize=9)
             if c == 0:
                 ax.set_ylabel("log-normalised")
     if not legend:
         return fig
+    from matplotlib.lines import Line2D
     from matplotlib.patches import Patch
 
+    level = params.get("level", 0.95)
     fig.legend(handles=[Patch(color=_OBS_COLOR, label="observed cells of that age"),
-                        Patch(color=_CF_COLOR, label=f"{source} cells, counterfactual age")],
-               loc="outside lower center", ncols=2, fontsize=8, frameon=False)
+                        Patch(color=_CF_COLOR, label=f"{source} cells, counterfactual age"),
+                        Line2D([], [], color="black", marker="D", markersize=3,
+                               label=f"trend estimate, {level:.0%} interval")],
+               loc="outside lower center", ncols=3, fontsize=8, frameon=False)
     return fig
 
 
@@ -187,12 +220,16 @@ def trend_heatmap(
     n_genes: int = 30,
     fig: Any = None,
     cmap: str = "RdBu_r",
+    intervals: bool = True,
 ):
     """Heatmap of significant changes: groups (e.g. cell type x domain) x changed genes.
 
     Cells are ``value`` (default the mean change) where the call is significant, blank
     elsewhere; genes are those with a significant call, the ``n_genes`` with the largest
-    absolute change. Uses the finest groups (rows with no ``"all"``).
+    absolute change. Uses the finest groups (rows with no ``"all"``). With ``intervals`` each
+    coloured cell also shows its interval (``ci_low``..``ci_high``) when the map is small
+    enough to read (at most 20 x 20); a cell whose trend rests on one donor per age carries a
+    ``*`` (and the title says so).
 
     Parameters
     ----------
@@ -208,6 +245,8 @@ def trend_heatmap(
         Figure to draw into.
     cmap
         Diverging colormap (limits symmetric around 0).
+    intervals
+        Write each significant cell's interval in it (small maps only).
 
     Returns
     -------
@@ -232,7 +271,31 @@ def trend_heatmap(
     ax.set_xticks(range(mat.shape[1]), mat.columns, rotation=90, fontsize=7)
     ax.set_yticks(range(mat.shape[0]), mat.index, fontsize=7)
     targets = list(dict.fromkeys(result["target"].astype(str)))
-    ax.set_title(f"significant {value} at {target or targets[-1]}", fontsize=9)
+    title = f"significant {value} at {target or targets[-1]}"
+    if "one_donor" in result:
+        flag = trend_matrix(result.assign(one_donor=result["one_donor"].astype(float)),
+                            target=target, value="one_donor").reindex(
+            index=mat.index, columns=mat.columns)
+        lows = highs = None
+        if intervals and {"ci_low", "ci_high"} <= set(result.columns) and max(mat.shape) <= 20:
+            lows = trend_matrix(result, target=target, value="ci_low").reindex(
+                index=mat.index, columns=mat.columns)
+            highs = trend_matrix(result, target=target, value="ci_high").reindex(
+                index=mat.index, columns=mat.columns)
+        for i in range(mat.shape[0]):
+            for j in range(mat.shape[1]):
+                if not np.isfinite(mat.iat[i, j]):
+                    continue
+                text = ""
+                if lows is not None:
+                    text = f"{lows.iat[i, j]:.1f}..{highs.iat[i, j]:.1f}"
+                if flag.iat[i, j] == 1:
+                    text += "*"
+                if text:
+                    ax.text(j, i, text, ha="center", va="center", fontsize=5)
+        if (flag.to_numpy() == 1).any():
+            title += "  (* one donor per age: mouse and age confounded)"
+    ax.set_title(title, fontsize=9)
     fig.colorbar(im, ax=ax, shrink=0.8, label=value)
     return fig
 

@@ -9,8 +9,11 @@ from ._trends import (
     compare_trends,
     direct_trends,
     domains_per_slice,
+    moderate_variances,
     subsample_donors,
+    train_ensemble,
     trend_matrix,
+    trend_statistics,
 )
 from ._suggest import DagSuggestion, compare_dags, suggest_dag
 
@@ -19,5 +22,6 @@ __all__ = [
     "spatial_domains", "suggest_dag", "top_changed_genes",
     # brain-aging trends (docs/brain_aging.md)
     "TrendComparison", "age_trends", "compare_trends", "direct_trends", "domains_per_slice",
-    "subsample_donors", "trend_matrix",
+    "subsample_donors", "trend_matrix", "trend_statistics", "moderate_variances",
+    "train_ensemble",
 ]

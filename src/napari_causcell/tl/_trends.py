@@ -11,13 +11,16 @@ reproduces the paper's small-data setting (2 mice per age).
 Statistics, in short (see ``docs/brain_aging.md``):
 
 - effect = mean change per group and gene, in the model's log-normalised space
-  (``log1p`` of counts per 10,000 over the model's genes);
-- test = two-sided t-test (one-sample on the paired deltas for CausCell, Welch for the direct
-  test) or Wilcoxon (signed-rank / Mann-Whitney);
-- Benjamini-Hochberg over every target x group x gene test of one call;
-- a call is *significant* when ``padj < alpha`` **and** ``|mean change| >= min_effect``: with
-  thousands of generated cells a tiny shift is "significant", so the effect threshold, not the
-  p-value, decides in practice. Both are reported.
+  (``log1p`` of counts per 10,000 over the model's genes), averaged over the source donors
+  (mice) and the models of an ensemble;
+- uncertainty from the units of replication only: donor sampling (the observed donors'
+  within-age variance, pooled over ages) and model uncertainty (the spread over the models of
+  an ensemble, trained with different seeds), each moderated by empirical Bayes over all
+  tests (as limma), never the number of generated cells;
+- a t-interval (``ci_low``/``ci_high``), a p-value, Benjamini-Hochberg q-values (``padj``);
+  ``significant`` when ``padj < alpha`` and ``|mean change| >= min_effect``;
+- ``unit`` names the replicates used, ``one_donor`` flags rows where an age has one donor
+  (mouse and age confounded).
 """
 
 from __future__ import annotations
@@ -38,7 +41,7 @@ from ._counterfactual import select_cells
 
 __all__ = [
     "TrendComparison", "age_trends", "compare_trends", "direct_trends", "subsample_donors",
-    "TESTS", "DEFAULT_MIN_EFFECT",
+    "trend_statistics", "moderate_variances", "train_ensemble", "TESTS", "DEFAULT_MIN_EFFECT",
 ]
 
 #: Statistical tests offered.
@@ -48,8 +51,9 @@ DEFAULT_MIN_EFFECT = 0.1
 ALL = "all"  # value of a groupby column in marginal rows
 
 _RESULT_COLUMNS = [
-    "method", "target", "gene", "n_source", "n_target", "mean_source", "mean_target",
-    "mean_change", "statistic", "pvalue", "padj", "direction", "significant",
+    "method", "target", "gene", "n_source", "n_target", "n_donors_source", "n_donors_target",
+    "n_models", "mean_source", "mean_target", "mean_change", "se", "ci_low", "ci_high", "df",
+    "statistic", "pvalue", "padj", "direction", "significant", "unit", "one_donor",
 ]
 
 
@@ -133,23 +137,6 @@ def _dense(x: Any) -> np.ndarray:
     return np.asarray(x.toarray() if hasattr(x, "toarray") else x, dtype=np.float64)
 
 
-def _one_sample(d: np.ndarray, test: str) -> tuple[np.ndarray, np.ndarray]:
-    """Test per column of ``d`` (cells x genes) that its location is 0."""
-    from scipy import stats
-
-    with np.errstate(all="ignore"):
-        if test == "t-test":
-            res = stats.ttest_1samp(d, 0.0, axis=0)
-            return np.asarray(res.statistic, float), np.asarray(res.pvalue, float)
-        stat = np.full(d.shape[1], np.nan)
-        p = np.ones(d.shape[1])
-        ok = np.any(d != 0, axis=0)
-        if ok.any():
-            res = stats.wilcoxon(d[:, ok], axis=0, zero_method="wilcox")
-            stat[ok], p[ok] = res.statistic, res.pvalue
-        return stat, p
-
-
 def _two_sample(a: np.ndarray, b: np.ndarray, test: str) -> tuple[np.ndarray, np.ndarray]:
     """Test per column that ``a`` (target cells) and ``b`` (source cells) differ."""
     from scipy import stats
@@ -167,29 +154,126 @@ def _two_sample(a: np.ndarray, b: np.ndarray, test: str) -> tuple[np.ndarray, np
         return stat, p
 
 
-def _finish(frames: list[pd.DataFrame], groupby: list[str], alpha: float,
+def _finish(df: pd.DataFrame, groupby: list[str], alpha: float,
             min_effect: float) -> pd.DataFrame:
-    """Concatenate, Benjamini-Hochberg over all tests, call direction and significance."""
+    """Benjamini-Hochberg over all defined tests, direction, significance, one-donor flag."""
     from scipy.stats import false_discovery_control
 
-    df = pd.concat(frames, ignore_index=True)
     p = df["pvalue"].to_numpy(float)
-    p = np.where(np.isfinite(p), p, 1.0)  # an undefined test (no spread) is not evidence
-    df["pvalue"] = p
-    df["padj"] = false_discovery_control(p, method="bh") if len(p) else p
+    ok = np.isfinite(p)  # undefined tests (no replicate spread) are not tested, not evidence
+    q = np.full(len(p), np.nan)
+    if ok.any():
+        q[ok] = false_discovery_control(p[ok], method="bh")
+    df["padj"] = q
     change = df["mean_change"].to_numpy(float)
     df["direction"] = np.where(change > 0, "up", np.where(change < 0, "down", "none"))
-    df["significant"] = (df["padj"].to_numpy() < alpha) & (np.abs(change) >= min_effect)
+    df["significant"] = ok & (np.nan_to_num(q, nan=1.0) < alpha) & (np.abs(change) >= min_effect)
+    nt = df["n_donors_target"].to_numpy(float)
+    df["one_donor"] = (df["n_donors_source"].to_numpy(float) < 2) | (np.isfinite(nt) & (nt < 2))
     cols = ["method", "target", *groupby] + [c for c in _RESULT_COLUMNS
                                              if c not in ("method", "target")]
-    return df[cols]
+    return df[cols].reset_index(drop=True)
 
 
 def _store(table: ad.AnnData, key: str, df: pd.DataFrame, params: dict,
-           skipped: list[dict]) -> None:
+           skipped: list[dict], replicates: pd.DataFrame | None = None) -> None:
     skipped_df = pd.DataFrame(skipped).astype({"target": str}) if skipped else pd.DataFrame(
         {"target": pd.Series(dtype=str)})
     table.uns[key] = {"results": df, "params": params, "skipped": skipped_df}
+    if replicates is not None:
+        table.uns[key]["replicates"] = replicates
+
+
+def _warn_one_donor(df: pd.DataFrame, what: str) -> None:
+    if df["one_donor"].any():
+        import warnings
+
+        n = int(df["one_donor"].sum())
+        warnings.warn(
+            f"{n} of {len(df)} {what} rows rest on one donor (mouse) at an age (fewer than two "
+            "donors with enough cells in the group): donor and age are confounded there, and "
+            "no test can separate them. Their intervals and p-values reflect only " +
+            ("model uncertainty (seeds, or one model's spread)" if what == "trend" else
+             "cell-to-cell variation (pseudo-replicated)") +
+            "; read them as effect sizes (column one_donor).", UserWarning, stacklevel=3)
+
+
+def _donor_column(table: ad.AnnData, donor_key: Any) -> str | None:
+    """The donor column: given, guessed (donor, donor_id, mouse, ...), or None."""
+    if donor_key is False:
+        return None
+    if donor_key is None:
+        return next((c for c in _DONOR_GUESSES if c in table.obs), None)
+    _check_columns(table, [donor_key], "Donor")
+    return str(donor_key)
+
+
+def _as_models(model: Any) -> list[Any]:
+    models = list(model) if isinstance(model, (list, tuple)) else [model]
+    if not models:
+        raise ValueError("Give at least one model.")
+    for m in models:
+        if not getattr(m, "is_trained", False):
+            raise RuntimeError("Train the model (or load a trained one) before computing "
+                               "trends.")
+    first = models[0]
+    for m in models[1:]:
+        if list(m.concepts) != list(first.concepts) or list(m.genes) != list(first.genes):
+            raise ValueError("The models of an ensemble need the same concepts and genes "
+                             "(train them on the same data with different seeds).")
+    return models
+
+
+# -- an ensemble over training seeds -----------------------------------------------------------
+def train_ensemble(
+    data: Any,
+    concepts: Sequence[str],
+    dag: Any = None,
+    *,
+    n_models: int = 5,
+    seed: int = 0,
+    max_epochs: int = 200,
+    max_time: float | None = None,
+    progress: Callable[[float], Any] | None = None,
+    train_kwargs: dict | None = None,
+    **model_kwargs: Any,
+) -> list[Any]:
+    """Train ``n_models`` CausCell models on the same data with seeds ``seed .. seed+n-1``.
+
+    The ensemble :func:`age_trends` takes to measure model uncertainty: what differs between
+    the models is only the training randomness (initialisation, batches, validation split),
+    so the spread of their effects is the part of the answer that depends on chance in
+    training.
+
+    Parameters
+    ----------
+    data, concepts, dag, **model_kwargs
+        As :class:`~napari_causcell.CausCell` (``seed`` is set per model).
+    n_models
+        Models to train (>= 2 for a model-uncertainty term).
+    seed
+        Seed of the first model.
+    max_epochs, max_time, train_kwargs
+        Passed to :meth:`CausCell.train` for every model (``max_time`` per model).
+    progress
+        Called as ``progress(fraction)`` after each model.
+
+    Returns
+    -------
+    list of CausCell
+    """
+    from .._model import CausCell
+
+    if int(n_models) < 1:
+        raise ValueError(f"n_models must be >= 1, got {n_models}")
+    models = []
+    for i in range(int(n_models)):
+        model = CausCell(data, concepts, dag, seed=int(seed) + i, **model_kwargs)
+        model.train(max_epochs, max_time=max_time, **(train_kwargs or {}))
+        models.append(model)
+        if progress is not None:
+            progress((i + 1) / int(n_models))
+    return models
 
 
 # -- counterfactual trends -------------------------------------------------------------------
@@ -202,10 +286,14 @@ def age_trends(
     groupby: Sequence[str] | str | None = ("cell_type", "domain"),
     genes: Sequence[str] | None = None,
     *,
+    donor_key: str | None | bool = None,
+    level: float = 0.95,
     test: str = "t-test",
     alpha: float = 0.05,
     min_effect: float = DEFAULT_MIN_EFFECT,
     min_cells: int = 10,
+    min_donor_cells: int = 5,
+    switched: str = "exclude",
     marginal: bool = True,
     cells: Any = None,
     table_key: str | None = None,
@@ -214,21 +302,38 @@ def age_trends(
     progress: Callable[[float], Any] | None = None,
     **counterfactual_kwargs: Any,
 ) -> pd.DataFrame:
-    """Trends of expression along a concept (age) from CausCell counterfactuals.
+    """Trends of expression along a concept (age) from CausCell counterfactuals, with error
+    control from donors and model seeds (never from the number of generated cells).
 
-    For the cells labelled ``concept == source`` (optionally restricted by ``cells``), the
-    model generates ``do(concept = target)`` for every target. Per target, group and gene the
-    effect is the mean of the paired change ``layers['delta']`` (counterfactual minus the same
-    cell generated without intervention, same sampler noise), tested against 0 over cells
-    (two-sided one-sample t-test = paired t-test of counterfactual vs reconstruction, or
-    Wilcoxon signed-rank). P-values are Benjamini-Hochberg adjusted over all tests of the call.
-    A trend is ``significant`` when ``padj < alpha`` and ``|mean_change| >= min_effect``; its
-    ``direction`` is the sign of the mean change.
+    For the cells labelled ``concept == source`` (optionally restricted by ``cells``), each
+    model generates ``do(concept = target)`` for every target; a cell's effect is the paired
+    change ``layers['delta']`` (counterfactual minus the same cell generated without
+    intervention). Per target, group and gene:
+
+    - per model and per source **donor** (mouse) the mean change of that donor's cells;
+    - the effect (``mean_change``) = mean over models of the mean over donors (donors with
+      ``min_donor_cells`` cells in the group are the replicates; with fewer than two such
+      donors, the cell mean of the group);
+    - its variance from the units of replication: donor-to-donor variance / D (with >= 2
+      donors) plus model-to-model variance / M (with >= 2 models, an ensemble over training
+      seeds), Welch-Satterthwaite degrees of freedom; a ``level`` t-interval and a two-sided
+      t-test p-value; ``unit`` names what was used (``"donors+models"``, ``"donors"``,
+      ``"models"``, or ``"none"``: one donor and one model, no interval and no p-value);
+    - Benjamini-Hochberg q-values (``padj``) over every defined test of the call;
+      ``significant = padj < alpha and |mean_change| >= min_effect``.
+
+    Rows whose source group or target label rests on one donor are flagged ``one_donor`` (and
+    a warning is issued): there, age and mouse are confounded and the interval reflects only
+    model uncertainty. Generated cells are never counted as replicates: more cells per donor
+    make each donor's mean more precise, not the test more significant.
 
     Parameters
     ----------
     model
-        A trained :class:`~napari_causcell.CausCell` with ``concept`` among its concepts.
+        A trained :class:`~napari_causcell.CausCell` with ``concept`` among its concepts, or a
+        list of them (an ensemble: the same data and settings, different seeds; see
+        :func:`train_ensemble`). One model gives no seed-to-seed term (its spread over the
+        source donors stands in).
     data
         AnnData or SpatialData holding the cells (raw counts, as the model was trained).
     concept
@@ -242,15 +347,27 @@ def age_trends(
         **source** (factual) cells; ``None`` for one group of all cells.
     genes
         Genes to test (default all model genes).
+    donor_key
+        The donor (mouse) column; default the first of ``donor``, ``donor_id``, ``mouse``, ...
+        in obs; ``False``: no donors (every cell of one unknown donor).
+    level
+        Confidence level of the interval ``ci_low`` .. ``ci_high`` (default 0.95).
     test
-        ``"t-test"`` (default) or ``"wilcoxon"``.
+        Only ``"t-test"`` (replicate-level tests; kept for compatibility).
     alpha
-        Level of the adjusted p-value.
+        Level of the BH q-value (``padj``).
     min_effect
         Smallest absolute mean change (log-normalised units) called significant
         (default :data:`DEFAULT_MIN_EFFECT` = 0.1).
     min_cells
         Groups with fewer source cells are not tested.
+    min_donor_cells
+        Donors with fewer source cells in a group are not replicates of that group.
+    switched
+        ``"exclude"`` (default): cells whose groupby labels the intervention changes (e.g. an
+        OPC that becomes an oligodendrocyte under do(age), as the label SCM allows) are left
+        out of their group, so a per-type trend is the change of cells that stay that type;
+        ``"include"`` keeps them (a total effect, including type switches).
     marginal
         Also test all cells together and each prefix of ``groupby`` (e.g. per cell type over
         all domains), written with ``"all"`` in the columns left out.
@@ -261,9 +378,10 @@ def age_trends(
     key_added
         Where the result is stored in the table's ``uns``.
     store_counterfactuals
-        Keep each target's counterfactual (as :func:`~napari_causcell.tl.counterfactual`
-        does: table ``<key_added>_<concept>_<target>``, e.g. ``causcell_trends_age_90wk``, of a
-        SpatialData, or ``adata.uns['causcell'][...]``); needed by :func:`napari_causcell.pl.age_trends` and
+        Keep each target's counterfactual of the first model (as
+        :func:`~napari_causcell.tl.counterfactual` does: table ``<key_added>_<concept>_<target>``,
+        e.g. ``causcell_trends_age_90wk``, of a SpatialData, or ``adata.uns['causcell'][...]``);
+        needed by :func:`napari_causcell.pl.age_trends` and
         :func:`napari_causcell.pl.spatial_trend`.
     progress
         Called as ``progress(fraction)`` while generating.
@@ -275,14 +393,18 @@ def age_trends(
     -------
     pandas.DataFrame
         One row per target x group x gene: ``method`` ("causcell"), ``target``, the groupby
-        columns, ``gene``, ``n_source`` (cells), ``n_target`` (= ``n_source``), ``mean_source``
-        (mean observed log-normalised expression of the source cells), ``mean_target``
-        (``mean_source + mean_change``), ``mean_change``, ``statistic``, ``pvalue``, ``padj``,
-        ``direction`` ("up"/"down"), ``significant``.
+        columns, ``gene``, ``n_source`` (cells), ``n_target`` (= ``n_source``),
+        ``n_donors_source`` (replicate donors of the group), ``n_donors_target`` (donors
+        observed at the target label in the group), ``n_models``, ``mean_source`` (mean
+        observed log-normalised expression of the source cells), ``mean_target``
+        (``mean_source + mean_change``), ``mean_change`` (the effect), ``se``, ``ci_low``,
+        ``ci_high`` (the ``level`` interval), ``df``, ``statistic`` (t), ``pvalue``, ``padj``
+        (BH q-value), ``direction`` ("up"/"down"), ``significant``, ``unit`` (the units of
+        replication) and ``one_donor``.
 
         Writes ``uns[key_added] = {"results": <that DataFrame>, "params": {...}, "skipped":
-        <DataFrame of groups below min_cells>}`` in the table (``params``: concept, source,
-        targets, groupby, test, alpha, min_effect, min_cells, counterfactual keys) and, when
+        <groups below min_cells>, "replicates": <per model, donor, group and gene mean
+        changes, the input of trend_statistics>}`` in the table and, when
         ``store_counterfactuals``, one counterfactual per target (see above).
 
     Raises
@@ -293,8 +415,15 @@ def age_trends(
         Missing groupby column, no source cells, or no group with ``min_cells`` cells.
     """
     _check_params(test, alpha, min_effect, min_cells)
-    if not getattr(model, "is_trained", False):
-        raise RuntimeError("Train the model (or load a trained one) before computing trends.")
+    if test != "t-test":
+        raise ValueError("age_trends tests replicates (donors, models) with a t-test; "
+                         f"test={test!r} is for direct_trends(unit='cells').")
+    if not 0 < level < 1:
+        raise ValueError(f"level must be in (0, 1), got {level}")
+    if switched not in ("exclude", "include"):
+        raise ValueError(f"switched must be 'exclude' or 'include', got {switched!r}")
+    models = _as_models(model)
+    model = models[0]
     if concept not in model.concepts:
         raise ConceptError(f"Unknown concept {concept!r}; the model's concepts are "
                            f"{model.concepts}.")
@@ -302,6 +431,7 @@ def age_trends(
     groupby = _as_list(groupby)
     table, table_key = resolve_table(data, table_key or getattr(model, "table_key", None))
     _check_columns(table, [concept, *groupby], "Concept/groupby")
+    donor_col = _donor_column(table, donor_key)
     mask = table.obs[concept].astype(str).to_numpy() == str(source)
     if not mask.any():
         raise DataError(f"No cells with {concept}={source!r} in the data.")
@@ -317,51 +447,113 @@ def age_trends(
 
     obs = table.obs.loc[mask, groupby].copy() if groupby else table.obs.loc[mask, []].copy()
     names = np.asarray(table.obs_names[mask]).astype(str)
+    donors = (table.obs.loc[mask, donor_col].astype(str).to_numpy() if donor_col
+              else np.full(len(names), "unknown"))
+    donor_names = sorted(set(donors))
     n_samples = int(counterfactual_kwargs.get("n_samples", 1))
-    frames, skipped, keys = [], [], {}
+    reps, skipped, keys, n_excluded = [], [], {}, {}
+    n_steps = len(targets) * len(models)
     for t_i, target in enumerate(targets):
         do = {concept: target}
-        step = None
-        if progress is not None:
-            def step(f, t_i=t_i):
-                progress((t_i + f) / len(targets))
-        if store_counterfactuals and not (is_spatialdata(data) and n_samples > 1):
-            key = _slug(f"{key_added}_{concept}_{target}")  # not an intervention's key
-            cf = _tl_counterfactual(data, model, do, cells=mask, table_key=table_key,
-                                    key_added=key, overwrite=True, progress=step,
-                                    **counterfactual_kwargs)  # trends' own tables
-            keys[target] = key
-        else:
-            cf = model.counterfactual(table[mask], do=do, progress=step, **counterfactual_kwargs)
-        delta = pd.DataFrame(_dense(cf.layers["delta"])[:, gidx])
-        delta = delta.groupby(cf.obs["source_id"].astype(str).to_numpy()).mean().reindex(names)
-        delta = delta.to_numpy()
-        fact = _dense(cf.layers["factual"][: len(names)])[:, gidx]
-        for level in _levels(groupby, marginal):
-            for key_vals, pos in _groups(obs, level, groupby):
-                if len(pos) < min_cells:
-                    skipped.append({"target": target, **key_vals, "n_cells": int(len(pos))})
-                    continue
-                stat, p = _one_sample(delta[pos], test)
-                change = delta[pos].mean(0)
-                base = fact[pos].mean(0)
-                frames.append(pd.DataFrame({
-                    "method": "causcell", "target": target, **key_vals, "gene": genes,
-                    "n_source": len(pos), "n_target": len(pos), "mean_source": base,
-                    "mean_target": base + change, "mean_change": change, "statistic": stat,
-                    "pvalue": p,
-                }))
-    if not frames:
+        for m_i, mod in enumerate(models):
+            step = None
+            if progress is not None:
+                def step(f, i=t_i * len(models) + m_i):
+                    progress((i + f) / n_steps)
+            if (m_i == 0 and store_counterfactuals
+                    and not (is_spatialdata(data) and n_samples > 1)):
+                key = _slug(f"{key_added}_{concept}_{target}")  # not an intervention's key
+                cf = _tl_counterfactual(data, mod, do, cells=mask, table_key=table_key,
+                                        key_added=key, overwrite=True, progress=step,
+                                        **counterfactual_kwargs)  # trends' own tables
+                keys[target] = key
+            else:
+                cf = mod.counterfactual(table[mask], do=do, progress=step,
+                                        **counterfactual_kwargs)
+            d_all = _dense(cf.layers["delta"])[:, gidx]
+            keep = np.ones(cf.n_obs, dtype=bool)
+            if switched == "exclude":
+                for c in groupby:
+                    if f"factual_{c}" in cf.obs and c in cf.obs:
+                        keep &= (cf.obs[c].astype(str).to_numpy()
+                                 == cf.obs[f"factual_{c}"].astype(str).to_numpy())
+            sid = cf.obs["source_id"].astype(str).to_numpy()
+            delta = pd.DataFrame(d_all[keep]).groupby(sid[keep]).mean().reindex(names)
+            delta = delta.to_numpy()
+            kept = ~np.isnan(delta).any(1)
+            n_excluded[f"{target}/{m_i}"] = int((~kept).sum())
+            fact = _dense(cf.layers["factual"][: len(names)])[:, gidx]
+            for lev in _levels(groupby, marginal):
+                for key_vals, pos in _groups(obs, lev, groupby):
+                    pos = pos[kept[pos]]
+                    if len(pos) < min_cells:
+                        if m_i == 0:
+                            skipped.append({"target": target, **key_vals,
+                                            "n_cells": int(len(pos))})
+                        continue
+                    for dn in donor_names:
+                        p_d = pos[donors[pos] == dn]
+                        if not len(p_d):
+                            continue
+                        reps.append(pd.DataFrame({
+                            "model": m_i, "target": target, **key_vals, "donor": dn,
+                            "gene": genes, "n_cells": len(p_d),
+                            "mean_delta": delta[p_d].mean(0),
+                            "mean_factual": fact[p_d].mean(0)}))
+    if not reps:
         raise DataError(f"No group has {min_cells} or more source cells; lower min_cells or "
                         "group more coarsely.")
-    df = _finish(frames, groupby, alpha, min_effect)
+    replicates = pd.concat(reps, ignore_index=True)
+    # a group must have the same cells under every model (a switched cell may differ)
+    if len(models) > 1:
+        gkeys = ["target", *groupby]
+        full = replicates.groupby(gkeys, observed=True)["model"].nunique().rename("n_m")
+        replicates = replicates.merge(full.reset_index(), on=gkeys, how="left")
+        replicates = replicates[replicates["n_m"] == len(models)].drop(columns="n_m")
+        # cells per donor: the ensemble's smallest (switching differs slightly per model)
+        replicates["n_cells"] = replicates.groupby(
+            [*gkeys, "donor", "gene"], observed=True)["n_cells"].transform("min")
+    # donor-to-donor variation of the observed cells (all ages), and donors per target
+    x_obs = _dense(expression(table, list(model.genes)))[:, gidx]
+    donors_all = (table.obs[donor_col].astype(str).to_numpy() if donor_col
+                  else np.full(table.n_obs, "unknown"))
+    dvar = _donor_variance(x_obs, table.obs[groupby] if groupby else table.obs[[]],
+                           table.obs[concept].astype(str).to_numpy(), donors_all, groupby,
+                           marginal, min_donor_cells)
+    dv_rows, td_rows = [], []
+    for gkey, v in dvar.items():
+        vals = dict(zip(groupby, gkey))
+        dv_rows.append(pd.DataFrame({**vals, "gene": genes, "donor_s2": v["s2"],
+                                     "donor_df": float(v["df"]), "donor_cells": v["cells"]}))
+        for target in targets:
+            td_rows.append({"target": target, **vals,
+                            "n_donors_target": len(v["means"].get(target, []))})
+    donor_variance = pd.concat(dv_rows, ignore_index=True)
+    df = trend_statistics(replicates, donor_variance, level=level, alpha=alpha,
+                          min_effect=min_effect, min_donor_cells=min_donor_cells,
+                          n_donors_target=pd.DataFrame(td_rows))
+    prior = df.attrs.get("prior", {})
     params = {
         "method": "causcell", "concept": concept, "source": str(source), "targets": targets,
-        "groupby": groupby, "test": test, "alpha": alpha, "min_effect": min_effect,
-        "min_cells": min_cells, "marginal": marginal, "n_source_cells": int(mask.sum()),
-        "counterfactuals": keys,
+        "groupby": groupby, "test": "t-test", "alpha": alpha, "min_effect": min_effect,
+        "min_cells": min_cells, "min_donor_cells": min_donor_cells, "level": level,
+        "marginal": marginal, "donor_key": donor_col or "", "n_models": len(models),
+        "switched": switched, "n_switched_excluded": n_excluded,
+        "n_source_cells": int(mask.sum()), "counterfactuals": keys,
+        "prior_df": {k: v["d0"] for k, v in prior.items()},
     }
-    _store(table, key_added, df, params, skipped)
+    _store(table, key_added, df, params, skipped, replicates)
+    table.uns[key_added]["donor_variance"] = donor_variance
+    _warn_one_donor(df, "trend")
+    if len(models) == 1:
+        import warnings
+
+        warnings.warn(
+            "One model: its training-seed error is not measured, so its p-values are too small "
+            "(on the simulated tissue single models' calls were 18-57 % false at q <= 0.1, an "
+            "ensemble of 5 had none; docs/brain_aging.md). Pass several models trained with "
+            "different seeds (tl.train_ensemble) for error control.", UserWarning,
+            stacklevel=2)
     return df
 
 
@@ -369,6 +561,280 @@ def _slug(text: str) -> str:
     import re
 
     return re.sub(r"[^0-9A-Za-z_]+", "_", text).strip("_")
+
+
+# -- statistics over replicates ----------------------------------------------------------------
+def _t_interval(effect: np.ndarray, var: np.ndarray, df: np.ndarray,
+                level: float) -> tuple[np.ndarray, ...]:
+    """SE, interval, t statistic and two-sided p from an estimate, its variance and df."""
+    from scipy import stats
+
+    with np.errstate(all="ignore"):
+        se = np.sqrt(var)
+        tq = stats.t.ppf(0.5 + level / 2, df)
+        stat = effect / se
+        p = 2 * stats.t.sf(np.abs(stat), df)
+        # no spread at all: the interval is the point and the test says nothing new
+        zero = np.isfinite(var) & (var <= 0)
+        stat = np.where(zero, np.nan, stat)
+        p = np.where(zero, np.where(effect == 0, 1.0, 0.0), p)
+    return se, effect - tq * se, effect + tq * se, stat, p
+
+
+# -- empirical Bayes variance moderation (Smyth 2004, as in limma) -----------------------------
+def _trigamma_inverse(x: float) -> float:
+    from scipy.special import polygamma
+
+    y = 0.5 + 1.0 / x
+    for _ in range(50):
+        tri = float(polygamma(1, y))
+        dif = tri * (1 - tri / x) / float(polygamma(2, y))
+        y += dif
+        if -dif / y < 1e-8:
+            break
+    return y
+
+
+def moderate_variances(s2: np.ndarray, df: np.ndarray, covariate: np.ndarray | None = None,
+                       cells: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray, dict]:
+    """Empirical Bayes moderated variances (limma's ``squeezeVar`` with a trend, Smyth 2004).
+
+    The sample variances ``s2`` (with ``df`` degrees of freedom each) of many tests are
+    shrunk towards a prior ``s0^2`` with prior degrees of freedom ``d0`` estimated from their
+    spread: ``post = (d0 s0^2 + df s2) / (d0 + df)`` with ``d0 + df`` degrees of freedom. The
+    prior's log follows a trend: quadratic in ``covariate`` (mean expression) and, when
+    ``cells`` (cells per replicate) is given, linear in its log and its product with the
+    covariate (a mean of fewer cells varies more). This is how few replicates (2 mice per age)
+    still give usable tests: each variance borrows strength from all the others.
+
+    Returns the moderated variances, their degrees of freedom and ``{"d0", "s0"}`` (the prior
+    degrees of freedom, and the median prior variance).
+    """
+    from scipy.special import digamma, polygamma
+
+    s2 = np.asarray(s2, float)
+    df = np.asarray(df, float)
+    ok = np.isfinite(s2) & (s2 > 0) & (df > 0)
+    cols = [np.ones(len(s2))]
+    if covariate is not None:
+        c = np.asarray(covariate, float)
+        cols += [c, c ** 2]
+        if cells is not None:
+            ln = np.log(np.maximum(np.asarray(cells, float), 1.0))
+            cols += [ln, c * ln]
+    design = np.column_stack(cols)
+    ok &= np.isfinite(design).all(1)
+    if ok.sum() < 3 * design.shape[1]:
+        return s2, df, {"d0": 0.0, "s0": np.nan}
+    e = np.log(s2[ok]) - digamma(df[ok] / 2) + np.log(df[ok] / 2)
+    coef, *_ = np.linalg.lstsq(design[ok], e, rcond=None)
+    emean_all = design @ coef
+    resid = e - emean_all[ok]
+    evar = float(np.sum(resid ** 2) / (ok.sum() - design.shape[1])
+                 - np.mean(polygamma(1, df[ok] / 2)))
+    if evar > 0:
+        d0 = 2 * _trigamma_inverse(evar)
+        s0 = np.exp(emean_all + digamma(d0 / 2) - np.log(d0 / 2))
+    else:
+        d0 = np.inf
+        s0 = np.exp(emean_all)
+    s2c = np.where(np.isfinite(s2), s2, 0.0)
+    if np.isfinite(d0):
+        post = (d0 * s0 + df * s2c) / (d0 + df)
+        d_post = df + d0
+    else:
+        post, d_post = s0, np.full(len(s2), 1e6)
+    return post, d_post, {"d0": float(d0), "s0": float(np.median(s0))}
+
+
+def _donor_variance(x: np.ndarray, obs: pd.DataFrame, labels: np.ndarray, donors: np.ndarray,
+                    groupby: list[str], marginal: bool, min_donor_cells: int) -> dict:
+    """Per group: each label's donor (pseudobulk) means, and the within-label variance of
+    donor means pooled over all labels with its degrees of freedom (sum of D_label - 1).
+
+    Keys are tuples of the groupby values (``"all"`` in marginal rows)."""
+    out = {}
+    n_genes = x.shape[1]
+    for lev in _levels(groupby, marginal):
+        for key_vals, pos in _groups(obs, lev, groupby):
+            ss, dfree, means, sizes = np.zeros(n_genes), 0, {}, []
+            for lab in sorted(set(labels[pos])):
+                p_lab = pos[labels[pos] == lab]
+                m = _donor_means(x, donors, p_lab, min_donor_cells)
+                means[lab] = m
+                if len(m) >= 2:
+                    ss += ((m - m.mean(0)) ** 2).sum(0)
+                    dfree += len(m) - 1
+                    counts = pd.Series(donors[p_lab]).value_counts()
+                    sizes += list(counts[counts >= min_donor_cells])
+            out[tuple(key_vals[c] for c in groupby)] = {
+                "s2": ss / dfree if dfree else np.full(n_genes, np.nan), "df": dfree,
+                "means": means, "cells": float(np.mean(sizes)) if sizes else np.nan}
+    return out
+
+
+def _combine(effect: np.ndarray, s2_d: np.ndarray, df_d: np.ndarray, c_d: np.ndarray,
+             s2_m: np.ndarray, df_m: np.ndarray, n_models: np.ndarray, level: float,
+             covariate: np.ndarray, cells_d: np.ndarray, cells_m: np.ndarray) -> dict:
+    """Moderate both variance components over all tests, add them, t-interval and p.
+
+    ``var = c_d * s2_d + s2_m / M`` (donor sampling and model seeds), each sample variance
+    shrunk by :func:`moderate_variances`; Welch-Satterthwaite degrees of freedom."""
+    has_d = np.isfinite(s2_d) & (df_d > 0)
+    has_m = np.isfinite(s2_m) & (df_m > 0)
+    a = np.zeros(len(effect))
+    b = np.zeros(len(effect))
+    da = np.full(len(effect), np.inf)
+    db = np.full(len(effect), np.inf)
+    prior = {}
+    if has_d.any():
+        post, dpost, prior["donors"] = moderate_variances(s2_d[has_d], df_d[has_d],
+                                                          covariate[has_d], cells_d[has_d])
+        a[has_d], da[has_d] = c_d[has_d] * post, dpost
+    if has_m.any():
+        post, dpost, prior["models"] = moderate_variances(s2_m[has_m], df_m[has_m],
+                                                          covariate[has_m], cells_m[has_m])
+        b[has_m], db[has_m] = post / n_models[has_m], dpost
+    var = np.where(has_d | has_m, a + b, np.nan)
+    with np.errstate(all="ignore"):
+        dfree = var ** 2 / (np.where(has_d, a ** 2 / da, 0) + np.where(has_m, b ** 2 / db, 0))
+    dfree = np.where(np.isfinite(dfree), np.minimum(dfree, 1e6), np.nan)
+    unit = np.where(has_d & has_m, "donors+models", np.where(
+        has_d, "donors", np.where(has_m, "models", "none")))
+    se, lo, hi, stat, p = _t_interval(effect, var, dfree, level)
+    p = np.where(np.isfinite(var), p, np.nan)
+    return {"se": se, "ci_low": lo, "ci_high": hi, "df": dfree, "statistic": stat,
+            "pvalue": p, "unit": unit, "prior": prior}
+
+
+def trend_statistics(
+    replicates: pd.DataFrame,
+    donor_variance: pd.DataFrame | None = None,
+    *,
+    level: float = 0.95,
+    alpha: float = 0.05,
+    min_effect: float = DEFAULT_MIN_EFFECT,
+    min_donor_cells: int = 5,
+    n_donors_target: pd.DataFrame | None = None,
+) -> pd.DataFrame:
+    """Trend rows (effect, interval, p, BH q) from per-model, per-donor mean changes.
+
+    The statistics step of :func:`age_trends`, public so that an ensemble can be assembled from
+    runs made separately: concatenate the ``uns[key]['replicates']`` tables of single-model
+    runs after giving each a distinct ``model`` value, and pass one run's
+    ``uns[key]['donor_variance']``.
+
+    Per target, group and gene: the effect is the mean over models of the mean over the
+    group's source donors with ``min_donor_cells`` cells (the cell mean when none has). Its
+    variance has two parts, each a sample variance moderated over all tests of the call by
+    :func:`moderate_variances` (empirical Bayes, as limma):
+
+    - donor sampling: the within-age variance of the observed donors' mean expression,
+      pooled over ages (``donor_variance``), times ``1/D_source + 1/D_target`` (the model
+      learned each age from that many donors);
+    - model uncertainty: the variance of the effect over the models (training seeds) / M;
+      with a single model, the variance of its change over the group's source donors / D
+      (so a noisy sampler is not mistaken for a precise effect).
+
+    Degrees of freedom by Welch-Satterthwaite; ``unit`` says which parts exist.
+
+    Parameters
+    ----------
+    replicates
+        Columns ``model``, ``target``, the groupby columns, ``donor``, ``gene``, ``n_cells``,
+        ``mean_delta`` (mean paired change of that donor's source cells in the group under
+        that model) and ``mean_factual`` (their mean observed log-normalised expression).
+    donor_variance
+        Columns: the groupby columns, ``gene``, ``donor_s2``, ``donor_df`` (see above) and
+        ``donor_cells`` (mean cells per donor, for the variance trend); ``None``: no donor
+        term.
+    level
+        Confidence level of the interval (default 95 %).
+    alpha, min_effect
+        A trend is ``significant`` when ``padj < alpha`` and ``|mean_change| >= min_effect``.
+    min_donor_cells
+        Donors with fewer source cells in a group are not counted as its donors.
+    n_donors_target
+        Per target and group, ``n_donors_target``: donors observed at the target label (from
+        :func:`age_trends`); default unknown (taken as 1).
+
+    Returns
+    -------
+    pandas.DataFrame
+        See :func:`age_trends`.
+    """
+    need = {"model", "target", "donor", "gene", "n_cells", "mean_delta", "mean_factual"}
+    missing = need - set(replicates.columns)
+    if missing:
+        raise DataError(f"Replicates lack columns {sorted(missing)}.")
+    groupby = [c for c in replicates.columns if c not in need]
+    frames = []
+    keys = ["target", *groupby]
+    for key, sub in replicates.groupby(keys, sort=False, observed=True):
+        key = key if isinstance(key, tuple) else (key,)
+        models = pd.unique(sub["model"])
+        per_donor = sub.groupby("donor", sort=False)["model"].nunique()
+        donors = per_donor.index[per_donor == len(models)].to_numpy()  # in every model
+        genes = pd.unique(sub["gene"])
+        idx = pd.MultiIndex.from_product([models, donors, genes])
+        s = sub.set_index(["model", "donor", "gene"])
+        shape = (len(models), len(donors), len(genes))
+        e = s["mean_delta"].reindex(idx).to_numpy(float).reshape(shape)
+        if np.isnan(e).any() or not len(donors):
+            raise DataError("Every model needs a row for every gene of a group's donors.")
+        n_cells = s["n_cells"].reindex(idx).to_numpy(float).reshape(shape)[0, :, 0]
+        fact = s["mean_factual"].reindex(idx).to_numpy(float).reshape(shape)[0]
+        w_cells = n_cells / max(n_cells.sum(), 1)
+        elig = n_cells >= min_donor_cells
+        if elig.any():
+            per_model = e[:, elig, :].mean(1)  # donors weigh equally
+        else:
+            per_model = np.einsum("mdg,d->mg", e, w_cells)
+        base = np.einsum("dg,d->g", fact, w_cells)
+        m = len(models)
+        if m >= 2:  # model uncertainty: the effect's spread over the models
+            s2_m, df_m, n_m = per_model.var(0, ddof=1), m - 1.0, float(m)
+        elif elig.sum() >= 2:  # one model: the spread of its change over the source donors
+            s2_m, df_m, n_m = e[0, elig].var(0, ddof=1), elig.sum() - 1.0, float(elig.sum())
+        else:
+            s2_m, df_m, n_m = np.nan, 0.0, 1.0
+        frames.append(pd.DataFrame({
+            "method": "causcell", **dict(zip(keys, map(str, key))), "gene": genes,
+            "n_source": int(n_cells.sum()), "n_target": int(n_cells.sum()),
+            "n_donors_source": int(elig.sum()), "n_models": m,
+            "mean_source": base, "mean_target": base + per_model.mean(0),
+            "mean_change": per_model.mean(0),
+            "s2_model": s2_m, "df_model": df_m, "n_model_term": n_m,
+        }))
+    if not frames:
+        raise DataError("No replicate rows to test.")
+    df = pd.concat(frames, ignore_index=True)
+    if n_donors_target is not None and len(n_donors_target):
+        df = df.merge(n_donors_target.astype({c: str for c in keys}), on=keys, how="left")
+    else:
+        df["n_donors_target"] = np.nan
+    if donor_variance is not None and len(donor_variance):
+        dv = donor_variance.astype({c: str for c in [*groupby, "gene"]})
+        df = df.merge(dv[[*groupby, "gene", "donor_s2", "donor_df", "donor_cells"]],
+                      on=[*groupby, "gene"], how="left")
+    else:
+        df["donor_s2"], df["donor_df"], df["donor_cells"] = np.nan, 0.0, np.nan
+    c_d = (1.0 / np.maximum(df["n_donors_source"].to_numpy(float), 1)
+           + 1.0 / np.maximum(np.nan_to_num(df["n_donors_target"].to_numpy(float), nan=1.0),
+                              1))
+    st = _combine(df["mean_change"].to_numpy(float), df["donor_s2"].to_numpy(float),
+                  np.nan_to_num(df["donor_df"].to_numpy(float)), c_d,
+                  df["s2_model"].to_numpy(float), df["df_model"].to_numpy(float),
+                  df["n_model_term"].to_numpy(float), level, df["mean_source"].to_numpy(float),
+                  df["donor_cells"].to_numpy(float),
+                  df["n_source"].to_numpy(float) / np.maximum(df["n_donors_source"], 1))
+    for k in ("se", "ci_low", "ci_high", "df", "statistic", "pvalue", "unit"):
+        df[k] = st[k]
+    one = (df["n_models"] == 1).to_numpy() & (df["unit"] != "none").to_numpy()
+    df.loc[one, "unit"] = "donors"  # observed donors and/or the source donors' spread
+    out = _finish(df, groupby, alpha, min_effect)
+    out.attrs["prior"] = st["prior"]
+    return out
 
 
 # -- the direct test on observed cells -------------------------------------------------------
@@ -380,33 +846,54 @@ def direct_trends(
     groupby: Sequence[str] | str | None = ("cell_type", "domain"),
     genes: Sequence[str] | None = None,
     *,
+    unit: str = "auto",
+    donor_key: str | None | bool = None,
+    level: float = 0.95,
     test: str = "t-test",
     alpha: float = 0.05,
     min_effect: float = DEFAULT_MIN_EFFECT,
     min_cells: int = 10,
+    min_donor_cells: int = 5,
     marginal: bool = True,
     layer: str | None = None,
     log_normalized: bool = False,
     table_key: str | None = None,
     key_added: str = "causcell_direct_trends",
 ) -> pd.DataFrame:
-    """The same trend test run directly on observed cells: target-label vs source-label cells.
+    """The same trend question asked of the observed cells: target-label vs source-label.
 
-    The baseline for :func:`age_trends`: per target, group and gene, observed cells with
-    ``concept == target`` are compared with those with ``concept == source`` (two-sided Welch
-    t-test, or Mann-Whitney for ``test="wilcoxon"``), on the same log-normalised scale the
-    model uses (``log1p`` of counts per 10,000 over ``genes``), with the same
-    Benjamini-Hochberg correction and the same ``min_effect`` threshold. Cells are the units,
-    so with few donors per age the test is pseudo-replicated (donor effects count as age).
+    The baseline for :func:`age_trends`, on the same log-normalised scale the model uses
+    (``log1p`` of counts per 10,000 over ``genes``), with the same Benjamini-Hochberg
+    correction and ``min_effect`` threshold. The units of replication (``unit``):
+
+    - ``"donors"``: per group, each donor's (mouse's) mean expression is one replicate
+      (pseudobulk); the effect is the difference of the donor means, tested by a Welch t-test
+      between the target and the source donors (``level`` interval with Welch df). Needs two
+      or more donors with ``min_donor_cells`` cells on both sides.
+    - ``"cells"``: cells are the replicates (Welch t-test or Mann-Whitney for
+      ``test="wilcoxon"``), i.e. pseudo-replicated when there are few donors: donor
+      differences count as age.
+    - ``"auto"`` (default): donors where a group has two or more per side, cells otherwise
+      (those rows are flagged ``one_donor``, with a warning).
 
     Parameters
     ----------
     data
         AnnData or SpatialData (raw counts in ``.X`` or ``layer``).
-    concept, source, targets, groupby, test, alpha, min_effect, min_cells, marginal
+    concept, source, targets, groupby, alpha, min_effect, min_cells, marginal, level
         As in :func:`age_trends`; groups need ``min_cells`` cells on **both** sides.
     genes
         Genes to test and normalise over (default all; pass ``model.genes`` to match a model).
+    unit
+        ``"auto"``, ``"donors"`` (groups without two donors per side are skipped) or
+        ``"cells"``.
+    donor_key
+        The donor column (default guessed: ``donor``, ``donor_id``, ``mouse``, ...).
+    test
+        Cell-level test: ``"t-test"`` (Welch) or ``"wilcoxon"`` (Mann-Whitney); donor-level
+        tests are Welch t-tests.
+    min_donor_cells
+        Donors with fewer cells in a group are not replicates of that group.
     layer, log_normalized
         Where the counts are, and whether they are already log-normalised.
     table_key
@@ -418,13 +905,23 @@ def direct_trends(
     -------
     pandas.DataFrame
         Columns as :func:`age_trends` with ``method`` "direct", ``n_source`` / ``n_target``
-        the observed cells on each side, ``mean_change = mean_target - mean_source``. Writes
+        the observed cells on each side, ``n_donors_source`` / ``n_donors_target`` the
+        replicate donors, ``n_models`` 0, ``mean_change = mean_target - mean_source`` (donor
+        means for ``unit == "donors"``), ``unit`` ("donors" or "cells"). Writes
         ``uns[key_added] = {"results": ..., "params": ..., "skipped": ...}``.
     """
     _check_params(test, alpha, min_effect, min_cells)
+    if unit not in ("auto", "donors", "cells"):
+        raise ValueError(f"unit must be 'auto', 'donors' or 'cells', got {unit!r}")
+    if not 0 < level < 1:
+        raise ValueError(f"level must be in (0, 1), got {level}")
     table, _ = resolve_table(data, table_key)
     groupby = _as_list(groupby)
     _check_columns(table, [concept, *groupby], "Concept/groupby")
+    donor_col = _donor_column(table, donor_key)
+    if unit == "donors" and donor_col is None:
+        raise DataError(f"unit='donors' needs a donor column (tried {list(_DONOR_GUESSES)}); "
+                        "pass donor_key=.")
     col = table.obs[concept]
     labels = ([str(c) for c in col.cat.categories] if isinstance(col.dtype, pd.CategoricalDtype)
               else sorted(map(str, col.dropna().unique())))
@@ -437,6 +934,12 @@ def direct_trends(
     if not src.any():
         raise DataError(f"No cells with {concept}={source!r} in the data.")
     x = _dense(expression(table, genes, layer, log_normalized))
+    donors_all = (table.obs[donor_col].astype(str).to_numpy() if donor_col
+                  else np.full(table.n_obs, "unknown"))
+    # donor (pseudobulk) means per label and group, and their within-label variance pooled
+    # over every label of the concept (as a linear model with all ages would)
+    dvar = _donor_variance(x, table.obs[groupby] if groupby else table.obs[[]], values,
+                           donors_all, groupby, marginal, min_donor_cells)
     frames, skipped = [], []
     for target in targets:
         tgt = values == target
@@ -446,31 +949,93 @@ def direct_trends(
         obs = table.obs.loc[both, groupby] if groupby else table.obs.loc[both, []]
         is_tgt = tgt[both]
         xb = x[both]
-        for level in _levels(groupby, marginal):
-            for key_vals, pos in _groups(obs, level, groupby):
-                a, b = xb[pos[is_tgt[pos]]], xb[pos[~is_tgt[pos]]]
+        for lev in _levels(groupby, marginal):
+            for key_vals, pos in _groups(obs, lev, groupby):
+                pa, pb = pos[is_tgt[pos]], pos[~is_tgt[pos]]
+                a, b = xb[pa], xb[pb]
                 if len(a) < min_cells or len(b) < min_cells:
                     skipped.append({"target": target, **key_vals, "n_source": int(len(b)),
                                     "n_target": int(len(a))})
                     continue
-                stat, p = _two_sample(a, b, test)
-                frames.append(pd.DataFrame({
-                    "method": "direct", "target": target, **key_vals, "gene": genes,
-                    "n_source": len(b), "n_target": len(a), "mean_source": b.mean(0),
-                    "mean_target": a.mean(0), "mean_change": a.mean(0) - b.mean(0),
-                    "statistic": stat, "pvalue": p,
-                }))
+                v = dvar[tuple(key_vals[c] for c in groupby)]
+                da = v["means"].get(target, np.empty((0, len(genes))))
+                dbn = v["means"].get(str(source), np.empty((0, len(genes))))
+                by_donor = unit != "cells" and v["df"] > 0 and len(da) and len(dbn)
+                if unit == "donors" and not by_donor:
+                    skipped.append({"target": target, **key_vals, "n_source": int(len(b)),
+                                    "n_target": int(len(a))})
+                    continue
+                row = {"method": "direct", "target": target, **key_vals, "gene": genes,
+                       "n_source": len(b), "n_target": len(a), "n_donors_source": len(dbn),
+                       "n_donors_target": len(da), "n_models": 0}
+                if by_donor:
+                    row.update(mean_source=dbn.mean(0), mean_target=da.mean(0),
+                               mean_change=da.mean(0) - dbn.mean(0), donor_s2=v["s2"],
+                               donor_df=float(v["df"]), donor_cells=v["cells"],
+                               c_d=1.0 / len(da) + 1.0 / len(dbn), unit="donors")
+                else:  # cells as replicates (pseudo-replicated; flagged one_donor)
+                    stat, p = _two_sample(a, b, test)
+                    change, var, dfree = _welch(a, b)
+                    se, lo, hi, _, _ = _t_interval(change, var, dfree, level)
+                    row.update(mean_source=b.mean(0), mean_target=a.mean(0),
+                               mean_change=change, se=se, ci_low=lo, ci_high=hi, df=dfree,
+                               statistic=stat, pvalue=p, unit="cells")
+                frames.append(pd.DataFrame(row))
     if not frames:
         raise DataError(f"No group has {min_cells} or more cells at both {source!r} and the "
-                        "target; lower min_cells or group more coarsely.")
-    df = _finish(frames, groupby, alpha, min_effect)
+                        "target" + (" with donor replication" if unit == "donors" else "")
+                        + "; lower min_cells or group more coarsely.")
+    res = pd.concat(frames, ignore_index=True)
+    for c in ("se", "ci_low", "ci_high", "df", "statistic", "pvalue", "donor_s2", "donor_df",
+              "donor_cells", "c_d"):
+        if c not in res:
+            res[c] = np.nan
+    don = (res["unit"] == "donors").to_numpy()
+    prior = {}
+    if don.any():
+        n = int(don.sum())
+        st = _combine(res.loc[don, "mean_change"].to_numpy(float),
+                      res.loc[don, "donor_s2"].to_numpy(float),
+                      res.loc[don, "donor_df"].to_numpy(float),
+                      res.loc[don, "c_d"].to_numpy(float), np.full(n, np.nan), np.zeros(n),
+                      np.ones(n), level, res.loc[don, "mean_source"].to_numpy(float),
+                      res.loc[don, "donor_cells"].to_numpy(float), np.ones(n))
+        for k in ("se", "ci_low", "ci_high", "df", "statistic", "pvalue"):
+            res.loc[don, k] = st[k]
+        res.loc[don & ~np.isfinite(res["pvalue"].to_numpy(float)), "unit"] = "none"
+        prior = st["prior"]
+    df = _finish(res, groupby, alpha, min_effect)
     params = {
         "method": "direct", "concept": concept, "source": str(source), "targets": targets,
-        "groupby": groupby, "test": test, "alpha": alpha, "min_effect": min_effect,
-        "min_cells": min_cells, "marginal": marginal,
+        "groupby": groupby, "test": test, "unit": unit, "alpha": alpha,
+        "min_effect": min_effect, "min_cells": min_cells, "min_donor_cells": min_donor_cells,
+        "level": level, "marginal": marginal, "donor_key": donor_col or "",
+        "prior_df": {k: v["d0"] for k, v in prior.items()},
     }
     _store(table, key_added, df, params, skipped)
+    _warn_one_donor(df, "direct trend")
     return df
+
+
+def _donor_means(x: np.ndarray, donors: np.ndarray, pos: np.ndarray,
+                 min_donor_cells: int) -> np.ndarray:
+    """Donors x genes mean expression of the donors with ``min_donor_cells`` cells in pos."""
+    out = []
+    for d in sorted(set(donors[pos])):
+        p = pos[donors[pos] == d]
+        if len(p) >= min_donor_cells:
+            out.append(x[p].mean(0))
+    return np.asarray(out).reshape(len(out), x.shape[1])
+
+
+def _welch(a: np.ndarray, b: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Difference of means (a - b), its variance and Welch-Satterthwaite df."""
+    with np.errstate(all="ignore"):
+        va, vb = a.var(0, ddof=1) / len(a), b.var(0, ddof=1) / len(b)
+        var = va + vb
+        df = var ** 2 / (va ** 2 / (len(a) - 1) + vb ** 2 / (len(b) - 1))
+    df = np.where(np.isfinite(df), df, min(len(a), len(b)) - 1.0)
+    return a.mean(0) - b.mean(0), var, df
 
 
 # -- agreement with known trends --------------------------------------------------------------
@@ -692,6 +1257,9 @@ def trend_matrix(result: pd.DataFrame, target: str | None = None,
     keep_genes = res.loc[res["significant"], "gene"].unique() if significant_only else \
         res["gene"].unique()
     res = res[res["gene"].isin(keep_genes)]
+    if not len(res):
+        return pd.DataFrame(index=pd.Index([], name="group"), columns=pd.Index([], name="gene"),
+                            dtype=float)
     vals = res[value].where(res["significant"]) if significant_only else res[value]
     label = res[cols].astype(str).agg(" | ".join, axis=1) if cols else pd.Series("all",
                                                                                  index=res.index)
