@@ -120,7 +120,7 @@ def run(args, argv=None) -> dict:
               "peers": peer_status, "runs": []}
     scib = args.scib if args.scib is not None else not args.quick
     for ds in datasets:
-        for setting in args.settings:
+        for setting in [s for s in args.settings if s in ds.settings]:
             for seed in range(seeds):
                 result["runs"].append(compare.run_one(
                     ds, setting, seed, budget, peers,

@@ -66,6 +66,7 @@ class Dataset:
     # ood_value) instead of two random combinations
     real_cf: bool = False  # OOD counterfactuals scored against the real held-out cells
     markers: tuple[tuple[str, str], ...] = ()  # (type, gene) whose predicted change is recorded
+    settings: tuple[str, ...] = ("id", "ood")  # settings this dataset is run in
     notes: list[str] = field(default_factory=list)
 
 
@@ -116,7 +117,7 @@ def load_dataset(name: str, quick: bool = False, h5ad: str | None = None,
                        cf_do={"age_group": "old"}, cf_source={"age_group": "young"},
                        type_key="celltype", ood_pair=("age_group", "celltype"),
                        ood_value="old", held_types=MERFISH_HELD, real_cf=True,
-                       markers=MERFISH_MARKERS)
+                       markers=MERFISH_MARKERS, settings=("ood",))
     if name == "h5ad":
         if not h5ad or not concepts:
             raise SystemExit("--h5ad needs --concepts (and optionally --dag a:b ...)")

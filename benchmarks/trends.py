@@ -1,23 +1,26 @@
-"""Brain-aging trends from 2 mice per age: CausCell counterfactuals vs the direct test.
+"""Brain-aging trends from 2 mice per age: error control of tl.age_trends vs the direct test.
 
-Simulates the built-in tissue with several mice per age, keeps 2 mice per age
-(``tl.subsample_donors``, highest cell counts), trains CausCell on them with the demo's
-settings, runs ``tl.age_trends`` 4wk -> 24wk / 90wk and ``tl.direct_trends`` (the same test on
-the observed 90wk vs 4wk cells of the same 2+2 mice), and scores both at 90wk against the
-planted truth (``datasets.PLANTED_AGE_EFFECTS`` and the simulator's broad ageing programme).
-The direct test on all mice is reported as the "big data" reference. Writes
-``benchmarks/results/trends-brain_aging-<date>.json``.
+Simulates the built-in tissue with 4 mice per age, keeps 2 mice per age
+(``tl.subsample_donors``, highest cell counts), trains an ensemble of CausCell models on them
+(the demo's settings, one per seed), and runs on the same cells:
 
-    OMP_NUM_THREADS=1 python -m benchmarks.trends --threads 1
+- ``tl.age_trends`` with the ensemble (units of replication: donors and model seeds), and with
+  each single model (units: donors only);
+- ``tl.direct_trends`` with donors as the units (pseudobulk), and with cells as the units (the
+  pseudo-replicated test this package used to run);
+- ``tl.direct_trends`` with donors on all 4 mice per age (the "big data" reference).
 
-Scoring, per cell type (marginal rows, domain == "all") at 90wk:
-- planted: k of n planted (gene, cell type) effects called significant with the right sign;
-- broad: genes of the broad ageing programme (``var['gene_class'] == 'age_broad'``) shift in
-  every cell type, so calls on them are true discoveries; counted separately, not in k of n;
-- false discoveries: significant calls on any other (gene, cell type), split by gene class
-  (marker genes can move in a counterfactual when do(age) moves the cell-type token, which is
-  how the true DAG age -> cell_type works, but no planted trend is there);
-- wrong direction: significant calls on a true effect with the wrong sign.
+Scored at 90wk per cell type (4wk -> 90wk, ``groupby=["cell_type"]``) against the simulator's
+truth: the 15 planted (gene, cell type) effects, the broad ageing programme (39 genes shifted
+in every cell type; true effects, counted apart), and every other (gene, cell type) pair as a
+null. Reported per method at BH q <= ``--alpha`` (default 0.1): planted recovered, broad
+recovered, false discoveries and their proportion (FDP = false / all significant calls),
+wrong-direction calls; and the calibration: the share of null pairs with p <= level and with
+q <= level, for several nominal levels. Writes ``benchmarks/results/trends-brain_aging-<date>.json``
+and, with ``--plot``, a calibration figure.
+
+    OMP_NUM_THREADS=1 python -m benchmarks.trends --threads 1 --seeds 5 --max-time 140
+    # or reuse saved models: --models DIR (DIR/seed0 ... DIR/seed4), --save-models DIR
 """
 
 from __future__ import annotations
@@ -28,6 +31,8 @@ import json
 import os
 import platform
 import time
+import warnings
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -35,10 +40,10 @@ import pandas as pd
 from ._results import write_result
 
 TARGET = "90wk"
-SWEEP = (0.05, 0.1, 0.2, 0.3, 0.5)
+LEVELS = (0.001, 0.01, 0.05, 0.1, 0.2)
 
 
-def truth_table(table) -> tuple[set, dict]:
+def truth_table(table) -> tuple[dict, dict]:
     """Planted (gene, type) -> sign, and broad gene -> sign, from the simulator."""
     from napari_causcell.datasets import PLANTED_AGE_EFFECTS
     from napari_causcell.datasets._brain_aging import _draw_noise
@@ -52,15 +57,20 @@ def truth_table(table) -> tuple[set, dict]:
     return planted, broad
 
 
-def score(result: pd.DataFrame, planted: dict, broad: dict, gene_class: dict,
-          min_effect: float, alpha: float = 0.05) -> dict:
-    """k of n planted, broad recovered, false discoveries at the cell-type level."""
+def _rows(result: pd.DataFrame) -> pd.DataFrame:
     res = result[(result["target"] == TARGET) & (result["cell_type"] != "all")]
     if "domain" in res:
         res = res[res["domain"] == "all"]
-    sig = (res["padj"] < alpha) & (res["mean_change"].abs() >= min_effect)
+    return res
+
+
+def score(result: pd.DataFrame, planted: dict, broad: dict, gene_class: dict,
+          min_effect: float, alpha: float = 0.1) -> dict:
+    """Planted/broad recovered, false discoveries, FDP and wrong directions per cell type."""
+    res = _rows(result)
+    sig = (res["padj"].fillna(1.0) <= alpha) & (res["mean_change"].abs() >= min_effect)
     sign = np.sign(res["mean_change"]).astype(int)
-    out = {"min_effect": min_effect, "k": 0, "n": 0, "planted_missed": [],
+    out = {"alpha": alpha, "min_effect": min_effect, "k": 0, "n": 0, "planted_missed": [],
            "planted_wrong_direction": 0, "broad_recovered": 0, "broad_n": 0,
            "broad_wrong_direction": 0, "false_discoveries": 0, "fd_by_class": {},
            "n_significant": int(sig.sum()), "n_tests": int(len(res))}
@@ -87,15 +97,45 @@ def score(result: pd.DataFrame, planted: dict, broad: dict, gene_class: dict,
             out["false_discoveries"] += 1
             c = gene_class.get(g, "?")
             out["fd_by_class"][c] = out["fd_by_class"].get(c, 0) + 1
+    out["wrong_direction"] = out["planted_wrong_direction"] + out["broad_wrong_direction"]
+    out["fdp"] = out["false_discoveries"] / max(out["n_significant"], 1)
     return out
 
 
-def lilrb4a_by_domain(result: pd.DataFrame) -> dict:
-    res = result[(result["target"] == TARGET) & (result["gene"] == "Lilrb4a")
-                 & (result["cell_type"] == "Microglia")]
-    return {str(d): {"mean_change": float(c), "padj": float(p), "n": int(n)}
-            for d, c, p, n in zip(res["domain"], res["mean_change"], res["padj"],
-                                  res["n_source"])}
+def calibration(result: pd.DataFrame, planted: dict, broad: dict) -> dict:
+    """Share of null (gene, cell type) pairs with p <= level and with q <= level."""
+    res = _rows(result)
+    null = np.array([(g, t) not in planted and g not in broad
+                     for g, t in zip(res["gene"], res["cell_type"])])
+    p = res["pvalue"].to_numpy(float)[null]
+    q = res["padj"].to_numpy(float)[null]
+    p, q = np.where(np.isfinite(p), p, 1.0), np.where(np.isfinite(q), q, 1.0)
+    return {"n_null": int(null.sum()),
+            "p_le": {str(a): float((p <= a).mean()) for a in LEVELS},
+            "q_le": {str(a): float((q <= a).mean()) for a in LEVELS},
+            "null_p_sorted": np.sort(p).round(6).tolist()}
+
+
+def plot(cal: dict, path: Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(4.6, 4.2), layout="constrained")
+    lim = 1e-4
+    for name, c in cal.items():
+        p = np.maximum(np.asarray(c["null_p_sorted"]), lim)
+        expected = (np.arange(1, len(p) + 1) - 0.5) / len(p)
+        ax.plot(-np.log10(expected), -np.log10(p), label=name, lw=1.2)
+    top = -np.log10(lim)
+    ax.plot([0, top], [0, top], color="grey", ls="--", lw=0.8)
+    ax.set_xlabel("expected -log10 p (uniform)")
+    ax.set_ylabel("observed -log10 p, null (gene, cell type) pairs")
+    ax.set_title("Calibration on null pairs, 90wk vs 4wk, 2 mice/age", fontsize=9)
+    ax.legend(fontsize=7)
+    fig.savefig(path, dpi=130)
+    print(f"wrote {path}")
 
 
 def main() -> None:
@@ -104,13 +144,16 @@ def main() -> None:
     p.add_argument("--n-cells", type=int, default=12000)
     p.add_argument("--mice-per-age", type=int, default=4)
     p.add_argument("--per-age", type=int, default=2)
+    p.add_argument("--seeds", type=int, default=5, help="models in the ensemble")
     p.add_argument("--epochs", type=int, default=300)
-    p.add_argument("--max-time", type=float, default=150.0)
-    p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--steps", type=int, default=20)
-    p.add_argument("--test", default="t-test")
-    p.add_argument("--model", default=None, help="load this saved model instead of training")
-    p.add_argument("--save-model", default=None, help="save the trained model here")
+    p.add_argument("--max-time", type=float, default=140.0, help="seconds per model")
+    p.add_argument("--data-seed", type=int, default=0)
+    p.add_argument("--alpha", type=float, default=0.1)
+    p.add_argument("--models", default=None, help="load DIR/seed<i> instead of training")
+    p.add_argument("--save-models", default=None, help="save the trained models as DIR/seed<i>")
+    p.add_argument("--plot", default=None, help="write the calibration figure here (PNG)")
+    p.add_argument("--training-log", default=None,
+                   help="with --models: JSON lines of the run that trained them (recorded)")
     p.add_argument("--out", default="benchmarks/results")
     args = p.parse_args()
 
@@ -120,43 +163,57 @@ def main() -> None:
     from napari_causcell import CausCell, tl
     from napari_causcell._demo import DEMO_CONCEPTS, DEMO_DAG
     from napari_causcell.datasets import brain_aging
-    from napari_causcell.tl._trends import DEFAULT_MIN_EFFECT
 
-    sdata = brain_aging(args.n_cells, 200, n_mice_per_age=args.mice_per_age, seed=args.seed)
+    sdata = brain_aging(args.n_cells, 200, n_mice_per_age=args.mice_per_age,
+                        seed=args.data_seed)
     full = sdata.tables["table"]
     small = tl.subsample_donors(full, per_age=args.per_age, by="cell count", which="highest")
     planted, broad = truth_table(full)
     gene_class = dict(zip(full.var_names, full.var["gene_class"]))
 
-    t0 = time.perf_counter()
-    if args.model:
-        model = CausCell.load(args.model, data=small)
-        train = {"loaded": args.model}
-    else:
-        model = CausCell(small, DEMO_CONCEPTS, DEMO_DAG, max_genes=2000, seed=args.seed)
-        model.train(args.epochs, max_time=args.max_time)
-        last = model.history[-1]
-        train = {"time_s": time.perf_counter() - t0, "epochs": len(model.history),
-                 "stop_reason": model.train_params.get("stop_reason"),
-                 "val_acc": {c: float(last.get(f"val_acc_{c}", np.nan))
-                             for c in model.concepts}}
-        if args.save_model:
-            model.save(args.save_model, overwrite=True)
-    print(json.dumps({"training": train}), flush=True)
+    models, training = [], []
+    for seed in range(args.seeds):
+        t0 = time.perf_counter()
+        if args.models:
+            model = CausCell.load(Path(args.models) / f"seed{seed}", data=small)
+            training.append({"seed": seed, "loaded": str(Path(args.models) / f"seed{seed}")})
+        else:
+            model = CausCell(small, DEMO_CONCEPTS, DEMO_DAG, max_genes=2000, seed=seed)
+            model.train(args.epochs, max_time=args.max_time)
+            last = model.history[-1]
+            training.append({"seed": seed, "time_s": time.perf_counter() - t0,
+                             "epochs": len(model.history),
+                             "val_acc": {c: float(last.get(f"val_acc_{c}", np.nan))
+                                         for c in model.concepts}})
+            if args.save_models:
+                model.save(Path(args.save_models) / f"seed{seed}", overwrite=True)
+        models.append(model)
+        print(json.dumps(training[-1]), flush=True)
 
-    kw = dict(concept="age", source="4wk", groupby=["cell_type", "domain"], test=args.test,
-              genes=list(model.genes))
-    t0 = time.perf_counter()
-    cc = tl.age_trends(model, small, targets=["24wk", "90wk"], steps=args.steps,
-                       seed=args.seed, store_counterfactuals=False, **kw)
-    cf_s = time.perf_counter() - t0
-    direct = tl.direct_trends(small, targets=["90wk"], **kw)
-    direct_full = tl.direct_trends(full, targets=["90wk"], **kw)
+    genes = list(models[0].genes)
+    kw = dict(concept="age", source="4wk", targets=[TARGET], groupby=["cell_type"],
+              genes=genes, alpha=args.alpha)
+    runs, timing = {}, {}
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", UserWarning)  # one-donor notes of tiny groups
+        t0 = time.perf_counter()
+        runs[f"causcell_ensemble_{args.seeds}"] = tl.age_trends(
+            models, small, store_counterfactuals=False, seed=0, **kw)
+        timing["ensemble_s"] = time.perf_counter() - t0
+        for i, m in enumerate(models):
+            runs[f"causcell_seed{i}"] = tl.age_trends(m, small, store_counterfactuals=False,
+                                                      seed=0, key_added=f"single{i}", **kw)
+        runs["direct_donors_2_per_age"] = tl.direct_trends(small, unit="donors", **kw)
+        runs["direct_cells_2_per_age"] = tl.direct_trends(small, unit="cells",
+                                                          key_added="direct_cells", **kw)
+        runs[f"direct_donors_all_{args.mice_per_age}_per_age"] = tl.direct_trends(
+            full, unit="donors", **kw)
 
-    runs = {"causcell_2_per_age": cc, "direct_2_per_age": direct,
-            f"direct_all_{args.mice_per_age}_per_age": direct_full}
-    scores = {name: [score(r, planted, broad, gene_class, m) for m in SWEEP]
-              for name, r in runs.items()}
+    scores = {name: {str(me): score(r, planted, broad, gene_class, me, args.alpha)
+                     for me in (0.0, 0.1)} for name, r in runs.items()}
+    cal = {name: calibration(r, planted, broad) for name, r in runs.items()
+           if not name.startswith("causcell_seed") or name == "causcell_seed0"}
+    singles = [scores[f"causcell_seed{i}"]["0.1"] for i in range(args.seeds)]
     result = {
         "date": dt.date.today().isoformat(),
         "machine": {"platform": platform.platform(), "cpus": os.cpu_count(),
@@ -164,26 +221,40 @@ def main() -> None:
         "settings": {**{k: v for k, v in vars(args).items() if k not in ("out",)},
                      "n_genes": 200, "concepts": DEMO_CONCEPTS,
                      "dag": [f"{a}->{b}" for a, b in DEMO_DAG], "target": TARGET,
-                     "default_min_effect": DEFAULT_MIN_EFFECT, "alpha": 0.05,
+                     "groupby": ["cell_type"],
                      "donors": small.uns["causcell_subsample"]["donors"],
-                     "n_cells_small": int(small.n_obs), "n_cells_full": int(full.n_obs)},
-        "training": train,
-        "counterfactual_time_s": cf_s,
+                     "n_cells_small": int(small.n_obs), "n_cells_full": int(full.n_obs),
+                     "prior_df": {
+                         "ensemble": small.uns["causcell_trends"]["params"]["prior_df"],
+                         "direct_donors": small.uns["causcell_direct_trends"]["params"][
+                             "prior_df"]}},
+        "training": training,
+        "training_log": ([json.loads(line) for line in Path(args.training_log).read_text()
+                          .splitlines() if line.startswith('{"')]
+                         if args.training_log else None),
+        "timing": timing,
         "scores": scores,
-        "lilrb4a_microglia_by_domain": {n: lilrb4a_by_domain(r) for n, r in runs.items()},
+        "single_models_mean": {k: float(np.mean([s[k] for s in singles]))
+                               for k in ("k", "false_discoveries", "fdp", "wrong_direction",
+                                         "broad_recovered")},
+        "calibration": {n: {k: v for k, v in c.items() if k != "null_p_sorted"}
+                        for n, c in cal.items()},
         "planted_changes": {
-            n: r[(r["target"] == TARGET) & (r["domain"] == "all")
-                 & r[["gene", "cell_type"]].apply(tuple, axis=1).isin(planted)][
-                ["gene", "cell_type", "mean_change", "padj"]].to_dict("records")
-            for n, r in runs.items()},
+            n: _rows(r)[_rows(r)[["gene", "cell_type"]].apply(tuple, axis=1).isin(planted)][
+                ["gene", "cell_type", "mean_change", "ci_low", "ci_high", "padj", "unit"]
+            ].to_dict("records")
+            for n, r in runs.items() if not n.startswith("causcell_seed")},
     }
-    for name, rows in scores.items():
-        for s in rows:
-            print(f"{name:<24} min_effect {s['min_effect']:<5} planted {s['k']:>2}/{s['n']}"
-                  f"  broad {s['broad_recovered']}/{s['broad_n']}"
-                  f"  false disc. {s['false_discoveries']:>3} {s['fd_by_class']}"
-                  f"  wrong dir {s['planted_wrong_direction'] + s['broad_wrong_direction']}",
-                  flush=True)
+    for name, by_me in scores.items():
+        s = by_me["0.1"]
+        print(f"{name:<28} q<={args.alpha} |chg|>=0.1: planted {s['k']:>2}/{s['n']}"
+              f"  broad {s['broad_recovered']}/{s['broad_n']}  false {s['false_discoveries']:>3}"
+              f" of {s['n_significant']:>3} (FDP {s['fdp']:.2f})  wrong dir {s['wrong_direction']}",
+              flush=True)
+    for name, c in result["calibration"].items():
+        print(f"{name:<28} null share p<=a {c['p_le']}  q<=a {c['q_le']}", flush=True)
+    if args.plot:
+        plot({n: c for n, c in cal.items()}, Path(args.plot))
     write_result(args.out, f"trends-brain_aging-{result['date']}", result)
 
 

@@ -103,7 +103,7 @@ def test_counterfactual_h5ad_with_where(capsys, files, model_dir, cli_sdata):
     assert cf.n_obs == len(want) > 0 and cf.n_vars == 200
     assert set(cf.obs["source_id"]) == set(want)
     assert (cf.obs["age"].astype(str) == "90wk").all()
-    assert (cf.obs["cell_type"].astype(str) == "Astro").all()
+    assert (cf.obs["factual_cell_type"].astype(str) == "Astro").all()
     for layer in ("factual", "reconstructed", "delta"):
         assert np.isfinite(cf.layers[layer]).all()
     assert cf.uns["causcell"]["do"] == {"age": "90wk"}

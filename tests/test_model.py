@@ -49,14 +49,18 @@ def test_counterfactual_output_contract(trained, sdata):
     assert cf.n_obs == cells.n_obs and list(cf.var_names) == trained.genes
     assert (cf.obs["age"] == "90wk").all()
     assert list(cf.obs["source_id"]) == list(cells.obs_names)
-    assert (cf.obs["cell_type"].to_numpy() == cells.obs["cell_type"].to_numpy()).all()
+    # descendants' labels are recomputed by the label SCM; the factual ones are kept
+    assert (cf.obs["factual_cell_type"].to_numpy() == cells.obs["cell_type"].to_numpy()).all()
+    switched = cf.obs["cell_type"].to_numpy() != cells.obs["cell_type"].to_numpy()
+    assert cf.uns["causcell"]["switched"] == pytest.approx(switched.mean())
+    assert cf.uns["causcell"]["output"] == "expected"
     assert np.allclose(cf.layers["delta"], cf.X - cf.layers["reconstructed"], atol=1e-5)
     assert np.isfinite(cf.X).all() and cf.X.min() >= 0
     assert cf.uns["causcell"]["descendants"] == ["cell_type"]
     assert np.allclose(cf.obsm["spatial"], cells.obsm["spatial"])
     fractions = []
     many = trained.counterfactual(cells[:5], do={"age": "90wk"}, n_samples=3, seed=1,
-                                  steps=10, progress=fractions.append)
+                                  sampler="ddim", steps=10, progress=fractions.append)
     assert len(fractions) == 60 and fractions[-1] == pytest.approx(1.0)
     assert np.all(np.diff(fractions) > 0)
     assert many.n_obs == 15 and sorted(set(many.obs["sample"])) == [0, 1, 2]

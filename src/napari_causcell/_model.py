@@ -941,8 +941,10 @@ class CausCell:
             self.layer, self.log_normalized = meta["layer"], meta["log_normalized"]
             self.table_key, self.seed = meta["table_key"], meta["seed"]
             _check_settings(self.concept_space, self.edges, self.genes, meta["config"])
-            self.module = CausCellModule(ModuleConfig(**meta["config"]))
-            self.module.load_state_dict(state["module"])
+            config = dict(meta["config"])
+            config.setdefault("standardize", False)  # saved before diffusion was standardised
+            self.module = CausCellModule(ModuleConfig(**config))
+            self.module.load_state_dict(_with_new_buffers(state["module"], self.module))
             self._donors = {str(k): {str(kk): vv for kk, vv in v.items()}
                             for k, v in state["donors"].items()}
             _check_donors(self.concept_space, self._donors, self.module.config.token_dim)
@@ -1010,6 +1012,20 @@ def _sha256(path: Path) -> str:
         for block in iter(lambda: f.read(1 << 20), b""):
             h.update(block)
     return h.hexdigest()
+
+
+#: state added after format 1 models were written: older files load with these defaults
+#: (identity scaling; a label SCM without effects, so descendants keep their labels)
+_NEW_STATE = ("x_mean", "x_std", "label_scm.")
+
+
+def _with_new_buffers(saved: dict, module: CausCellModule) -> dict:
+    """``saved`` completed with the module's defaults for state that older versions lack."""
+    out = dict(saved)
+    for key, value in module.state_dict().items():
+        if key not in out and key.startswith(_NEW_STATE):
+            out[key] = value
+    return out
 
 
 def _check_model_files(path: Path, meta: dict, state: Any, weights_file: Path) -> None:

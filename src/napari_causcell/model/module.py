@@ -49,7 +49,7 @@ class LossWeights:
     recon: float = 1.0
     concept: float = 1.0
     adversary: float = 1.0
-    kl: float = 1e-3
+    kl: float = 1.0  # ~ the ELBO weight on standardised genes; measured in benchmarks/ablation.py
     extra: dict = field(default_factory=dict)
 
 
