@@ -306,7 +306,8 @@ def run_demo(
     epochs, max_time
         Training limits (epochs; wall-clock seconds, ``None`` for none).
     steps
-        DDIM steps of the counterfactual sampler.
+        Sampler steps (used only with a DDIM sampler; the demo uses the default expected
+        expression).
     device
         Torch device (default automatic).
     log

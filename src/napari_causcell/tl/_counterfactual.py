@@ -148,7 +148,11 @@ def counterfactual(
 
 
 def mean_change(cf: ad.AnnData, groupby: str | None = None) -> pd.DataFrame:
-    """Mean counterfactual-minus-factual change per gene (rows: groups, or one row ``all``)."""
+    """Mean paired change (``layers['delta']``) per gene (rows: groups, or one row ``all``).
+
+    Grouping by a descendant of the intervention (e.g. ``"cell_type"`` under do(age)) groups
+    by the *counterfactual* label; ``groupby="factual_cell_type"`` groups by the cells' own.
+    """
     delta = np.asarray(cf.layers["delta"])
     if groupby is None:
         return pd.DataFrame(delta.mean(0, keepdims=True), index=["all"], columns=cf.var_names)
