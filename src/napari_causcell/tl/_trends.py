@@ -404,7 +404,8 @@ def age_trends(
 
         Writes ``uns[key_added] = {"results": <that DataFrame>, "params": {...}, "skipped":
         <groups below min_cells>, "replicates": <per model, donor, group and gene mean
-        changes, the input of trend_statistics>}`` in the table and, when
+        changes, the input of trend_statistics>, "donor_variance": <per group and gene the
+        observed donors' pooled within-age variance>}`` in the table and, when
         ``store_counterfactuals``, one counterfactual per target (see above).
 
     Raises
