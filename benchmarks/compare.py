@@ -431,12 +431,18 @@ def score(ds: Dataset, sp: dict, out: Output, x_all: np.ndarray, truth: dict | N
     test_obs = obs.iloc[sp["test"]]
     labels = test_obs[ds.concepts].astype(str)
     if out.embeddings:
-        t = M.probe(out.embeddings, labels, folds=5, seed=seed, max_cells=3000)
+        # probes need >= 2 cells per class: drop test cells of labels rarer than that
+        keep = np.ones(len(labels), bool)
+        for c in labels:
+            counts = labels[c].value_counts()
+            keep &= labels[c].map(counts).to_numpy() >= 2
+        emb = {k: np.asarray(v)[keep] for k, v in out.embeddings.items()}
+        t = M.probe(emb, labels[keep], folds=5, seed=seed, max_cells=3000)
         if any(t["own"]):
             summ = M.leakage_summary(t[t["embedding"] != "latent"])
             s.update({"own_accuracy": summ["own_accuracy"], "own_f1": summ["own_f1"],
                       "leakage": summ["leakage"]})
-            cc = [M.cluster_consistency(out.embeddings[c], labels[c], seed=seed)
+            cc = [M.cluster_consistency(emb[c], labels[keep][c], seed=seed)
                   for c in ds.concepts if c in out.embeddings]
             s["emb_nmi"] = float(np.mean([c["nmi"] for c in cc]))
             s["emb_ari"] = float(np.mean([c["ari"] for c in cc]))

@@ -85,6 +85,79 @@ def test_score_reconstruction_and_probes(ds):
     assert s["cluster_ari"] == pytest.approx(1.0)
 
 
+def test_planted_and_switching_scores_on_a_perfect_prediction(ds):
+    sp = compare.split(ds, "id", seed=0)
+    x = compare.lognorm(ds.adata)
+    truth = compare.truth_for(ds, sp, x)
+    assert len(truth["planted"]) >= 3 and 0.0 < truth["switched"] < 0.3
+    perfect = compare.Output(cf=truth["cells"], cf_delta=truth["cells"] - x[sp["cf"]],
+                             cf_labels=truth["cf_type"])
+    s = compare.score_cf(truth, perfect, 0)
+    assert s["planted_slope"] == pytest.approx(1.0)
+    assert s["planted_signs"] == len(truth["planted"])
+    assert s["cf_switched"] == pytest.approx(truth["switched"])
+    assert s["cf_composition_tv"] == pytest.approx(0.0)
+
+
+def _real(n=600, seed=0):
+    """A small 'real' dataset: age x type, with a type-specific age effect on gene 0."""
+    import anndata as ad
+
+    rng = np.random.default_rng(seed)
+    obs = pd.DataFrame({"age": rng.choice(["young", "old"], n),
+                        "region": rng.choice(["A", "B"], n),
+                        "type": rng.choice(["T1", "T2", "T3"], n)},
+                       index=[f"c{i}" for i in range(n)])
+    mu = np.full((n, 20), 5.0)
+    mu[:, 0] *= np.where((obs["age"] == "old") & (obs["type"] == "T1"), 4.0, 1.0)
+    x = rng.poisson(mu).astype(np.float32)
+    a = ad.AnnData(x, obs=obs.astype("category"))
+    return compare.Dataset("toy", a, ["age", "region", "type"], [("age", "type")],
+                           cf_do={"age": "old"}, cf_source={"age": "young"}, type_key="type",
+                           ood_pair=("age", "type"), ood_value="old", held_types=("T1", "T2"),
+                           real_cf=True, markers=(("T1", "0"),), settings=("ood",))
+
+
+def test_real_data_ood_tasks_are_scored_against_held_out_cells():
+    ds = _real()
+    sp = compare.split(ds, "ood", seed=0)  # seed 0 holds out old T1
+    assert sp["held_out"] == [{"age": "old", "type": "T1"}]
+    obs = ds.adata.obs
+    train = obs.iloc[sp["train"]]
+    assert not ((train["age"] == "old") & (train["type"] == "T1")).any()
+    (g,) = sp["cf_groups"]
+    assert g["do"] == {"age": "old"}
+    assert (obs.iloc[g["source"]]["age"] == "young").all()
+    assert (obs.iloc[g["target"]][["age", "type"]].astype(str).to_numpy() == ["old", "T1"]).all()
+    x = compare.lognorm(ds.adata)
+    truth = compare.truth_for(ds, sp, x)
+    assert truth["matrix"].shape == (1, 20) and truth["matrix"][0, 0] > 1.0
+    assert truth["observed_markers"]["T1:0"] == pytest.approx(truth["matrix"][0, 0])
+    foils = compare.run_foils(ds, sp, x)
+    exact = compare.Output(cf_delta=np.tile(truth["matrix"][0], (len(g["source"]), 1)))
+    s = compare.score_cf(truth, exact, 0)
+    assert s["cf_r"] == pytest.approx(1.0) and s["marker:T1:0"] == pytest.approx(
+        truth["matrix"][0, 0])
+    pooled = compare.score_cf(truth, foils["mean shift"], 0)
+    assert pooled["cf_r"] < 0.99  # the pooled shift dilutes the T1-only effect
+    assert "pooled" in foils["mean shift"].notes[0]
+    assert compare.split(ds, "ood", seed=1)["held_out"] == [{"age": "old", "type": "T2"}]
+
+
+def test_probes_skip_labels_with_a_single_cell(ds):
+    sp = compare.split(ds, "id", seed=0)
+    x = compare.lognorm(ds.adata)
+    rng = np.random.default_rng(0)
+    emb = {c: rng.normal(size=(len(sp["test"]), 3)) for c in ds.concepts}
+    one = ds.adata.copy()
+    ct = one.obs["cell_type"].astype(str).to_numpy()
+    ct[sp["test"][0]] = "Rare"  # a label with one cell in the test set
+    one.obs["cell_type"] = pd.Categorical(ct)
+    d1 = compare.Dataset(ds.name, one, ds.concepts, ds.dag)
+    s = compare.score(d1, sp, compare.Output(embeddings=emb), x, None, 0)
+    assert np.isfinite(s["own_accuracy"])
+
+
 def test_summarise_and_report(tmp_path):
     runs = [{"dataset": "d", "setting": "id", "seed": k, "samplers": [],
              "scores": {"CausCell": {"per_cell_r": 0.5 + 0.1 * k, "notes": ["x"]},
