@@ -238,7 +238,7 @@ def train_ensemble(
     train_kwargs: dict | None = None,
     **model_kwargs: Any,
 ) -> list[Any]:
-    """Train ``n_models`` CausCell models on the same data with seeds ``seed .. seed+n-1``.
+    """Train ``n_models`` CausCell models on the same data, with seeds ``seed`` to ``seed + n_models - 1``.
 
     The ensemble :func:`age_trends` takes to measure model uncertainty: what differs between
     the models is only the training randomness (initialisation, batches, validation split),
