@@ -243,14 +243,17 @@ def quiet_zarr_warnings() -> Iterator[None]:
 def progress_printer(log: Callable[[str], Any], every_s: float = 10.0) -> Callable:
     """Training callback that logs one line at most every ``every_s`` seconds (and at the
     first epoch)."""
+    from ._model import validation_loss
+
     last = [-math.inf]
 
     def callback(p) -> None:
         if p.elapsed - last[0] >= every_s or p.epoch == 1:
             last[0] = p.elapsed
-            val = p.val_losses.get("recon", math.nan) + p.val_losses.get("concept", math.nan)
+            val = validation_loss(p.val_losses)
+            val = math.nan if val is None else val
             log(f"  epoch {p.epoch:>4}/{p.max_epochs}  train loss {p.losses.get('total', 0):.4f}"
-                f"  val recon+concept {val:.4f}  {p.elapsed:6.1f} s")
+                f"  val recon {val:.4f}  {p.elapsed:6.1f} s")
 
     return callback
 

@@ -452,6 +452,7 @@ class CausCell:
             "patience": patience, "weights": w.__dict__, "steps": step,
             "stop_reason": stop_reason, "n_train": len(train_idx), "n_val": n_val,
             "best_val_loss": float(best), "processes": world, "precision": precision,
+            "select": select,
         }
         self._val_index = adata.obs_names[val_idx]
         self._build_donors(source, train_idx, y_all[train_idx])
@@ -1167,6 +1168,21 @@ def _all_rows(source: ExpressionSource) -> np.ndarray:
 
 #: validation losses summed to select the checkpoint (``train(select=...)``)
 _MONITOR = {"recon": ("recon",), "recon+concept": ("recon", "concept")}
+#: how front ends name that quantity
+SELECT_LABELS = {"recon": "validation recon", "recon+concept": "validation recon + concept"}
+
+
+def validation_loss(losses: Mapping[str, float], select: str = "recon",
+                    prefix: str = "") -> float | None:
+    """The validation quantity that picks the kept weights (``train(select=...)``).
+
+    ``losses`` is a :class:`TrainProgress`'s ``val_losses`` or, with ``prefix="val_"``, a
+    ``history`` record. ``None`` when it has no validation losses.
+    """
+    keys = [prefix + k for k in _MONITOR[select]]
+    if not all(k in losses for k in keys):
+        return None
+    return float(sum(losses[k] for k in keys))
 
 
 def _dist_rank_world() -> tuple[int, int]:

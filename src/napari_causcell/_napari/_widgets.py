@@ -37,6 +37,7 @@ from qtpy.QtWidgets import (
 )
 
 from .._constants import DEFAULT_STEPS
+from .._model import SELECT_LABELS, validation_loss
 from ..data import DAGError, DataError
 from ..session import MODEL_SIZES, CausCellSession, Overlay
 from ._layers import (
@@ -304,7 +305,7 @@ class _LossPlot(QWidget):
             ax.plot(self.epochs, self.train, "o-", ms=3, color="#5fb3ff", label="train loss")
             if np.isfinite(self.val).any():
                 ax.plot(self.epochs, self.val, "o-", ms=3, color="#ffb45f",
-                        label="validation recon + concept")
+                        label=SELECT_LABELS["recon"])
             ax.legend(fontsize=7, facecolor="#262930", labelcolor="#dddddd", frameon=False)
         from matplotlib.ticker import MaxNLocator
 
@@ -712,9 +713,7 @@ class TrainWidget(_CausCellWidget):
     def _on_epoch(self, p: Any) -> None:
         if self._cancelled and self.session is not None:
             self.session.request_stop()  # a stop asked for before the model existed
-        val = None
-        if p.val_losses:
-            val = p.val_losses.get("recon", 0.0) + p.val_losses.get("concept", 0.0)
+        val = validation_loss(p.val_losses)
         self.loss_plot.add(p.epoch, p.losses.get("total", np.nan), val)
         text = f"Epoch {p.epoch}/{p.max_epochs}: loss {p.losses.get('total', np.nan):.3f}"
         if val is not None:
@@ -769,9 +768,8 @@ class TrainWidget(_CausCellWidget):
             return
         self.loss_plot.clear()
         for rec in model.history:
-            val = rec.get("val_recon")
-            if val is not None:
-                val += rec.get("val_concept", 0.0)
+            val = validation_loss(rec, model.train_params.get("select", "recon+concept"),
+                                  prefix="val_")
             self.loss_plot.add(rec["epoch"], rec.get("train_total", np.nan), val)
         self.message(f"Loaded {model!r}")
 

@@ -19,7 +19,7 @@ import ipywidgets as widgets
 
 from .. import pl
 from .._constants import DEFAULT_STEPS
-from .._model import ModelFileError
+from .._model import SELECT_LABELS, ModelFileError, validation_loss
 from ..data import DAGError, DataError
 from ..errors import CausCellError
 from ..session import MODEL_SIZES, CausCellSession, Intervention
@@ -315,9 +315,9 @@ class TrainPanel(_Panel):
             self.session.request_stop()
         self.progress.value = p.epoch
         val_text = ""
-        if p.val_losses:  # the quantity early stopping watches
-            val = p.val_losses.get("recon", 0.0) + p.val_losses.get("concept", 0.0)
-            val_text = f", validation recon+concept {val:.3f}"
+        val = validation_loss(p.val_losses)  # the quantity early stopping watches
+        if val is not None:
+            val_text = f", {SELECT_LABELS['recon']} {val:.3f}"
         total = p.losses.get("total", float("nan"))
         self.message(f"Epoch {p.epoch}/{p.max_epochs}: loss {total:.3f}{val_text} "
                      f"({p.elapsed:.0f} s)")
@@ -329,8 +329,9 @@ class TrainPanel(_Panel):
         model = self.session.model
         reason = model.train_params.get("stop_reason", "")
         best = model.train_params.get("best_val_loss", float("nan"))
-        self.message(f"Trained {n_epochs} epochs (ended by {reason}); best validation "
-                     f"recon+concept {best:.3f}, whose weights are kept.")
+        label = SELECT_LABELS.get(model.train_params.get("select", "recon"), "validation loss")
+        self.message(f"Trained {n_epochs} epochs (ended by {reason}); best {label} "
+                     f"{best:.3f}, whose weights are kept.")
         self.session.notify("training")
 
     def _job_finished(self) -> None:
