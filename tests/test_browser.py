@@ -112,6 +112,7 @@ def jupyterlab(tmp_path):
 
 def test_quickstart_in_jupyterlab(jupyterlab, tmp_path):
     from matplotlib.image import imread
+    from playwright.sync_api import TimeoutError as PlaywrightTimeoutError
     from playwright.sync_api import sync_playwright
 
     url, token = jupyterlab
@@ -131,6 +132,11 @@ def test_quickstart_in_jupyterlab(jupyterlab, tmp_path):
             page.locator(".jp-Notebook").first.click()
             page.locator(".lm-MenuBar-itemLabel", has_text="Run").first.click()
             page.locator(".lm-Menu-itemLabel", has_text="Run All Cells").first.click()
+            try:  # the kernel gets busy; once, in a full CI-like run, the click was lost
+                page.wait_for_selector(".jp-Notebook-ExecutionIndicator[data-status='busy']",
+                                       timeout=30_000)
+            except PlaywrightTimeoutError:  # run all through JupyterLab's command instead
+                page.evaluate("window.jupyterapp.commands.execute('notebook:run-all-cells')")
             button = page.locator("button.causcell-intervene")
             button.wait_for(state="visible", timeout=300_000)
             button.scroll_into_view_if_needed()
