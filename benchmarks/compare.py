@@ -44,7 +44,6 @@ MERFISH_MARKERS = (("Oligodendrocyte", "C4b"), ("Astrocyte", "Gfap"), ("Microgli
                    ("Microglia", "H2-K1"))
 CF_THRESHOLD = 0.25  # |true mean change| (log units) that makes a (type, gene) pair responsive
 MIN_CELLS = 10
-MEAN_DRAWS = 8  # the library's sampler="mean" draws (napari_causcell._constants.MEAN_DRAWS)
 
 
 @dataclass
@@ -253,16 +252,11 @@ def time_to_quality(history: list[dict], share: float = 0.95) -> float:
     return float(next(h["time"] for h, v in zip(history, vals) if v <= target))
 
 
-def run_causcell(ds: Dataset, sp: dict, seed: int, budget: float, dag,
-                 model_kwargs: dict | None = None, train_kwargs: dict | None = None,
-                 cf_kwargs: dict | None = None) -> tuple[Output, Any]:
-    """Train CausCell on the training cells within ``budget`` seconds and produce its outputs.
-
-    ``model_kwargs`` / ``train_kwargs`` / ``cf_kwargs`` go to the constructor, ``train`` and
-    ``counterfactual`` (the ablation study's variants); defaults are the library's.
-    """
-    model, speed = train_causcell(ds, sp, seed, budget, dag, model_kwargs, train_kwargs)
-    out = causcell_outputs(model, ds, sp, seed, cf_kwargs)
+def run_causcell(ds: Dataset, sp: dict, seed: int, budget: float, dag) -> tuple[Output, Any]:
+    """Train CausCell (library defaults) on the training cells within ``budget`` seconds and
+    produce its outputs."""
+    model, speed = train_causcell(ds, sp, seed, budget, dag)
+    out = causcell_outputs(model, ds, sp, seed)
     out.speed = speed
     return out, model
 
@@ -605,6 +599,8 @@ def sampler_speed(model, ds: Dataset, sp: dict, n_cells: int, truth: dict | None
     idx = sp["cf"] if len(sp["cf"]) else sp["test"]
     cells = ds.adata[np.resize(idx, n_cells)].copy()
     cells.obs_names_make_unique()
+    from napari_causcell._constants import MEAN_DRAWS
+
     for sampler, steps in (("mean", MEAN_DRAWS), ("ddim", 50), ("ddpm", 1000)):
         t0 = time.perf_counter()
         if ds.truth is not None and len(sp["cf"]):

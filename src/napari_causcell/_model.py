@@ -755,8 +755,6 @@ class CausCell:
             raise ValueError(f"donor must be 'random' or 'mean', got {donor!r}")
         if propagate not in ("labels", "tokens"):
             raise ValueError(f"propagate must be 'labels' or 'tokens', got {propagate!r}")
-        if n_samples < 1:
-            raise ValueError("n_samples must be >= 1")
         do_codes = {self.concepts.index(name): self.concept_space.code(name, value)
                     for name, value in do.items()}  # unknown concept or label: fail here
         x = self._source(adata)  # read chunk-wise: CSR, backed .h5ad or dask
@@ -769,6 +767,7 @@ class CausCell:
         rng = np.random.default_rng(base_seed)
         kind = "z" if hard else "eps"
         desc = sorted(set().union(*(descendants(self.concepts, self.edges, c) for c in do)))
+        desc_k = [self.concepts.index(c) for c in desc]
         outs, recons, obs_parts, switched, unsupported = [], [], [], [], []
         passes = 2 * n_samples
         for s in range(n_samples):
@@ -781,18 +780,16 @@ class CausCell:
                 y_cf, kept = self.module.label_scm.counterfactual(
                     y, do_codes, self.module.label_scm.abduct(y, g))
                 unsupported.append(float(kept.any(-1).float().mean()))
-                for k in (self.concepts.index(c) for c in desc):
+                for k in desc_k:
                     moved = torch.nonzero(y_cf[:, k] != y[:, k]).flatten()
                     for code in y_cf[moved, k].unique().tolist():
                         rows = moved[y_cf[moved, k] == code]
                         eps[rows, k] = self._switched_token(k, code, resid[rows, k], donor, rng)
-            cols = [self.concepts.index(c) for c in desc]
-            switched.append(float((y_cf[:, cols] != y[:, cols]).any(-1).float().mean())
-                            if cols else 0.0)
-            values = {
-                k: self._donor_value(self.concepts[k], v, kind, donor, n, rng).to(self.device)
-                for k, v in ((self.concepts.index(c), v) for c, v in do.items())
-            }
+            switched.append(float((y_cf[:, desc_k] != y[:, desc_k]).any(-1).float().mean())
+                            if desc_k else 0.0)
+            values = {k: self._donor_value(self.concepts[k], do[self.concepts[k]], kind, donor,
+                                           n, rng).to(self.device)
+                      for k in do_codes}
             z = self.module.scm.intervene(eps, values, hard=hard)
             s_seed = base_seed + s
 

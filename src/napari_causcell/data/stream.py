@@ -163,8 +163,4 @@ class ExpressionSource:
 
     def max(self, idx: np.ndarray | None = None, size: int = 8192) -> float:
         """Largest value of the input over cells ``idx``, checking every value on the way."""
-        top = 0.0
-        for _, block in self.chunks(idx, size):
-            if block.size:
-                top = max(top, float(block.max()))
-        return top
+        return self.stats(idx, size)[0]
