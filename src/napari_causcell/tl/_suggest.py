@@ -414,8 +414,9 @@ class DagSuggestion:
         return f"DagSuggestion({self.dag_string or 'no edges'!r}, {len(self.undirected)} undirected)"
 
     def plot(self, ax: Any = None) -> Any:
-        """Draw with :func:`napari_causcell.pl.dag`."""
-        from ..pl import dag as draw
+        """Draw with :func:`napari_causcell.pl.dag` (the same function; ``tl`` never imports
+        ``pl``)."""
+        from .._dagplot import dag as draw
 
         return draw(self, ax=ax)
 

@@ -1,0 +1,119 @@
+"""Drawing of a (suggested) concept graph with networkx and matplotlib."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+import pandas as pd
+
+#: Edge colours by status; undirected edges are also dashed and have no arrow head.
+STATUS_COLORS = {
+    "directed": "#1f77b4",
+    "prior": "#7f7f7f",
+    "user": "#2ca02c",
+    "undirected": "#ff7f0e",
+}
+
+
+def _edge_frame(graph: Any, concepts: Sequence[str] | None) -> tuple[pd.DataFrame, list[str]]:
+    if hasattr(graph, "edges") and hasattr(graph, "concepts"):  # a DagSuggestion
+        return graph.edges, list(graph.concepts)
+    if isinstance(graph, pd.DataFrame):
+        frame = graph
+    else:
+        from .data import parse_dag
+
+        frame = pd.DataFrame(parse_dag(graph), columns=["source", "target"])
+    if "status" not in frame:
+        frame = frame.assign(status="directed")
+    names = list(concepts) if concepts is not None else list(
+        dict.fromkeys([*frame["source"], *frame["target"]]))
+    return frame, names
+
+
+def _layers(names: list[str], frame: pd.DataFrame) -> dict[str, int]:
+    """Longest-path depth over the oriented edges (roots at 0)."""
+    depth = dict.fromkeys(names, 0)
+    directed = frame[frame["status"] != "undirected"]
+    for _ in range(len(names)):
+        changed = False
+        for a, b in zip(directed["source"], directed["target"]):
+            if depth[b] < depth[a] + 1 and depth[a] + 1 < len(names):
+                depth[b], changed = depth[a] + 1, True
+        if not changed:
+            break
+    return depth
+
+
+def dag(graph: Any, ax: Any = None, *, concepts: Sequence[str] | None = None,
+        title: str | None = None, show_p: bool = True) -> Any:
+    """Draw a concept graph: roots on the left, children to the right.
+
+    Parameters
+    ----------
+    graph
+        A :class:`~napari_causcell.tl.DagSuggestion`, an edges DataFrame (``source``,
+        ``target`` and optionally ``status``, ``p_value``) or an edge list / ``"a->b"`` string.
+    ax
+        Matplotlib axes (a new figure when ``None``).
+    concepts
+        Nodes to show (default: the suggestion's concepts or the edges' endpoints).
+    show_p
+        Label edges with their marginal p-value when known.
+
+    Returns
+    -------
+    matplotlib.axes.Axes
+        Directed edges are solid arrows coloured by status (:data:`STATUS_COLORS`);
+        undirected edges are dashed orange lines without arrow heads.
+    """
+    import matplotlib.pyplot as plt
+    import networkx as nx
+    from matplotlib.lines import Line2D
+
+    frame, names = _edge_frame(graph, concepts)
+    if ax is None:
+        _, ax = plt.subplots(figsize=(4.0, 3.0))
+    g = nx.DiGraph()
+    for n in names:
+        g.add_node(n, layer=_layers(names, frame)[n])
+    if not names:
+        pos = {}
+    elif (frame["status"] != "undirected").any():
+        pos = nx.multipartite_layout(g, subset_key="layer")
+    else:  # nothing oriented yet: no left-to-right order to show
+        pos = nx.circular_layout(g)
+    ax.set_axis_off()
+    nx.draw_networkx_nodes(g, pos, ax=ax, node_color="#dbe9f6", edgecolors="#333333",
+                           node_size=1200)
+    nx.draw_networkx_labels(g, pos, ax=ax, font_size=8)
+    used = []
+    for status, color in STATUS_COLORS.items():
+        part = frame[frame["status"] == status]
+        if part.empty:
+            continue
+        used.append(status)
+        edgelist = list(zip(part["source"], part["target"]))
+        undirected = status == "undirected"
+        nx.draw_networkx_edges(
+            g, pos, edgelist=edgelist, ax=ax, edge_color=color, width=2.0,
+            style="dashed" if undirected else "solid", arrows=True,
+            arrowstyle="-" if undirected else "-|>", arrowsize=16, node_size=1200,
+        )
+        if show_p and "p_value" in part:
+            labels = {(a, b): f"p={p:.1g}" if p > 0 else "p<1e-300" for a, b, p in
+                      zip(part["source"], part["target"], part["p_value"]) if pd.notna(p)}
+            nx.draw_networkx_edge_labels(g, pos, edge_labels=labels, ax=ax, font_size=6,
+                                         font_color=color)
+    if used:
+        handles = [Line2D([], [], color=STATUS_COLORS[s], lw=2,
+                          ls="--" if s == "undirected" else "-", label=s) for s in used]
+        ax.legend(handles=handles, fontsize=7, loc="lower center", ncol=len(used),
+                  frameon=False, bbox_to_anchor=(0.5, -0.12))
+    if title is None and hasattr(graph, "method"):
+        title = f"suggested graph ({graph.method.upper()}, alpha={graph.alpha})"
+    if title:
+        ax.set_title(title, fontsize=9)
+    ax.margins(0.2)
+    return ax

@@ -1,0 +1,136 @@
+"""Which cells: selections by label, mask, row, drawn polygon, and labels under the pointer."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from .. import tl
+from ..errors import DataError
+from .state import AppState
+
+__all__ = ["SELECTION_MODES", "Selection", "cells_in_polygons", "label_at", "majority_label",
+           "nearest_cell", "select"]
+
+#: How cells can be chosen (see :func:`select`).
+SELECTION_MODES = ("all", "cell_type", "domain", "label", "mask", "indices", "polygon")
+
+
+@dataclass
+class Selection:
+    """A set of cells of the state's table and how the user described it."""
+
+    mask: np.ndarray
+    description: str
+
+    @property
+    def n_cells(self) -> int:
+        return int(self.mask.sum())
+
+
+def select(state: AppState, mode: str = "all", value: Any = None, *,
+           column: str | None = None, polygons: Any = None) -> Selection:
+    """Cells chosen by ``mode``.
+
+    ``"all"``; ``"cell_type"`` / ``"domain"`` / ``"label"``: cells whose ``column`` (guessed
+    for the first two) equals ``value``; ``"mask"``: ``value`` is a boolean mask;
+    ``"indices"``: ``value`` are table row positions (e.g. the selected points);
+    ``"polygon"``: cells inside any of ``polygons`` (each ``(k, 2)`` in tissue ``(x, y)``).
+    Raises :class:`~napari_causcell.DataError` when no cell is chosen.
+    """
+    if mode not in SELECTION_MODES:
+        raise ValueError(f"mode must be one of {SELECTION_MODES}, got {mode!r}")
+    if mode == "all":
+        return Selection(tl.select_cells(state.adata, None), "all cells")
+    if mode in ("cell_type", "domain", "label"):
+        return _by_label(state, mode, value, column)
+    if mode == "mask":
+        if value is None:
+            raise DataError("The cell selection is empty: no cell matches.")
+        return Selection(tl.select_cells(state.adata, np.asarray(value, bool)), "masked cells")
+    if mode == "indices":
+        idx = np.asarray(sorted({int(i) for i in (value if value is not None else [])}))
+        if idx.size == 0:
+            raise DataError("The cell selection is empty: select some points first.")
+        mask = tl.select_cells(state.adata, idx.astype(np.int64))
+        return Selection(mask, f"{int(mask.sum())} selected cells")
+    polys = as_polygons(polygons)
+    if not polys:
+        raise DataError("The cell selection is empty: draw a shape around cells first.")
+    mask = cells_in_polygons(state, polys)
+    if not mask.any():
+        raise DataError("The cell selection is empty: no cell lies inside the drawn shape.")
+    n = len(polys)
+    return Selection(mask, f"{int(mask.sum())} cells in {n} drawn shape{'s' * (n > 1)}")
+
+
+def _by_label(state: AppState, mode: str, value: Any, column: str | None) -> Selection:
+    column = column or (state.guess_column(mode) if mode != "label" else None)
+    if column is None:
+        raise DataError(f"No {mode.replace('_', ' ')} column: choose one.")
+    if value is None or value == "":
+        raise DataError(f"Choose a label of {column!r}.")
+    return Selection(tl.select_cells(state.adata, {column: str(value)}), f"{column}={value}")
+
+
+def as_polygons(polygons: Any) -> list[np.ndarray]:
+    """One ``(k, 2)`` array per polygon (``None`` -> none)."""
+    if polygons is None:
+        return []
+    if isinstance(polygons, np.ndarray) and polygons.ndim == 2:
+        return [polygons[:, :2].astype(float)]
+    return [np.asarray(p, float)[:, :2] for p in polygons if len(p)]
+
+
+def cells_in_polygons(state: AppState, polygons: Any) -> np.ndarray:
+    """Boolean mask of cells inside any polygon (tissue ``(x, y)`` vertices)."""
+    from matplotlib.path import Path as MplPath
+
+    mask = np.zeros(state.n_cells, dtype=bool)
+    for poly in as_polygons(polygons):
+        if len(poly) >= 3:
+            mask |= MplPath(poly).contains_points(state.coords)
+    return mask
+
+
+def nearest_cell(state: AppState, xy: Sequence[float]) -> int:
+    """Row of the cell closest to tissue position ``(x, y)``."""
+    d = np.sum((state.coords - np.asarray(xy, float)[None, :2]) ** 2, axis=1)
+    return int(np.argmin(d))
+
+
+def label_at(state: AppState, xy: Sequence[float], column: str) -> str:
+    """Label of ``column`` of the cell under (closest to) ``(x, y)``."""
+    return str(state.adata.obs[column].iloc[nearest_cell(state, xy)])
+
+
+def majority_label(state: AppState, polygons: Any, column: str) -> str:
+    """Most frequent label of ``column`` among the cells inside the polygons."""
+    mask = cells_in_polygons(state, polygons)
+    if not mask.any():
+        raise DataError("No cell lies inside the drawn shape.")
+    return str(state.adata.obs[column][mask].astype(str).value_counts().idxmax())
+
+
+def pick_target(state: AppState, concept: str, xy: Sequence[float] | None = None,
+                polygons: Any = None) -> tuple[str, str]:
+    """``(label, message)``: the target of an intervention taken from the tissue.
+
+    The label of ``concept`` of the cell at ``xy``, or the most common one inside
+    ``polygons``; raises :class:`~napari_causcell.DataError` with the user's message.
+    """
+    if state.model is None or not concept:
+        raise DataError("Train or load a model first.")
+    if concept not in state.adata.obs:
+        raise DataError(f"The data have no {concept!r} column.")
+    if xy is not None:
+        label = label_at(state, xy, concept)
+        return label, (f"Target from the tissue: {concept}={label} (cell at x={xy[0]:.0f}, "
+                       f"y={xy[1]:.0f}).")
+    if not as_polygons(polygons):
+        raise DataError("Draw a shape first (Draw...).")
+    label = majority_label(state, polygons, concept)
+    return label, f"Target from the drawn shape: {concept}={label} (most common label)."

@@ -1,0 +1,152 @@
+"""Workflow: do(concept = value) on chosen cells -> a counterfactual kept in the data."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from .. import tl
+from .._constants import DEFAULT_STEPS
+from .._keys import Key
+from ..errors import ConceptError, DataError
+from .cells import Selection
+from .jobs import Job, Progress, pump
+from .state import AppState, unique_key
+
+__all__ = ["DONORS", "SAMPLERS", "InterveneRequest", "InterveneResult", "Intervention",
+           "compute_intervention", "intervene_job", "intervention_key", "intervention_name"]
+
+#: Samplers and donor tokens the forms offer (``CausCell.counterfactual``).
+SAMPLERS = ("mean", "ddim", "ddpm")
+DONORS = ("random", "mean")
+
+
+@dataclass
+class Intervention:
+    """One counterfactual kept in the state (and written into the data as ``key``)."""
+
+    name: str
+    key: str
+    do: dict[str, str]
+    selection: Selection
+    table: Any  # the counterfactual AnnData returned by tl.counterfactual
+    rows: np.ndarray  # table rows (positions in the state's table) of the intervened cells
+    delta: np.ndarray  # (len(rows), n_genes) paired change, averaged over samples
+    genes: list[str]
+    params: dict[str, Any] = field(default_factory=dict)
+
+    def gene_delta(self, gene: str) -> np.ndarray:
+        return self.delta[:, self.genes.index(gene)]
+
+    def describe(self) -> str:
+        """A line for a list of kept interventions."""
+        return f"{self.name}  [{self.selection.n_cells} cells -> {self.key}]"
+
+
+def intervention_name(do: Mapping[str, Any], selection: Selection | None = None) -> str:
+    """Display name, e.g. ``do(age=90wk) on cell_type=Astro``."""
+    text = "do(" + ", ".join(f"{k}={v}" for k, v in do.items()) + ")"
+    if selection is not None and selection.description != "all cells":
+        text += f" on {selection.description}"
+    return text
+
+
+def intervention_key(state: AppState, do: Mapping[str, Any],
+                     selection: Selection | None = None) -> str:
+    """A new result key ``causcell_<concept>_<value>[_<cells>]``, made unique."""
+    cells = selection.description if selection is not None else ""
+    base = Key.table.counterfactual(do, "" if cells == "all cells" else cells)
+    return unique_key(base, state.taken_keys())
+
+
+def compute_intervention(state: AppState, do: Mapping[str, Any], selection: Selection, *,
+                         name: str | None = None, key: str | None = None,
+                         **kwargs: Any) -> Intervention:
+    """Run ``tl.counterfactual`` (written into the data) and package the result.
+
+    ``kwargs`` go to :meth:`CausCell.counterfactual` (``sampler``, ``steps``, ``seed``,
+    ``donor``, ``hard``, ``n_samples``, ``progress``). Does not keep it: see
+    :meth:`AppState.add_intervention`.
+    """
+    model = state.require_model()
+    do = {str(k): str(v) for k, v in do.items()}
+    try:  # the model's own check, as a DataError the front ends show
+        for concept, value in do.items():
+            model.concept_space.code(concept, value)
+    except ConceptError as err:
+        raise DataError(str(err)) from err
+    key = key or intervention_key(state, do, selection)
+    name = name or intervention_name(do, selection)
+    cf = tl.counterfactual(state.data, model, do, cells=selection.mask,
+                           table_key=state.table_key, key_added=key, **kwargs)
+    genes = [str(g) for g in cf.var_names]
+    delta = pd.DataFrame(np.asarray(cf.layers[Key.layers.DELTA]), columns=genes)
+    delta["__row"] = state.source_rows(cf)
+    mean = delta.groupby("__row", sort=True).mean()
+    params = {k: v for k, v in kwargs.items() if k != "progress"}
+    return Intervention(name=name, key=key, do=do, selection=selection, table=cf,
+                        rows=mean.index.to_numpy(), delta=mean.to_numpy(dtype=np.float32),
+                        genes=genes, params=params)
+
+
+@dataclass
+class InterveneRequest:
+    """What the Intervene form holds; ``selection`` is made by :mod:`.cells` from the form."""
+
+    concept: str | None
+    value: str | None
+    selection: Selection | None = None
+    sampler: str = "mean"
+    steps: int = DEFAULT_STEPS
+    seed: int = 0
+    donor: str = "random"
+
+    def validate(self, state: AppState) -> tuple[dict[str, str], Selection]:
+        """``(do, selection)``; raises with the message to show."""
+        state.require_model()
+        if not self.concept or self.value is None or self.value == "":
+            raise DataError("Choose a concept and a target value.")
+        if self.sampler not in SAMPLERS:
+            raise DataError(f"The sampler must be one of {list(SAMPLERS)}.")
+        if int(self.steps) < 1:
+            raise DataError("Sample with at least one step.")
+        from .cells import select
+
+        return {self.concept: str(self.value)}, self.selection or select(state, "all")
+
+    def sampling(self) -> dict[str, Any]:
+        return dict(sampler=self.sampler, steps=int(self.steps), seed=int(self.seed),
+                    donor=self.donor)
+
+
+@dataclass
+class InterveneResult:
+    intervention: Intervention
+    message: str
+
+
+def intervene_job(state: AppState, request: InterveneRequest) -> Job[InterveneResult]:
+    """Generate the counterfactual (progress: the sampler's fraction done). Cancelling stops
+    the sampler at its next report; the result is kept in the state at the end."""
+    do, selection = request.validate(state)
+    name = intervention_name(do, selection)
+
+    def steps(job: Job) -> Any:
+        yield Progress(0.0, f"Generating {name} for {selection.n_cells} cells...")
+
+        def call(report: Any) -> Intervention:
+            return compute_intervention(state, do, selection, progress=report,
+                                        **request.sampling())
+
+        iv = yield from pump(job, call, lambda f: Progress(float(f)))
+        yield Progress(1.0, "")
+        state.add_intervention(iv)
+        where = "table" if state.is_spatialdata else f"adata.uns[{Key.uns.CAUSCELL!r}]"
+        return InterveneResult(iv, f"Kept {iv.name} ({iv.selection.n_cells} cells) as "
+                                   f"{where} {iv.key!r}. Show it with Overlay.")
+
+    return Job(steps, title=f"CausCell: {name}")

@@ -1,0 +1,174 @@
+"""Workflow: train a model on the state's table (concepts, graph, size), save and load it."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from .._model import SELECT_LABELS, CausCell, TrainProgress, validation_loss
+from ..data import validate_dag
+from ..errors import DataError
+from .jobs import Job, Progress, pump
+from .state import AppState
+
+__all__ = ["MODEL_SIZES", "TrainRequest", "TrainResult", "build_model", "check_dag",
+           "devices", "edges_from_parents", "epoch_text", "load_model", "loss_curve",
+           "save_model", "train_job"]
+
+#: Model sizes the front ends offer (architecture keyword arguments of CausCell).
+MODEL_SIZES = {
+    "default": {},
+    "small (fast)": {"token_dim": 16, "hidden": 128, "width": 64, "depth": 1},
+    "tiny (tests, demos)": {"token_dim": 8, "hidden": 64, "width": 32, "depth": 1},
+}
+
+
+def devices() -> list[str]:
+    """Devices a front end offers: ``auto``, ``cpu`` and the accelerators torch sees."""
+    import torch
+
+    out = ["auto", "cpu"]
+    if torch.cuda.is_available():
+        out.append("cuda")
+    if getattr(torch.backends, "mps", None) is not None and torch.backends.mps.is_available():
+        out.append("mps")
+    return out
+
+
+def edges_from_parents(parents: Mapping[str, Iterable[str]]) -> list[tuple[str, str]]:
+    """``{child: [parents]}`` -> ``[(parent, child), ...]``."""
+    return [(str(p), str(c)) for c, ps in parents.items() for p in ps]
+
+
+def check_dag(concepts: Sequence[str], edges: Any) -> list[tuple[str, str]]:
+    """Validated edges; raises :class:`~napari_causcell.DAGError` on a cycle."""
+    return validate_dag(list(concepts), edges)
+
+
+def build_model(state: AppState, concepts: Sequence[str], dag: Any = None, *, seed: int = 0,
+                device: str | None = None, **kwargs: Any) -> CausCell:
+    """Create an untrained model on the state's table (it replaces the current one)."""
+    if not concepts:
+        raise DataError("Choose at least one concept column.")
+    edges = check_dag(concepts, dag)
+    model = CausCell(state.data, list(concepts), edges, table_key=state.table_key, seed=seed,
+                     device=device, **kwargs)
+    state.set_model(model)
+    return model
+
+
+@dataclass
+class TrainRequest:
+    """What the Train form holds."""
+
+    concepts: Sequence[str]
+    parents: Mapping[str, Sequence[str]] = field(default_factory=dict)
+    epochs: int = 100
+    seed: int = 0
+    device: str = "auto"
+    size: str = "default"
+    max_time: float | None = None
+
+    def validate(self) -> list[tuple[str, str]]:
+        """The validated edges; raises a :class:`~napari_causcell.CausCellError` with the
+        message to show (no concept, a cycle, an unknown size, no epochs)."""
+        if not self.concepts:
+            raise DataError("Choose at least one concept column.")
+        if self.size not in MODEL_SIZES:
+            raise DataError(f"Model size must be one of {list(MODEL_SIZES)}.")
+        if int(self.epochs) < 1:
+            raise DataError("Train for at least one epoch.")
+        return check_dag(self.concepts, edges_from_parents(self.parents))
+
+    def start_text(self, state: AppState) -> str:
+        dag = ", ".join(f"{a} -> {b}" for a, b in self.validate()) or "none"
+        return (f"Training on {state.n_cells} cells: concepts {list(self.concepts)}, "
+                f"DAG {dag}...")
+
+
+@dataclass
+class TrainResult:
+    history: list[dict[str, float]]
+    message: str
+
+
+def epoch_text(p: TrainProgress) -> str:
+    """``Epoch 3/60: loss 1.234, validation recon 0.987 (12 s)``."""
+    total = p.losses.get("total", float("nan"))
+    val = validation_loss(p.val_losses)  # the quantity early stopping watches
+    val_text = f", {SELECT_LABELS['recon']} {val:.3f}" if val is not None else ""
+    return f"Epoch {p.epoch}/{p.max_epochs}: loss {total:.3f}{val_text} ({p.elapsed:.0f} s)"
+
+
+def _done_text(model: CausCell, n_epochs: int) -> str:
+    params = model.train_params
+    reason = params.get("stop_reason", "")
+    best = params.get("best_val_loss", float("nan"))
+    label = SELECT_LABELS.get(params.get("select", "recon"), "validation loss")
+    return (f"Trained {n_epochs} epochs (ended by {reason}); best {label} {best:.3f}, whose "
+            "weights are kept. The model is ready for Intervene.")
+
+
+def train_job(state: AppState, request: TrainRequest) -> Job[TrainResult]:
+    """Build the model and train it; one :class:`Progress` per epoch (``data``: the
+    ``TrainProgress``). Cancelling stops after the current step and keeps the best weights."""
+    edges = request.validate()
+    start = request.start_text(state)
+    device = None if request.device == "auto" else request.device
+
+    def steps(job: Job) -> Any:
+        yield Progress(0.0, start)
+        model = build_model(state, request.concepts, edges, seed=int(request.seed),
+                            device=device, **MODEL_SIZES[request.size])
+        job.on_cancel(model.request_stop)
+
+        def as_progress(p: TrainProgress) -> Progress:
+            if job.cancelled:  # a stop asked for before training started
+                model.request_stop()
+            return Progress(p.epoch / p.max_epochs, epoch_text(p), p)
+
+        def call(report: Any) -> list[dict[str, float]]:
+            return model.train(int(request.epochs), callbacks=[report],
+                               max_time=request.max_time or None)
+
+        history = yield from pump(job, call, as_progress, abort=False)
+        state.trained()
+        yield Progress(1.0, "")
+        return TrainResult(history, _done_text(model, len(history)))
+
+    return Job(steps, title="CausCell training", total=int(request.epochs))
+
+
+def loss_curve(model: CausCell | None) -> tuple[list[int], list[float], list[float]]:
+    """``(epochs, train loss, validation loss)`` of a model's history (NaN: none)."""
+    epochs: list[int] = []
+    train: list[float] = []
+    val: list[float] = []
+    if model is None:
+        return epochs, train, val
+    select = model.train_params.get("select", "recon+concept")
+    for rec in model.history:
+        v = validation_loss(rec, select, prefix="val_")
+        epochs.append(int(rec["epoch"]))
+        train.append(float(rec.get("train_total", math.nan)))
+        val.append(math.nan if v is None else v)
+    return epochs, train, val
+
+
+def save_model(state: AppState, path: str | Path) -> str:
+    """Save the state's model; returns the message to show."""
+    if state.model is None:
+        raise DataError("No model to save: train one first.")
+    out = state.model.save(path, overwrite=True)
+    return f"Saved the model to {out}."
+
+
+def load_model(state: AppState, path: str | Path, device: str | None = None) -> str:
+    """Load a saved model for the state's data; returns the message to show."""
+    model = CausCell.load(path, device=device, data=state.data)
+    state.set_model(model)
+    state.trained()
+    return f"Loaded a model of {model.concepts} from {path}."
