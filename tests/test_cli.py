@@ -254,7 +254,7 @@ def test_demo_tiny(capsys, tmp_path):
 
     out = tmp_path / "demo"
     rc, stdout, err = _run(capsys, "demo", "--out", out, "--n-cells", "900", "--epochs", "2",
-                           "--steps", "5", "--quiet")
+                           "--steps", "5", "--real-epochs", "3", "--quiet")
     assert rc == 0, err
     for name in ("loss.png", "metrics.json", "model/model.pt", "model/causcell.json"):
         assert (out / name).is_file(), name
@@ -284,6 +284,41 @@ def test_demo_tiny(capsys, tmp_path):
 
     assert "Pearson r" in stdout and "Planted age effects: sign agrees for" in stdout
     assert str(out) in stdout
+
+    # then the real MERFISH data: a marker table of predicted vs observed change
+    real = m["real_data"]
+    assert real["training"]["epochs"] == 3
+    assert real["counterfactual"]["do"] == {"age": "old"}
+    assert real["counterfactual"]["n_cells"] == 2411  # the young mouse
+    rows = {(r["gene"], r["cell_type"]): r for r in real["markers"]}
+    assert {("C4b", "Oligo"), ("Gfap", "Astro"), ("B2m", "Microglia"),
+            ("H2-K1", "Microglia")} <= set(rows)
+    c4b = rows["C4b", "Oligo"]
+    assert c4b["n_source"] == 429 and c4b["n_target"] == 664
+    assert c4b["observed"] == pytest.approx(3.01, abs=0.01)  # old - young, log-normalised
+    assert c4b["predicted"] > 0.3 and c4b["agrees_observed"] and c4b["agrees_expected"]
+    assert rows["Gfap", "Astro"]["observed"] == pytest.approx(1.69, abs=0.01)
+    assert real["n"] == len(real["markers"]) >= 10 and not real["skipped"]
+    assert any(r["gene"] == "C4b" and r["domain"] == "CC/ACO" for r in real["by_domain"])
+    assert "mouse and age are confounded" in real["caveat"]
+    merfish_pngs = sorted(p.name for p in out.glob("merfish_*.png"))
+    assert merfish_pngs == ["merfish_loss.png", "merfish_overlay_B2m.png",
+                            "merfish_overlay_C4b.png", "merfish_overlay_Gfap.png"]
+    assert "Real data: MERFISH mouse brain aging" in stdout
+    assert "mouse and age are confounded" in stdout
+    assert "C4b     Oligo" in stdout and stdout.rstrip().splitlines()[-1].startswith("Total time")
+
+
+def test_demo_simulated_only(capsys, tmp_path):
+    out = tmp_path / "demo"
+    rc, stdout, err = _run(capsys, "demo", "--out", out, "--n-cells", "300", "--epochs", "1",
+                           "--steps", "2", "--no-real", "--quiet")
+    assert rc == 0, err
+    m = json.loads((out / "metrics.json").read_text())
+    assert "real_data" not in m and not list(out.glob("merfish_*"))
+    assert "Real data" not in stdout
+    rc, _, err = _run(capsys, "demo", "--out", out, "--real-epochs", "0")
+    assert rc == 2 and "--real-epochs must be >= 1" in err
 
 
 # -- counterfactual_accuracy on hand-made cases ------------------------------------------------
@@ -352,3 +387,36 @@ def test_pearson_helper():
     assert pearson(np.zeros(5), np.arange(5)) == 0.0
     assert pearson(np.arange(5), 2 * np.arange(5) + 1) == pytest.approx(1.0)
     assert pearson(np.arange(5), -np.arange(5)) == pytest.approx(-1.0)
+
+
+def test_marker_table_by_hand():
+    from napari_causcell._demo import marker_table
+    from napari_causcell.datasets import merfish_brain_aging
+
+    table = merfish_brain_aging(as_anndata=True)
+    young = (table.obs["age"] == "young").to_numpy()
+    genes = list(table.var_names)
+    obs = table.obs[young].copy()
+    obs["source_id"] = obs.index.astype(str)
+    delta = np.zeros((int(young.sum()), len(genes)), np.float32)
+    delta[:, genes.index("C4b")] = 1.0
+    cf = ad.AnnData(delta.copy(), obs=obs, var=pd.DataFrame(index=genes))
+    cf.layers["delta"] = delta
+    cf.uns["causcell"] = {"do": {"age": "old"}}
+    markers = pd.DataFrame({"gene": ["C4b", "Gfap", "Nope", "C4b"],
+                            "cell_type": ["Oligo", "Astro", "Astro", "Macrophage"],
+                            "direction": ["up", "down", "up", "up"]})
+    res = marker_table(table, cf, markers)
+    rows = {(r["gene"], r["cell_type"]): r for r in res["markers"]}
+    assert set(rows) == {("C4b", "Oligo"), ("Gfap", "Astro")}
+    assert rows["C4b", "Oligo"]["predicted"] == pytest.approx(1.0)
+    assert rows["C4b", "Oligo"]["observed"] == pytest.approx(3.01, abs=0.01)
+    assert rows["C4b", "Oligo"]["agrees_observed"] and rows["C4b", "Oligo"]["agrees_expected"]
+    gfap = rows["Gfap", "Astro"]
+    assert gfap["predicted"] == 0.0 and not gfap["agrees_expected"]
+    assert {s["gene"] for s in res["skipped"]} == {"Nope", "C4b"}
+    by = [r for r in res["by_domain"] if r["gene"] == "C4b" and r["domain"] == "STR_CP/ACB"]
+    assert by and by[0]["observed"] is None  # 2 old oligodendrocytes in the striatum
+    cf.uns["causcell"] = {"do": {"domain": "VEN"}}
+    with pytest.raises(Exception, match="does not set 'age'"):
+        marker_table(table, cf, markers)

@@ -14,6 +14,7 @@ from ._sun2024 import (
     SUN2024_AGE_MARKERS,
     SUN2024_CELL_TYPES,
     SUN2024_CREDIT,
+    SUN2024_LITERATURE_MARKERS,
     merfish_brain_aging,
     merfish_brain_aging_path,
 )
@@ -25,5 +26,5 @@ __all__ = [
     "merscope_to_schema", "read_merfish_h5ad", "read_merscope",
     # real MERFISH brain aging, shipped (Sun et al.; MIT)
     "merfish_brain_aging", "merfish_brain_aging_path", "SUN2024_AGE_MARKERS",
-    "SUN2024_CELL_TYPES", "SUN2024_CREDIT",
+    "SUN2024_CELL_TYPES", "SUN2024_CREDIT", "SUN2024_LITERATURE_MARKERS",
 ]

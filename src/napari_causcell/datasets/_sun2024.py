@@ -27,7 +27,7 @@ if TYPE_CHECKING:
     from spatialdata import SpatialData
 
 __all__ = ["merfish_brain_aging", "merfish_brain_aging_path", "SUN2024_CELL_TYPES",
-           "SUN2024_CREDIT", "SUN2024_AGE_MARKERS"]
+           "SUN2024_CREDIT", "SUN2024_AGE_MARKERS", "SUN2024_LITERATURE_MARKERS"]
 
 _FILE = "merfish_brain_aging_sun2024.h5ad"
 _LICENSE = "LICENSE_merfish_brain_aging_sun2024.txt"
@@ -57,6 +57,25 @@ SUN2024_AGE_MARKERS: pd.DataFrame = pd.DataFrame(
      ("H2-K1", "Microglia", "up")],
     columns=["gene", "cell_type", "direction"],
 )
+
+
+#: Ageing genes from the mouse-brain ageing literature that are in this 200-gene panel, with the
+#: cell type they are reported in (all reported up with age): the four
+#: :data:`SUN2024_AGE_MARKERS` plus complement (C4b in astrocytes, C3 in reactive astrocytes,
+#: C1qa in microglia), disease-/age-associated microglia (Lyz2, Cd9), interferon response
+#: (Bst2 in microglia, Ifi27 and Ifitm3 in endothelial cells) and MHC-I (B2m in endothelial
+#: cells). Chosen from the literature before looking at these data: some (C3, Cd9) do not
+#: change between the two mice here. ``programme`` names the biology, ``direction`` the
+#: reported sign. (Il33, Cd74, H2-D1 and C1qb/c are not in the panel.)
+SUN2024_LITERATURE_MARKERS: pd.DataFrame = pd.DataFrame(
+    [("C4b", "Oligo", "complement"), ("C4b", "Astro", "complement"),
+     ("Gfap", "Astro", "reactive astrocytes"), ("C3", "Astro", "complement"),
+     ("B2m", "Microglia", "MHC-I"), ("H2-K1", "Microglia", "MHC-I"),
+     ("C1qa", "Microglia", "complement"), ("Lyz2", "Microglia", "age-associated microglia"),
+     ("Cd9", "Microglia", "age-associated microglia"), ("Bst2", "Microglia", "interferon"),
+     ("B2m", "Endo", "MHC-I"), ("Ifi27", "Endo", "interferon"), ("Ifitm3", "Endo", "interferon")],
+    columns=["gene", "cell_type", "programme"],
+).assign(direction="up")
 
 
 def merfish_brain_aging_path() -> Path:
