@@ -19,7 +19,9 @@ from napari_causcell.jupyter import (
     TrainPanel,
     TrendsPanel,
 )
-from napari_causcell.session import CausCellSession
+from napari_causcell.app import AppState
+from napari_causcell.app.overlay import top_genes
+from napari_causcell.app.trends import top_trends
 
 TIMEOUT = 300
 
@@ -41,7 +43,7 @@ def test_jupyter_imports_no_qt_or_napari():
 
 
 def test_train_panel_dag_ticks_and_errors(sdata):
-    panel = TrainPanel(CausCellSession(sdata))
+    panel = TrainPanel(AppState(sdata))
     assert panel.concepts.value == ("age", "domain", "cell_type")
     panel.set_parents({"cell_type": ["age", "domain"]})
     assert panel.parents() == {"age": [], "domain": [], "cell_type": ["age", "domain"]}
@@ -59,13 +61,14 @@ def test_train_panel_dag_ticks_and_errors(sdata):
 
 
 def test_train_panel_trains_streams_and_stops(sdata):
-    session = CausCellSession(sdata)
+    session = AppState(sdata)
     panel = TrainPanel(session)
     panel.set_parents({"cell_type": ["age", "domain"]})
     panel.size.value = "tiny (tests, demos)"
     panel.epochs.value = 3
     seen = []
-    session.subscribe(seen.append)
+    session.events.model.connect(lambda *_: seen.append("model"))
+    session.events.trained.connect(lambda *_: seen.append("training"))
     assert panel.train() is True
     assert panel.train_button.disabled and not panel.stop_button.disabled
     panel.wait(TIMEOUT)
@@ -89,7 +92,7 @@ def test_train_panel_trains_streams_and_stops(sdata):
 
 
 def test_save_and_load_through_panel(sdata, trained, tmp_path):
-    session = CausCellSession(sdata)
+    session = AppState(sdata)
     session.set_model(trained)
     panel = TrainPanel(session)
     panel.path.value = str(tmp_path / "m")
@@ -125,7 +128,7 @@ def test_full_panel_intervene_and_overlay(panel):
     assert iv_panel.progress.value == 1.0 and "Kept" in iv_panel.status_text
     # the result is shown in Overlay, on the top changed gene, factual | counterfactual
     assert panel.tabs.selected_index == 2
-    top = s.top_genes(name, n=20)
+    top = top_genes(s, name, n=20)
     assert ov_panel.gene.value == top["gene"].iloc[0]
     assert [v for _, v in ov_panel.top.options] == list(top["gene"])
     ov = ov_panel.overlay
@@ -158,9 +161,9 @@ def test_full_panel_intervene_and_overlay(panel):
 
 
 def test_intervene_refusals(sdata, trained):
-    untrained = IntervenePanel(CausCellSession(sdata))
+    untrained = IntervenePanel(AppState(sdata))
     assert untrained.run() is False and "No model" in untrained.status_text
-    s = CausCellSession(sdata)
+    s = AppState(sdata)
     s.set_model(trained)
     p = IntervenePanel(s)
     p.concept.value = "domain"
@@ -175,7 +178,7 @@ def test_intervene_refusals(sdata, trained):
 
 
 def test_overlay_needs_an_intervention(sdata, trained):
-    s = CausCellSession(sdata)
+    s = AppState(sdata)
     s.set_model(trained)
     p = OverlayPanel(s)
     assert p.gene.value == trained.genes[0]
@@ -195,7 +198,7 @@ def test_train_panel_suggests_the_graph():
     table = brain_aging(n_cells=6000, n_genes=60, seed=0).tables["table"]
     adata = ad.AnnData(obs=table.obs[["age", "domain", "cell_type"]].copy(),
                        obsm={"spatial": table.obsm["spatial"]})
-    panel = TrainPanel(CausCellSession(adata))
+    panel = TrainPanel(AppState(adata))
     assert panel.dag_image.layout.display == "none"
     assert panel.suggest() is True
     panel.wait(TIMEOUT)
@@ -217,12 +220,12 @@ def test_train_panel_lists_undirected_edges_until_decided():
     b = np.where(rng.random(3000) < 0.8, a, rng.integers(0, 3, 3000))
     obs = pd.DataFrame({"colour": a.astype(str), "shape": b.astype(str)}).astype("category")
     adata = ad.AnnData(obs=obs, obsm={"spatial": rng.random((3000, 2))})
-    panel = TrainPanel(CausCellSession(adata))
+    panel = TrainPanel(AppState(adata))
     panel.concepts.value = ("colour", "shape")
     panel.suggest()
     panel.wait(TIMEOUT)
     assert panel.undirected_pending() == [("colour", "shape")]
-    assert "colour &mdash; shape" in panel.undirected_label.value
+    assert "colour -- shape" in panel.undirected_label.value
     assert "decide the marked edges" in panel.status_text
     panel.set_parents({"shape": ["colour"]})
     assert panel.undirected_pending() == [] and "oriented" in panel.undirected_label.value
@@ -231,7 +234,7 @@ def test_train_panel_lists_undirected_edges_until_decided():
 
 
 def test_trends_panel(sdata, trained):
-    session = CausCellSession(sdata)
+    session = AppState(sdata)
     session.set_model(trained)
     panel = TrendsPanel(session, n_rows=5)
     assert panel.concept.value == "age" and panel.source.options[0] == "4wk"
@@ -247,7 +250,7 @@ def test_trends_panel(sdata, trained):
     assert panel.progress.value == 1.0
     n_sig = int(res["significant"].sum())
     assert f"{n_sig} significant of {len(res)} tests" in panel.status_text
-    top = session.top_trends(res, 5)
+    top = top_trends(res, 5)
     assert len(top) == (min(5, n_sig) if n_sig else 5)
     assert list(top.columns) == ["target", "group", "gene", "mean_change",
                                                    "ci_low", "ci_high", "padj", "unit",
@@ -265,6 +268,6 @@ def test_trends_panel(sdata, trained):
 
 
 def test_trends_panel_needs_a_model(sdata):
-    panel = TrendsPanel(CausCellSession(sdata))
+    panel = TrendsPanel(AppState(sdata))
     assert panel.run_button.disabled and panel.run() is False
     assert "Refused" in panel.status_text

@@ -24,14 +24,14 @@ from .cells import SELECTION_MODES, Selection, select
 from .domains import DomainsRequest, DomainsResult, domains_job
 from .graph import SuggestRequest, SuggestResult, suggest_job
 from .intervene import InterveneRequest, InterveneResult, Intervention, intervene_job
-from .jobs import USER_ERRORS, Cancelled, Job, Progress, describe_error, pump, start_thread
+from .jobs import BUSY, USER_ERRORS, Cancelled, Job, Progress, describe_error, pump, start_thread
 from .overlay import COLOR_BY, VIEWS, Overlay, OverlayRequest, label_palette, to_rgba
 from .state import AppEvents, AppState, data_from_metadata
 from .train import MODEL_SIZES, TrainRequest, TrainResult, train_job
 from .trends import ALL_OTHERS, TrendsRequest, TrendsResult, trends_job
 
 __all__ = [
-    "ALL_OTHERS", "COLOR_BY", "MODEL_SIZES", "SELECTION_MODES", "USER_ERRORS", "VIEWS",
+    "ALL_OTHERS", "BUSY", "COLOR_BY", "MODEL_SIZES", "SELECTION_MODES", "USER_ERRORS", "VIEWS",
     "AppEvents", "AppState", "Cancelled", "DomainsRequest", "DomainsResult",
     "InterveneRequest", "InterveneResult", "Intervention", "Job", "Overlay", "OverlayRequest",
     "Progress", "Selection", "SuggestRequest", "SuggestResult", "TrainRequest", "TrainResult",

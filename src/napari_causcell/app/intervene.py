@@ -13,7 +13,7 @@ from .. import tl
 from .._constants import DEFAULT_STEPS
 from .._keys import Key
 from ..errors import ConceptError, DataError
-from .cells import Selection
+from .cells import Selection, select
 from .jobs import Job, Progress, pump
 from .state import AppState, unique_key
 
@@ -95,11 +95,19 @@ def compute_intervention(state: AppState, do: Mapping[str, Any], selection: Sele
 
 @dataclass
 class InterveneRequest:
-    """What the Intervene form holds; ``selection`` is made by :mod:`.cells` from the form."""
+    """What the Intervene form holds: the target, which cells, and how to sample.
+
+    ``mode``, ``label``, ``column`` and ``polygons`` describe the cells as
+    :func:`~napari_causcell.app.cells.select` takes them (``label`` holds the rows in the
+    ``"indices"`` mode).
+    """
 
     concept: str | None
     value: str | None
-    selection: Selection | None = None
+    mode: str = "all"
+    label: Any = None
+    column: str | None = None
+    polygons: Any = None
     sampler: str = "mean"
     steps: int = DEFAULT_STEPS
     seed: int = 0
@@ -114,9 +122,9 @@ class InterveneRequest:
             raise DataError(f"The sampler must be one of {list(SAMPLERS)}.")
         if int(self.steps) < 1:
             raise DataError("Sample with at least one step.")
-        from .cells import select
-
-        return {self.concept: str(self.value)}, self.selection or select(state, "all")
+        selection = select(state, self.mode, None if self.mode == "all" else self.label,
+                           column=self.column or None, polygons=self.polygons)
+        return {self.concept: str(self.value)}, selection
 
     def sampling(self) -> dict[str, Any]:
         return dict(sampler=self.sampler, steps=int(self.steps), seed=int(self.seed),

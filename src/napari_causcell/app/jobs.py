@@ -22,7 +22,7 @@ from typing import Any, Generic, TypeVar
 
 from ..errors import CausCellError
 
-__all__ = ["USER_ERRORS", "Cancelled", "Job", "Progress", "describe_error", "pump",
+__all__ = ["BUSY", "USER_ERRORS", "Cancelled", "Job", "Progress", "describe_error", "pump",
            "start_thread"]
 
 R = TypeVar("R")
@@ -45,6 +45,9 @@ class Progress:
 class Cancelled(CausCellError):
     """The job was cancelled before it produced a result."""
 
+
+#: Shown when a second job is asked for while one runs.
+BUSY = "Busy: wait for the running job (or cancel it)."
 
 #: Errors a user can cause with an input: shown as "Refused: ...", not as a failure.
 USER_ERRORS = (CausCellError, ValueError, KeyError, OSError)
@@ -71,12 +74,15 @@ class Job(Generic[R]):
         Shown on progress bars (``"CausCell training"``).
     total
         Number of steps a progress bar shows (e.g. epochs); ``None`` for a percentage.
+    cancel_text
+        What the front end shows when the user cancels.
     """
 
     def __init__(self, steps: Callable[[Job], Steps], *, title: str,
-                 total: int | None = None) -> None:
+                 total: int | None = None, cancel_text: str = "Cancelling...") -> None:
         self.title = title
         self.total = total
+        self.cancel_text = cancel_text
         self._steps = steps
         self._cancel = threading.Event()
         self._hooks: list[Callable[[], Any]] = []

@@ -25,6 +25,13 @@ __all__ = ["COLOR_BY", "VIEWS", "Overlay", "OverlayRequest", "concept_labels", "
 VIEWS = ("factual", "counterfactual", "difference")
 #: What the cells can be coloured by.
 COLOR_BY = ("expression", "concept", "predicted", "magnitude")
+#: One-click views: name -> (view, show the factual panel beside it).
+VIEW_PRESETS = {
+    "factual | counterfactual": ("counterfactual", True),
+    "factual": ("factual", False),
+    "counterfactual": ("counterfactual", False),
+    "difference": ("difference", False),
+}
 NAN_RGBA = np.array([0.45, 0.45, 0.45, 1.0])
 IvLike = str | Intervention | None
 
@@ -247,6 +254,13 @@ class OverlayRequest:
     view: str = "factual"
     panels: Sequence[str | None] = (None,)
     concept: str | None = None
+
+    @classmethod
+    def preset(cls, name: str, gene: str | None, intervention: str | None) -> OverlayRequest:
+        """A request for one of :data:`VIEW_PRESETS` on one intervention."""
+        view, with_factual = VIEW_PRESETS[name]
+        panels = (None, intervention) if with_factual else (intervention,)
+        return cls("expression", gene, view, panels)
 
     def validate(self, state: AppState) -> None:
         if self.color_by == "expression" and self.view != "factual" and all(

@@ -139,7 +139,9 @@ def train_job(state: AppState, request: TrainRequest) -> Job[TrainResult]:
         yield Progress(1.0, "")
         return TrainResult(history, _done_text(model, len(history)))
 
-    return Job(steps, title="CausCell training", total=int(request.epochs))
+    return Job(steps, title="CausCell training", total=int(request.epochs),
+               cancel_text="Stopping after the current step; the best weights so far are "
+                           "kept...")
 
 
 def loss_curve(model: CausCell | None) -> tuple[list[int], list[float], list[float]]:

@@ -1,0 +1,122 @@
+"""What every panel shares: a status line and one background job at a time (on a thread)."""
+
+from __future__ import annotations
+
+import html
+import io
+import re
+import threading
+from collections.abc import Callable, Sequence
+from typing import Any
+
+import ipywidgets as widgets
+
+from ..app import BUSY, USER_ERRORS, AppState, Job, Progress, describe_error, start_thread
+
+__all__ = ["Panel", "figure_png", "new_figure", "set_options"]
+
+
+def figure_png(fig: Any, dpi: int = 90) -> bytes:
+    """PNG bytes of a matplotlib figure (no pyplot state involved)."""
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png", dpi=dpi)
+    return buf.getvalue()
+
+
+def new_figure(width: float, height: float) -> Any:
+    from matplotlib.figure import Figure
+
+    return Figure(figsize=(width, height), layout="constrained")
+
+
+def set_options(dropdown: widgets.Dropdown, options: Sequence[Any]) -> None:
+    """Replace a dropdown's options, keeping its value when still offered (else the first)."""
+    options = list(options)
+    keep = dropdown.value if dropdown.value in options else (options[0] if options else None)
+    if list(dropdown.options) == options and dropdown.value == keep:
+        return
+    if list(dropdown.options) != options:
+        dropdown.options = options
+    dropdown.value = keep
+
+
+class Panel(widgets.VBox):
+    """A panel over an :class:`~napari_causcell.app.AppState`: a status line and at most one
+    job at a time, run by :func:`napari_causcell.app.start_thread`."""
+
+    def __init__(self, state: AppState, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.state = state
+        self.status = widgets.HTML()
+        self.job: Job | None = None
+        self._thread: threading.Thread | None = None
+        self.error: BaseException | None = None
+
+    @property
+    def session(self) -> AppState:
+        """The state (the name the panels had before :mod:`napari_causcell.app`)."""
+        return self.state
+
+    # -- status ----------------------------------------------------------------------------
+    def message(self, text: str, error: bool = False) -> None:
+        colour = "#b00020" if error else "inherit"
+        self.status.value = f"<span style='color:{colour}'>{html.escape(text)}</span>"
+
+    @property
+    def status_text(self) -> str:
+        """The status line as plain text."""
+        return html.unescape(re.sub(r"<[^>]+>", "", self.status.value))
+
+    # -- jobs ------------------------------------------------------------------------------
+    @property
+    def busy(self) -> bool:
+        return self._thread is not None and self._thread.is_alive()
+
+    def submit(self, make_job: Callable[[], Job], done: Callable[[Any], Any],
+               progress: Callable[[Progress], Any] | None = None) -> bool:
+        """Validate (``make_job``) and start a job; returns whether it started."""
+        if self.busy:
+            self.message(BUSY, error=True)
+            return False
+        try:
+            job = make_job()
+        except USER_ERRORS as err:
+            self.message(describe_error(err), error=True)
+            return False
+        self.error, self.job = None, job
+
+        def on_progress(p: Progress) -> None:
+            if p.text:
+                self.message(p.text)
+            if progress is not None:
+                progress(p)
+
+        self._set_busy(True)
+        self._thread = start_thread(job, progress=on_progress, returned=done,
+                                    errored=self._on_error, finished=self._finished)
+        return True
+
+    def cancel(self) -> None:
+        """Cancel the running job (training keeps the best weights so far)."""
+        if self.job is not None and self.busy:
+            self.job.cancel()
+            self.message(self.job.cancel_text)
+
+    def _on_error(self, err: BaseException) -> None:
+        self.error = err
+        self.message(describe_error(err), error=True)
+
+    def _finished(self) -> None:
+        self._set_busy(False)
+
+    def _set_busy(self, busy: bool) -> None:
+        """Hook: enable or disable the panel's buttons."""
+
+    def wait(self, timeout: float | None = None) -> None:
+        """Block until the running job ends (for scripts and tests); re-raise its error."""
+        if self._thread is not None:
+            self._thread.join(timeout)
+            if self._thread.is_alive():
+                raise TimeoutError(f"{type(self).__name__} job still running after {timeout} s")
+        if self.error is not None:
+            raise self.error

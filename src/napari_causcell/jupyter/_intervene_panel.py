@@ -1,0 +1,107 @@
+"""Intervene panel: do(concept = value) for all cells, one cell type or one domain."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+import ipywidgets as widgets
+
+from .._constants import DEFAULT_STEPS
+from ..app import AppState, Intervention, Progress
+from ..app.intervene import DONORS, SAMPLERS, InterveneRequest, InterveneResult, intervene_job
+from ._base import Panel, set_options
+
+
+class IntervenePanel(Panel):
+    """do(concept = value) for all cells, one cell type or one domain.
+
+    Parameters
+    ----------
+    session
+        The :class:`~napari_causcell.app.AppState`; its model must be trained before
+        :meth:`run`.
+    on_result
+        Called with each new :class:`~napari_causcell.app.Intervention` (on the worker
+        thread), e.g. to show it in an :class:`OverlayPanel`.
+    """
+
+    CELLS = {"all cells": "all", "one cell type": "cell_type", "one domain": "domain"}
+
+    def __init__(self, session: AppState,
+                 on_result: Callable[[Intervention], Any] | None = None) -> None:
+        super().__init__(session)
+        self.on_result = on_result
+        self.concept = widgets.Dropdown(description="Concept")
+        self.target = widgets.Dropdown(description="Set to")
+        self.cells = widgets.Dropdown(options=list(self.CELLS), description="Cells")
+        self.cells_label = widgets.Dropdown(description="Which", disabled=True)
+        self.sampler = widgets.Dropdown(options=list(SAMPLERS), value="mean",
+                                        description="Sampler")
+        self.steps = widgets.BoundedIntText(value=DEFAULT_STEPS, min=1, max=1000,
+                                            description="Steps")
+        self.seed = widgets.IntText(value=0, description="Seed")
+        self.donor = widgets.Dropdown(options=list(DONORS), value="random",
+                                      description="Donor u")
+        self.run_button = widgets.Button(description="Intervene", button_style="primary",
+                                         icon="magic")
+        self.run_button.add_class("causcell-intervene")
+        self.progress = widgets.FloatProgress(value=0.0, min=0.0, max=1.0,
+                                              description="Sampling")
+        self.concept.observe(lambda _: self._fill_targets(), "value")
+        self.cells.observe(lambda _: self._fill_cells(), "value")
+        self.run_button.on_click(lambda _: self.run())
+        for signal in (session.events.model, session.events.trained, session.events.obs):
+            signal.connect(self.refresh)
+        self.refresh()
+        self.children = [
+            widgets.HBox([self.concept, self.target]),
+            widgets.HBox([self.cells, self.cells_label]),
+            widgets.HBox([self.sampler, self.steps]), widgets.HBox([self.seed, self.donor]),
+            widgets.HBox([self.run_button, self.progress]), self.status,
+        ]
+
+    def refresh(self, *_: Any) -> None:
+        """Re-read the model's concepts (after training or loading), time and domain first."""
+        set_options(self.concept, self.state.model_concepts(time_first=True))
+        self._fill_targets()
+        self._fill_cells()
+        self.run_button.disabled = self.state.model is None
+
+    def _fill_targets(self) -> None:
+        set_options(self.target, self.state.concept_labels_of_model(self.concept.value))
+
+    def _fill_cells(self) -> None:
+        mode = self.CELLS[self.cells.value]
+        column = None if mode == "all" else self.state.guess_column(mode)
+        set_options(self.cells_label, self.state.labels(column) if column else [])
+        self.cells_label.disabled = column is None
+        if mode != "all" and column is None:
+            self.message(f"No {mode.replace('_', ' ')} column found in obs.", error=True)
+
+    def request(self) -> InterveneRequest:
+        """The form as a request."""
+        return InterveneRequest(self.concept.value, self.target.value,
+                                self.CELLS[self.cells.value], self.cells_label.value,
+                                sampler=self.sampler.value, steps=int(self.steps.value),
+                                seed=int(self.seed.value), donor=self.donor.value)
+
+    def run(self) -> bool:
+        """Generate the counterfactual on a background thread; returns whether it started."""
+        self.progress.value = 0.0
+        request = self.request()
+        return self.submit(lambda: intervene_job(self.state, request), self._on_result,
+                           self._on_progress)
+
+    def _on_progress(self, p: Progress) -> None:
+        if p.fraction is not None:
+            self.progress.value = p.fraction
+
+    def _on_result(self, result: InterveneResult) -> None:
+        self.progress.value = 1.0
+        self.message(result.message)
+        if self.on_result is not None:
+            self.on_result(result.intervention)
+
+    def _set_busy(self, busy: bool) -> None:
+        self.run_button.disabled = busy or self.state.model is None

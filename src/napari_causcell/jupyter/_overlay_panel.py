@@ -1,0 +1,101 @@
+"""Overlay panel: factual / counterfactual / difference expression on the tissue, top genes."""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Mapping
+from typing import Any
+
+import ipywidgets as widgets
+
+from .. import pl
+from ..app import USER_ERRORS, AppState, Intervention, OverlayRequest, describe_error
+from ..app.overlay import VIEW_PRESETS, top_genes
+from ._base import Panel, figure_png, new_figure, set_options
+
+
+class OverlayPanel(Panel):
+    """Factual / counterfactual / difference expression on the tissue, and top changed genes.
+
+    The factual and counterfactual views share one colour scale; the difference view is
+    symmetric around 0. Cells not intervened on are grey in the difference view.
+    """
+
+    def __init__(self, session: AppState, size: float = 4.0) -> None:
+        super().__init__(session)
+        self.size = size
+        self.figure = None
+        self.overlay = None
+        self.intervention = widgets.Dropdown(description="do()",
+                                             layout=widgets.Layout(width="420px"))
+        self.gene = widgets.Dropdown(description="Gene")
+        self.view = widgets.ToggleButtons(options=list(VIEW_PRESETS),
+                                          value="factual | counterfactual")
+        self.top = widgets.Select(description="Top changed", rows=10,
+                                  layout=widgets.Layout(width="330px"),
+                                  style={"description_width": "initial"})
+        self.image = widgets.Image(format="png", layout=widgets.Layout(max_width="100%"))
+        self.image.add_class("causcell-overlay")
+        self._drawing = threading.Lock()
+        self.gene.observe(lambda _: self.draw(), "value")
+        self.view.observe(lambda _: self.draw(), "value")
+        self.intervention.observe(lambda _: self._on_intervention(), "value")
+        self.top.observe(self._on_top, "value")
+        for signal in (session.events.model, session.events.trained,
+                       session.events.interventions):
+            signal.connect(self.refresh)
+        self.refresh()
+        self.children = [
+            widgets.HBox([self.intervention, self.gene]), self.view,
+            widgets.HBox([self.image, self.top]), self.status,
+        ]
+
+    def refresh(self, *_: Any) -> None:
+        """Re-read genes and interventions from the state."""
+        set_options(self.gene, self.state.genes)
+        names = list(self.state.interventions)
+        if list(self.intervention.options) != names:
+            set_options(self.intervention, names)
+            if names:
+                self.intervention.value = names[-1]
+
+    def show(self, intervention: str | Intervention, gene: str | None = None) -> None:
+        """Show an intervention (by name), its top changed gene unless ``gene`` is given."""
+        name = intervention.name if isinstance(intervention, Intervention) else intervention
+        self.refresh()
+        self.intervention.value = name
+        self.gene.value = gene or str(top_genes(self.state, name, n=1)["gene"].iloc[0])
+        self.draw()
+
+    def _on_intervention(self) -> None:
+        name = self.intervention.value
+        if not name:
+            self.top.options = []
+            return
+        df = top_genes(self.state, name, n=20)
+        self.top.options = [(f"{g:<12} {d:+.3f}", str(g))
+                            for g, d in zip(df["gene"], df["mean_change"])]
+        self.draw()
+
+    def _on_top(self, change: Mapping[str, Any]) -> None:
+        if change["new"] and change["new"] in self.gene.options:
+            self.gene.value = change["new"]
+
+    def draw(self) -> bool:
+        """Redraw the tissue for the chosen gene, view and intervention."""
+        if self.gene.value is None:
+            return False
+        request = OverlayRequest.preset(self.view.value, self.gene.value,
+                                        self.intervention.value or None)
+        try:
+            ov, text = request.run(self.state)
+        except USER_ERRORS as err:
+            self.message(describe_error(err), error=True)
+            return False
+        with self._drawing:
+            fig = new_figure(*pl.overlay_grid(self.state.coords, len(ov.values))[2])
+            pl.tissue_overlay(ov, self.state.coords, fig=fig, size=self.size)
+            self.figure, self.overlay = fig, ov
+            self.image.value = figure_png(fig)
+        self.message(text)
+        return True
