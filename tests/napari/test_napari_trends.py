@@ -1,4 +1,4 @@
-"""The Intervene widget's Trends section (tl.age_trends via the session, on a worker thread).
+"""The Intervene widget's Trends section (app.trends as a napari worker job).
 
 Needs an X server like test_plugin.py (pytest-xvfb or ``xvfb-run -a``); skips otherwise.
 """
@@ -14,23 +14,23 @@ if why_not():
     pytest.skip(why_not(), allow_module_level=True)
 
 from napari_causcell._napari import InterveneWidget  # noqa: E402
-from napari_causcell._napari._layers import session_for  # noqa: E402
+from napari_causcell._napari._layers import state_for  # noqa: E402
 from napari_causcell._napari._sample import brain_aging_sample  # noqa: E402
-from napari_causcell.session import MODEL_SIZES  # noqa: E402
+from napari_causcell.app.train import MODEL_SIZES, build_model  # noqa: E402
 
 
 def test_trends_button_runs_age_trends_and_fills_the_table(qtbot, make_napari_viewer):
     viewer = make_napari_viewer(show=True)
     data, kwargs, _ = brain_aging_sample(n_cells=600, n_mice_per_age=1)[0]
     layer = viewer.add_points(data, **kwargs)
-    s = session_for(layer)
-    s.build_model(["age", "domain", "cell_type"], [("age", "cell_type"),
-                                                    ("domain", "cell_type")],
-                  device="cpu", **MODEL_SIZES["tiny (tests, demos)"])
+    s = state_for(layer)
+    build_model(s, ["age", "domain", "cell_type"], [("age", "cell_type"),
+                                                     ("domain", "cell_type")],
+                device="cpu", **MODEL_SIZES["tiny (tests, demos)"])
     w = InterveneWidget(viewer)
     assert not w.trends_btn.isEnabled()  # untrained
-    s.train(2)
-    s.notify("model")
+    s.model.train(2)
+    s.trained()
     qtbot.waitUntil(lambda: w.trends_btn.isEnabled(), timeout=10_000)
     w.concept_combo.setCurrentText("age")
     assert w.trend_source.currentText() == "4wk"

@@ -21,6 +21,8 @@ if why_not():
 from napari_causcell._napari import InterveneWidget, OverlayWidget, TrainWidget  # noqa: E402
 from napari_causcell._napari._layers import OVERLAY_KEY  # noqa: E402
 from napari_causcell._napari._sample import brain_aging_sample  # noqa: E402
+from napari_causcell.app.cells import cells_in_polygons  # noqa: E402
+from napari_causcell.app.overlay import predicted_labels  # noqa: E402
 
 DOCS_IMAGES = Path(__file__).resolve().parents[2] / "docs" / "images"
 # CAUSCELL_DOCS_SCREENSHOTS=1 trains a useful model (minutes) and writes the screenshots into
@@ -148,7 +150,7 @@ def test_cancel_keeps_a_usable_model(qtbot, viewer):
     assert 1 <= len(model.history) < 500
     assert train.train_btn.isEnabled() and not train.cancel_btn.isEnabled()
     # usable: predictions and an intervention
-    pred = train.session.predicted_labels("age")
+    pred = predicted_labels(train.state, "age")
     assert len(pred) == N_CELLS
     iv = InterveneWidget(viewer)
     assert iv.run_btn.isEnabled()
@@ -215,7 +217,7 @@ def test_train_intervene_overlay_and_screenshot(qtbot, viewer, tmp_path):
     assert len(s.interventions) == 2
     iv_locus = list(s.interventions.values())[-1]
     assert iv_locus.do == {"domain": "Striatum"}
-    inside = s.cells_in_polygons([square[:, ::-1]])
+    inside = cells_in_polygons(s, [square[:, ::-1]])
     np.testing.assert_array_equal(np.sort(iv_locus.rows), np.flatnonzero(inside))
     assert (sdata.tables[iv_locus.key].obs["domain"] == "Striatum").all()
     # an empty polygon is refused with a message

@@ -12,7 +12,7 @@ if why_not():
     pytest.skip(why_not(), allow_module_level=True)
 
 from napari_causcell._napari import TrainWidget  # noqa: E402
-from napari_causcell._napari._widgets import _UNDIRECTED_COLOR  # noqa: E402
+from napari_causcell._napari._dag_grid import UNDIRECTED_COLOR as _UNDIRECTED_COLOR  # noqa: E402
 
 
 @pytest.fixture

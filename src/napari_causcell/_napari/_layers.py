@@ -1,4 +1,4 @@
-"""Layers <-> sessions: cells as Points, the napari-spatialdata metadata convention, overlays."""
+"""Layers <-> app states: cells as Points, the napari-spatialdata metadata convention, overlays."""
 
 from __future__ import annotations
 
@@ -8,13 +8,14 @@ import numpy as np
 import pandas as pd
 
 from ..data import DataError, resolve_table, table_attrs
-from ..session import CausCellSession, data_from_metadata, label_palette
+from .._keys import Key
+from ..app import AppState, data_from_metadata, label_palette
 
 if TYPE_CHECKING:
     import napari
 
-OVERLAY_KEY = "causcell_overlay"  # metadata flag of the overlay layers ("A" or "B")
-_SESSIONS: dict[tuple[int, str | None], tuple[Any, CausCellSession]] = {}
+OVERLAY_KEY = Key.layer_meta.OVERLAY  # metadata flag of the overlay layers ("A" or "B")
+_STATES: dict[tuple[int, str | None], tuple[Any, AppState]] = {}
 
 
 def is_data_layer(layer: Any) -> bool:
@@ -29,26 +30,30 @@ def data_layers(viewer: napari.Viewer) -> list[Any]:
     return [layer for layer in viewer.layers if is_data_layer(layer)]
 
 
-def session_for(layer: Any, table_key: str | None = None) -> CausCellSession:
-    """The (shared) session of the data a layer carries; one per dataset and table."""
+def state_for(layer: Any, table_key: str | None = None) -> AppState:
+    """The (shared) application state of the data a layer carries: one per dataset and
+    table, so every dock widget works on the same model and interventions."""
     data, key = data_from_metadata(layer.metadata)
     key = table_key or key
     if key is None and data is not None and hasattr(data, "tables"):
         key = resolve_table(data)[1]
-    entry = _SESSIONS.get((id(data), key))
+    entry = _STATES.get((id(data), key))
     if entry is None or entry[0] is not data:
-        session = CausCellSession(data, key)
-        _SESSIONS[(id(data), key)] = (data, session)
-        return session
+        state = AppState(data, key)
+        _STATES[(id(data), key)] = (data, state)
+        return state
     return entry[1]
 
 
+session_for = state_for  # the name before napari_causcell.app
+
+
 def forget_sessions() -> None:
-    """Drop every kept session (tests; closing all data)."""
-    _SESSIONS.clear()
+    """Drop every kept state (tests; closing all data)."""
+    _STATES.clear()
 
 
-def layer_rows(layer: Any, session: CausCellSession) -> np.ndarray:
+def layer_rows(layer: Any, session: AppState) -> np.ndarray:
     """Table row of each element of ``layer`` (-1 where the element has no row)."""
     meta = layer.metadata or {}
     n_layer = len(layer.data)
@@ -125,7 +130,7 @@ def cells_layer_tuple(
     table, key = resolve_table(data, table_key)
     coords = coordinates(data, key)
     attrs = table_attrs(table)
-    session = CausCellSession(data, key)
+    session = AppState(data, key)
     color_by = color_by or session.guess_column("cell_type") or session.guess_column("domain")
     face = "white"
     if color_by is not None:
@@ -145,7 +150,7 @@ def cells_layer_tuple(
         "table_names": [key] if key else [],
         "name": region if isinstance(region, str) else None,
         "indices": table.obs[ik].tolist() if ik in table.obs else list(range(table.n_obs)),
-        "causcell_color_by": color_by,
+        Key.layer_meta.COLOR_BY: color_by,
     }
     kwargs = {
         "name": name or (region if isinstance(region, str) else "cells"),
@@ -158,14 +163,14 @@ def cells_layer_tuple(
     return (coords[:, ::-1].copy(), kwargs, "points")
 
 
-def color_layer_by_labels(layer: Any, session: CausCellSession, column: str) -> None:
+def color_layer_by_labels(layer: Any, session: AppState, column: str) -> None:
     """Colour a cells layer by an ``obs`` column (e.g. freshly derived domains)."""
     rows = layer_rows(layer, session)
     labels = session.adata.obs[column].astype(str).to_numpy()
     palette = label_palette(session.labels(column))
     grey = np.array([0.45, 0.45, 0.45, 1.0])
     layer.face_color = np.array([palette[labels[r]] if r >= 0 else grey for r in rows])
-    layer.metadata["causcell_color_by"] = column
+    layer.metadata[Key.layer_meta.COLOR_BY] = column
     if column in session.adata.obs:
         feats = layer.features.copy() if len(layer.features) == len(rows) else pd.DataFrame(
             index=range(len(rows)))
