@@ -8,7 +8,8 @@ from typing import TYPE_CHECKING, Any
 from qtpy.QtCore import QObject, Qt, Signal
 from qtpy.QtWidgets import QComboBox, QFormLayout, QLabel, QVBoxLayout, QWidget
 
-from ..app import BUSY, USER_ERRORS, AppState, Job, Progress, describe_error
+from ..app import USER_ERRORS, AppState, Job, Progress
+from ..app.forms import JobHost
 from ._layers import data_layers, state_for
 from ._worker import start_worker
 
@@ -40,7 +41,7 @@ def set_items(combo: QComboBox, items: Sequence[str], keep: bool = True,
     combo.blockSignals(False)
 
 
-class CausCellWidget(QWidget):
+class CausCellWidget(QWidget, JobHost):
     """Cells-layer choice, status line, state events and the job (one at a time)."""
 
     title = "CausCell"
@@ -143,48 +144,23 @@ class CausCellWidget(QWidget):
     def busy(self) -> bool:
         return self.worker is not None
 
-    def submit(self, make_job: Callable[[AppState], Job], returned: Callable[[Any], Any],
-               progress: Callable[[Progress], Any] | None = None) -> Any:
-        """Validate (``make_job(state)``) and start a job; the worker, or ``None``."""
+    def submit(self, make_job: Callable[[], Job], returned: Callable[[Any], Any],
+               progress: Callable[[Progress], Any] | None = None) -> Job | None:
+        """:meth:`JobHost.submit` once there is data."""
         if self.state is None:
             self.message(NO_DATA, error=True)
             return None
-        if self.busy:
-            self.message(BUSY, error=True)
-            return None
-        try:
-            job = make_job(self.state)
-        except USER_ERRORS as err:
-            self.message(describe_error(err), error=True)
-            return None
+        return super().submit(make_job, returned, progress)
 
-        def on_progress(p: Progress) -> None:
-            if p.text:
-                self.message(p.text)
-            if progress is not None:
-                progress(p)
-
-        self.worker = start_worker(job, returned=returned, progress=on_progress,
-                                   errored=self._on_error, finished=self._on_finished)
+    def _launch(self, job: Job, returned: Callable[[Any], Any],
+                progress: Callable[[Progress], Any]) -> None:
+        self.worker = start_worker(job, returned=returned, progress=progress,
+                                   errored=self._job_failed, finished=self._job_finished)
         self.pbar = self.worker.pbar
-        self._set_busy(True)
-        return self.worker
 
-    def cancel(self) -> None:
-        """Cancel the running job (training keeps the best weights so far)."""
-        if self.worker is not None:
-            self.worker.job.cancel()
-            self.message(self.worker.job.cancel_text)
-
-    def _on_error(self, err: BaseException) -> None:
-        self.message(describe_error(err), error=True)
-
-    def _on_finished(self) -> None:
+    def _job_finished(self) -> None:
         self.worker = None
-        self._set_busy(False)
-
-    def _set_busy(self, busy: bool) -> None:
-        pass
+        super()._job_finished()
 
     def _compact(self) -> None:
         """Let long labels (gene, intervention names) not widen the dock."""

@@ -261,7 +261,8 @@ class InterveneWidget(CausCellWidget):
 
     def run(self) -> Any:
         """Generate the counterfactual on a worker; the result is kept and listed."""
-        return self.submit(lambda s: intervene_job(s, self.request()), self._on_result)
+        return self.submit(lambda: intervene_job(self.state, self.request()),
+                           self._on_result)
 
     def _on_result(self, result: InterveneResult) -> None:
         self.message(result.message)

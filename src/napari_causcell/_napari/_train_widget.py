@@ -209,7 +209,7 @@ class TrainWidget(CausCellWidget):
     def suggest_graph(self) -> None:
         """Propose parents from the labels (on a worker thread) and fill the ticks."""
         request = graph.SuggestRequest(self._checked_concepts())
-        self.submit(lambda s: graph.suggest_job(s, request), self._on_suggested)
+        self.submit(lambda: graph.suggest_job(self.state, request), self._on_suggested)
 
     def _on_suggested(self, result: graph.SuggestResult) -> None:
         if self.state is None or not result.matches(self._checked_concepts()):
@@ -235,7 +235,7 @@ class TrainWidget(CausCellWidget):
     def derive_domains(self) -> None:
         request = domains.DomainsRequest(self.domains_n.value(),
                                          self.domains_from.currentText() or None)
-        self.submit(lambda s: domains.domains_job(s, request), self._on_domains)
+        self.submit(lambda: domains.domains_job(self.state, request), self._on_domains)
 
     def _on_domains(self, result: domains.DomainsResult) -> None:
         s, layer, key = self.state, self.source_layer, result.column
@@ -252,7 +252,8 @@ class TrainWidget(CausCellWidget):
                                      self.epochs.value(), self.seed.value(),
                                      self.device.currentText(), self.size.currentText())
         self.loss_plot.clear()
-        self.submit(lambda s: train.train_job(s, request), self._on_trained, self._on_epoch)
+        self.submit(lambda: train.train_job(self.state, request), self._on_trained,
+                    self._on_epoch)
 
     def _on_epoch(self, p: Progress) -> None:
         if p.data is not None:

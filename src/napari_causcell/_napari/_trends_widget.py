@@ -67,7 +67,8 @@ class TrendsBox(QGroupBox):
     def run(self) -> Any:
         """Start the trends job on a worker (through the host)."""
         request = self.request()
-        return self.host.submit(lambda s: app_trends.trends_job(s, request), self._on_result)
+        return self.host.submit(lambda: app_trends.trends_job(self.host.state, request),
+                                self._on_result)
 
     def _on_result(self, result: app_trends.TrendsResult) -> None:
         """Show the largest significant changes (or the largest changes if none is)."""

@@ -11,7 +11,8 @@ from typing import Any
 
 import ipywidgets as widgets
 
-from ..app import BUSY, USER_ERRORS, AppState, Job, Progress, describe_error, start_thread
+from ..app import AppState, Job, Progress, start_thread
+from ..app.forms import JobHost
 
 __all__ = ["Panel", "figure_png", "new_figure", "set_options"]
 
@@ -40,15 +41,15 @@ def set_options(dropdown: widgets.Dropdown, options: Sequence[Any]) -> None:
     dropdown.value = keep
 
 
-class Panel(widgets.VBox):
+class Panel(widgets.VBox, JobHost):
     """A panel over an :class:`~napari_causcell.app.AppState`: a status line and at most one
-    job at a time, run by :func:`napari_causcell.app.start_thread`."""
+    job at a time (:class:`~napari_causcell.app.forms.JobHost`), run on a thread by
+    :func:`napari_causcell.app.start_thread`."""
 
     def __init__(self, state: AppState, **kwargs: Any) -> None:
         super().__init__(**kwargs)
         self.state = state
         self.status = widgets.HTML()
-        self.job: Job | None = None
         self._thread: threading.Thread | None = None
         self.error: BaseException | None = None
 
@@ -72,45 +73,20 @@ class Panel(widgets.VBox):
     def busy(self) -> bool:
         return self._thread is not None and self._thread.is_alive()
 
-    def submit(self, make_job: Callable[[], Job], done: Callable[[Any], Any],
-               progress: Callable[[Progress], Any] | None = None) -> bool:
-        """Validate (``make_job``) and start a job; returns whether it started."""
-        if self.busy:
-            self.message(BUSY, error=True)
-            return False
-        try:
-            job = make_job()
-        except USER_ERRORS as err:
-            self.message(describe_error(err), error=True)
-            return False
-        self.error, self.job = None, job
+    def start(self, make_job: Callable[[], Job], returned: Callable[[Any], Any],
+              progress: Callable[[Progress], Any] | None = None) -> bool:
+        """:meth:`~napari_causcell.app.forms.JobHost.submit`; whether the job started."""
+        return self.submit(make_job, returned, progress) is not None
 
-        def on_progress(p: Progress) -> None:
-            if p.text:
-                self.message(p.text)
-            if progress is not None:
-                progress(p)
+    def _launch(self, job: Job, returned: Callable[[Any], Any],
+                progress: Callable[[Progress], Any]) -> None:
+        self.error = None
+        self._thread = start_thread(job, progress=progress, returned=returned,
+                                    errored=self._job_failed, finished=self._job_finished)
 
-        self._set_busy(True)
-        self._thread = start_thread(job, progress=on_progress, returned=done,
-                                    errored=self._on_error, finished=self._finished)
-        return True
-
-    def cancel(self) -> None:
-        """Cancel the running job (training keeps the best weights so far)."""
-        if self.job is not None and self.busy:
-            self.job.cancel()
-            self.message(self.job.cancel_text)
-
-    def _on_error(self, err: BaseException) -> None:
+    def _job_failed(self, err: BaseException) -> None:
         self.error = err
-        self.message(describe_error(err), error=True)
-
-    def _finished(self) -> None:
-        self._set_busy(False)
-
-    def _set_busy(self, busy: bool) -> None:
-        """Hook: enable or disable the panel's buttons."""
+        super()._job_failed(err)
 
     def wait(self, timeout: float | None = None) -> None:
         """Block until the running job ends (for scripts and tests); re-raise its error."""

@@ -90,7 +90,7 @@ class IntervenePanel(Panel):
         """Generate the counterfactual on a background thread; returns whether it started."""
         self.progress.value = 0.0
         request = self.request()
-        return self.submit(lambda: intervene_job(self.state, request), self._on_result,
+        return self.start(lambda: intervene_job(self.state, request), self._on_result,
                            self._on_progress)
 
     def _on_progress(self, p: Progress) -> None:

@@ -118,7 +118,7 @@ class TrainPanel(Panel):
     def suggest(self) -> bool:
         """Propose parents from the labels on a background thread and tick them."""
         request = graph.SuggestRequest(list(self.concepts.value))
-        return self.submit(lambda: graph.suggest_job(self.state, request), self._on_suggested)
+        return self.start(lambda: graph.suggest_job(self.state, request), self._on_suggested)
 
     def _on_suggested(self, result: graph.SuggestResult) -> None:
         if not result.matches(self.concepts.value):
@@ -150,7 +150,7 @@ class TrainPanel(Panel):
                                      int(self.epochs.value), int(self.seed.value), "auto",
                                      self.size.value, float(self.max_time.value) or None)
         self.progress.max, self.progress.value = int(self.epochs.value), 0
-        return self.submit(lambda: train.train_job(self.state, request), self._on_trained,
+        return self.start(lambda: train.train_job(self.state, request), self._on_trained,
                            self._on_epoch)
 
     def _on_epoch(self, p: Progress) -> None:

@@ -79,7 +79,7 @@ class TrendsPanel(Panel):
         request = TrendsRequest(self.concept.value, self.source.value, self.target.value,
                                 int(self.steps.value), int(self.seed.value),
                                 n_rows=self.n_rows)
-        return self.submit(lambda: trends_job(self.state, request), self._on_result,
+        return self.start(lambda: trends_job(self.state, request), self._on_result,
                            self._on_progress)
 
     def _on_progress(self, p: Progress) -> None:

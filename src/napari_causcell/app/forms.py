@@ -1,0 +1,76 @@
+"""What a front end's form (a napari dock widget, a Jupyter panel) does with a job, once.
+
+:class:`JobHost` is a mixin: the front end provides :meth:`message`, :attr:`busy` and
+:meth:`_launch` (its adapter: napari's ``thread_worker`` or a thread); the mixin validates
+the request, refuses a second job, shows progress text and cancels.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+from .jobs import BUSY, USER_ERRORS, Job, Progress, describe_error
+
+__all__ = ["JobHost"]
+
+
+class JobHost:
+    """One job at a time for a form (mixin; no ``__init__``)."""
+
+    job: Job | None = None
+
+    # -- provided by the front end --------------------------------------------------------
+    def message(self, text: str, error: bool = False) -> None:  # pragma: no cover
+        raise NotImplementedError
+
+    @property
+    def busy(self) -> bool:  # pragma: no cover
+        raise NotImplementedError
+
+    def _launch(self, job: Job, returned: Callable[[Any], Any],
+                progress: Callable[[Progress], Any]) -> None:  # pragma: no cover
+        """Start ``job``; call ``self._job_failed(err)`` and ``self._job_finished()``."""
+        raise NotImplementedError
+
+    def _set_busy(self, busy: bool) -> None:
+        """Hook: enable or disable the form's buttons."""
+
+    # -- shared ----------------------------------------------------------------------------
+    def submit(self, make_job: Callable[[], Job], returned: Callable[[Any], Any],
+               progress: Callable[[Progress], Any] | None = None) -> Job | None:
+        """Validate (``make_job()`` builds the job from a request) and start it.
+
+        Returns the job, or ``None`` when it was refused (the message says why).
+        """
+        if self.busy:
+            self.message(BUSY, error=True)
+            return None
+        try:
+            job = make_job()
+        except USER_ERRORS as err:
+            self.message(describe_error(err), error=True)
+            return None
+        self.job = job
+
+        def on_progress(p: Progress) -> None:
+            if p.text:
+                self.message(p.text)
+            if progress is not None:
+                progress(p)
+
+        self._set_busy(True)
+        self._launch(job, returned, on_progress)
+        return job
+
+    def cancel(self) -> None:
+        """Cancel the running job (training stops after its step, keeping the best weights)."""
+        if self.job is not None and self.busy:
+            self.job.cancel()
+            self.message(self.job.cancel_text)
+
+    def _job_failed(self, err: BaseException) -> None:
+        self.message(describe_error(err), error=True)
+
+    def _job_finished(self) -> None:
+        self._set_busy(False)
