@@ -1,0 +1,65 @@
+"""Overlay workflow: what is drawn on the cells, with which colours and messages."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from napari_causcell.app import InterveneRequest, OverlayRequest, intervene_job
+from napari_causcell.app.overlay import top_genes
+from napari_causcell.errors import DataError
+
+
+@pytest.fixture()
+def with_iv(ready):
+    job = intervene_job(ready, InterveneRequest("age", "90wk", "cell_type", "Astro",
+                                                sampler="mean", steps=3))
+    return ready, job.run().intervention
+
+
+def test_factual_view_without_interventions(ready):
+    gene = ready.genes[0]
+    ov, text = OverlayRequest(gene=gene).run(ready)
+    assert ov.titles == ["factual"] and text == f"Showing {gene}: factual log-expression for 1 panel(s)."
+    np.testing.assert_allclose(ov.values[0], ready.factual_expression(gene))
+    with pytest.raises(DataError, match="The difference view needs an intervention"):
+        OverlayRequest(gene=gene, view="difference").run(ready)
+    with pytest.raises(DataError, match="Choose a gene."):
+        OverlayRequest().run(ready)
+    with pytest.raises(DataError, match="Choose the concept to colour by."):
+        OverlayRequest("concept").run(ready)
+
+
+def test_counterfactual_panels_share_one_scale(with_iv):
+    state, iv = with_iv
+    gene = str(top_genes(state, iv.name, n=1)["gene"].iloc[0])
+    ov, _ = OverlayRequest.preset("factual | counterfactual", gene, iv.name).run(state)
+    assert ov.titles == ["factual", iv.name] and ov.caption(True).endswith(f"bottom: {iv.name}")
+    fact, cf = ov.values
+    off = np.setdiff1d(np.arange(state.n_cells), iv.rows)
+    np.testing.assert_allclose(fact[off], cf[off])
+    ov, _ = OverlayRequest.preset("difference", gene, iv.name).run(state)
+    lo, hi = ov.limits
+    assert lo == -hi and ov.cmap == "RdBu_r" and np.isnan(ov.values[0][off]).all()
+    assert ov.rgba(0).shape == (state.n_cells, 4)
+
+
+def test_labels_and_magnitude(with_iv):
+    state, iv = with_iv
+    ov, _ = OverlayRequest("concept", concept="age", panels=[iv.name]).run(state)
+    assert set(ov.values[0][iv.rows]) == {"90wk"} and ov.kind == "categorical"
+    assert {lab for lab, _ in ov.legend()} <= set(ov.palette)
+    ov, _ = OverlayRequest("predicted", concept="age").run(state)
+    assert len(ov.values[0]) == state.n_cells
+    ov, _ = OverlayRequest("magnitude", panels=[iv.name]).run(state)
+    assert (ov.values[0][iv.rows] > 0).all()
+    with pytest.raises(DataError, match="magnitude of change needs an intervention"):
+        OverlayRequest("magnitude").run(state)
+
+
+def test_top_genes(with_iv):
+    state, iv = with_iv
+    df = top_genes(state, iv.name, n=5)
+    assert len(df) == 5 and df["mean_change"].abs().is_monotonic_decreasing
+    with pytest.raises(DataError, match="No intervention named"):
+        top_genes(state, "nope")
