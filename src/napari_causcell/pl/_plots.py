@@ -155,13 +155,13 @@ def overlay_grid(coords: np.ndarray, n: int, width: float = 14.0) -> tuple[int, 
 
 def tissue_overlay(overlay: Any, coords: np.ndarray, *, fig=None, size: float = 4.0,
                    background: str = "0.92"):
-    """Draw a session overlay: one tissue panel per entry, one shared colour scale.
+    """Draw an overlay of the app layer: one tissue panel per entry, one shared colour scale.
 
     Parameters
     ----------
     overlay
-        A :class:`napari_causcell.session.Overlay` (values per panel, titles, colormap,
-        shared limits, or a palette for labels), e.g. from ``CausCellSession.overlay``.
+        A :class:`napari_causcell.app.Overlay` (values per panel, titles, colormap,
+        shared limits, or a palette for labels), e.g. from ``app.OverlayRequest(...).run(state)``.
     coords
         Tissue coordinates ``(n_cells, 2)`` as ``(x, y)``, in the overlay's cell order.
     fig
