@@ -9,7 +9,8 @@ import numpy as np
 import pytest
 import torch
 
-from napari_causcell import CausCell, ConceptError, DAGError, DataError, ModelFileError, tl
+from napari_causcell import (CausCell, ConceptError, DAGError, DataError, ModelFileError,
+                             SettingError, tl)
 from napari_causcell.datasets import brain_aging
 from napari_causcell.model import LossWeights
 
@@ -292,3 +293,43 @@ def test_counterfactual_tracks_the_true_counterfactual(trained, small_sdata):
     # (MSE is not asserted: on 500 source cells even the observed mean-shift foil has a
     # larger MSE than "no change", the per-type means being noisy)
     assert acc["planted_sign_agreement"] >= acc["planted_n"] * 0.6
+
+
+def test_ema_keeps_the_averaged_weights(small_sdata):
+    """With ``ema`` the returned model holds the moving average, not the last step's weights,
+    and seeded runs still reproduce."""
+    def run(ema):
+        m = CausCell(small_sdata, CONCEPTS, dag=DAG, seed=3, **TINY)
+        m.train(max_epochs=3, ema=ema, validation_fraction=0.0)
+        return m
+    plain, a, b = run(0.0), run(0.9), run(0.9)
+    for (k, va), vb in zip(a.module.state_dict().items(), b.module.state_dict().values()):
+        assert torch.equal(va, vb), k
+    w = "denoiser.out.weight"
+    assert not torch.equal(plain.module.state_dict()[w], a.module.state_dict()[w])
+    assert a.counterfactual(small_sdata.tables["table"][:5], do={"age": "90wk"}).n_obs == 5
+    for bad in (1.0, -0.1, "0.9"):
+        with pytest.raises(SettingError, match="ema"):
+            CausCell(small_sdata, CONCEPTS, dag=DAG, seed=3, **TINY).train(max_epochs=1, ema=bad)
+
+
+@pytest.mark.parametrize("arch", [{"cond_mlp": True}, {"linear_skip": True}])
+def test_decoder_options_train_and_round_trip(small_sdata, tmp_path, arch):
+    m = CausCell(small_sdata, CONCEPTS, dag=DAG, seed=0, **TINY, **arch)
+    m.train(max_epochs=1)
+    loaded = CausCell.load(m.save(tmp_path / "m"))
+    key, value = next(iter(arch.items()))
+    assert getattr(loaded.module.config, key) is value
+    cells = small_sdata.tables["table"][:16]
+    assert np.allclose(m.reconstruct(cells, seed=1).X, loaded.reconstruct(cells, seed=1).X)
+
+
+def test_sampler_settings_checked_before_any_work(trained, small_sdata):
+    cells = small_sdata.tables["table"][:4]
+    with pytest.raises(SettingError, match="sampler"):
+        trained.counterfactual(cells, do={"age": "90wk"}, sampler="euler")
+    with pytest.raises(SettingError, match="steps"):
+        trained.counterfactual(cells, do={"age": "90wk"}, sampler="ddim", steps=0)
+    # the expected-expression sampler takes no steps: any steps value is ignored
+    out = trained.counterfactual(cells, do={"age": "90wk"}, steps=0)
+    assert out.uns["causcell"]["output"] == "expected"

@@ -62,7 +62,8 @@ def architecture(kwargs: Mapping[str, Any]) -> None:
 
 
 def train_args(*, max_epochs: Any, batch_size: Any, lr: Any, weight_decay: Any,
-               validation_fraction: Any, patience: Any, max_time: Any, world: int = 1) -> None:
+               validation_fraction: Any, patience: Any, max_time: Any, world: int = 1,
+               ema: Any = 0.0) -> None:
     """Refuse training settings that cannot give a trained model."""
     count("max_epochs", max_epochs, 1)
     # a step needs two cells per process (smaller batches are skipped)
@@ -73,3 +74,4 @@ def train_args(*, max_epochs: Any, batch_size: Any, lr: Any, weight_decay: Any,
     count("patience", patience, 1)
     if max_time is not None:
         number("max_time", max_time, low=0.0)
+    number("ema", ema, low=0.0, high=1.0, high_open=True)

@@ -5,3 +5,5 @@
 DEFAULT_STEPS = 20
 # noise draws averaged by sampler="mean" (the expected expression E[x | tokens])
 MEAN_DRAWS = 8
+# generation modes: expected expression, or one sample per cell by DDIM / DDPM
+SAMPLERS = ("mean", "ddim", "ddpm")

@@ -22,13 +22,13 @@ import torch
 from scipy import sparse
 
 from . import _checks, _safe_io
-from ._constants import DEFAULT_STEPS, MEAN_DRAWS
+from ._constants import DEFAULT_STEPS, MEAN_DRAWS, SAMPLERS
 from ._utils import make_generator, pick_device
 from ._version import __version__
 from .data import adjacency, descendants, expression, resolve_table, select_genes, validate_dag
 from .data.stream import ExpressionSource
 from .data.concepts import ConceptSpace
-from .errors import ConceptError, DataError, ModelFileError, TrainingError
+from .errors import ConceptError, DataError, ModelFileError, SettingError, TrainingError
 from .model import CausCellModule, LossWeights, ModuleConfig
 
 WEIGHTS_FILE = "model.pt"
@@ -45,8 +45,11 @@ def _checked_sampling(method):
 
     @functools.wraps(method)
     def wrapper(self, *args, **kwargs):
+        sampler = kwargs.get("sampler", "mean")
+        if sampler not in SAMPLERS:
+            raise SettingError(f"sampler must be one of {', '.join(SAMPLERS)}, got {sampler!r}")
         for name in ("n_samples", "steps", "batch_size"):
-            if name in kwargs and (name != "steps" or kwargs.get("sampler", "ddim") == "ddim"):
+            if name in kwargs and (name != "steps" or sampler == "ddim"):
                 _checks.count(name, kwargs[name], 1)
         do = args[1] if len(args) > 1 else kwargs.get("do")
         if isinstance(do, Mapping):  # unknown concept or label: a ConceptError, before any work
@@ -205,6 +208,7 @@ class CausCell:
         progress_bar: bool = False,
         precision: str = "32",
         select: str = "recon",
+        ema: float = 0.0,
     ) -> list[dict[str, float]]:
         """Train on the data given at construction; returns the per-epoch history.
 
@@ -233,6 +237,9 @@ class CausCell:
             ``"recon"`` (default, the generator's x0 error: what reconstructions and
             counterfactuals are made of) or ``"recon+concept"`` (adds the concept heads' loss,
             which bottoms out early as the heads overfit).
+        ema
+            Decay of an exponential moving average of the weights (``0`` = off). When on,
+            validation, checkpoint selection and the returned model use the averaged weights.
 
         Notes
         -----
@@ -250,7 +257,7 @@ class CausCell:
         rank, world = _dist_rank_world()
         _checks.train_args(max_epochs=max_epochs, batch_size=batch_size, lr=lr,
                            weight_decay=weight_decay, validation_fraction=validation_fraction,
-                           patience=patience, max_time=max_time, world=world)
+                           patience=patience, max_time=max_time, world=world, ema=ema)
         entry = self._snapshot() if self.is_trained else None  # restored on failure
         w = weights if isinstance(weights, LossWeights) else LossWeights(**dict(weights or {}))
         if select not in _MONITOR:
@@ -313,6 +320,7 @@ class CausCell:
             step_fn = DistributedDataParallel(step_fn, device_ids=ids,
                                               find_unused_parameters=True)
         opt = torch.optim.AdamW(mod.main_parameters(), lr=lr, weight_decay=weight_decay)
+        averaged = _EMA(mod.main_parameters(), ema) if ema else None
         adv_opt = torch.optim.AdamW(mod.adversaries.parameters(), lr=lr, weight_decay=weight_decay)
         torch.manual_seed(self.seed + 1000 * rank)  # each process its own noise
         order_gen = np.random.default_rng(self.seed + 1)
@@ -351,6 +359,8 @@ class CausCell:
                 opt.zero_grad(set_to_none=True)
                 total.backward()
                 opt.step()
+                if averaged is not None:
+                    averaged.update()
                 with autocast:
                     adv = step_fn(xb, yb, w, eps=eps)
                 if not _finite(adv, world, self.device):
@@ -376,6 +386,8 @@ class CausCell:
                 keys = sorted(losses)
                 avg = _all_reduce([losses[k] for k in keys], "sum", self.device)
                 losses = {k: v / world for k, v in zip(keys, avg)}
+            if averaged is not None:
+                averaged.swap()  # validate and keep the averaged weights
             val = self._evaluate(batch, val_idx, w, rank, world) if n_val else {}
             record = {"epoch": epoch + 1, "step": step, "time": time.perf_counter() - start}
             record.update({f"train_{k}": v for k, v in losses.items()})
@@ -401,6 +413,8 @@ class CausCell:
                 break
             good_epochs += 1  # every loss finite: these weights are a fallback
             last_good = {k: v.detach().clone() for k, v in mod.state_dict().items()}
+            if averaged is not None:
+                averaged.swap()  # back to the raw weights to go on training
             if bar is not None:
                 bar.update(1)
                 bar.set_postfix(loss=f"{losses.get('total', 0):.3f}", val=f"{monitor:.3f}")
@@ -420,6 +434,8 @@ class CausCell:
                 break
         if bar is not None:
             bar.close()
+        if averaged is not None:
+            averaged.finish()  # the averaged weights, whatever the exit
         if failure is not None or step == step0:  # failed, or stopped before any step
             if entry is not None:  # re-training: back to the model as it was
                 self._restore(entry)
@@ -631,6 +647,7 @@ class CausCell:
                     df[f"{name}:{label}"] = p[:, j]
         return df
 
+    @_checked_sampling  # sampler, steps, batch_size: checked first
     def reconstruct(
         self, data: Any = None, *, table_key: str | None = None, sampler: str = "mean",
         steps: int = DEFAULT_STEPS, seed: int | None = None, batch_size: int = 4096,
@@ -941,6 +958,8 @@ class CausCell:
             _check_settings(self.concept_space, self.edges, self.genes, meta["config"])
             config = dict(meta["config"])
             config.setdefault("standardize", False)  # saved before diffusion was standardised
+            config.setdefault("linear_skip", False)  # saved before the linear token path
+            config.setdefault("cond_mlp", False)  # saved with linear global conditioning
             self.module = CausCellModule(ModuleConfig(**config))
             self.module.load_state_dict(_with_new_buffers(state["module"], self.module))
             self._donors = {str(k): {str(kk): vv for kk, vv in v.items()}
@@ -1167,6 +1186,35 @@ def _all_rows(source: ExpressionSource) -> np.ndarray:
 _MONITOR = {"recon": ("recon",), "recon+concept": ("recon", "concept")}
 #: how front ends name that quantity
 SELECT_LABELS = {"recon": "validation recon", "recon+concept": "validation recon + concept"}
+
+
+class _EMA:
+    """Exponential moving average of parameters, swapped in and out of the module."""
+
+    def __init__(self, params, decay: float) -> None:
+        if not 0.0 < decay < 1.0:
+            raise ValueError(f"ema must be in (0, 1) or 0 (off), got {decay}")
+        self.params = list(params)
+        self.shadow = [p.detach().clone() for p in self.params]
+        self.decay, self.n, self.swapped = decay, 0, False
+
+    @torch.no_grad()
+    def update(self) -> None:
+        self.n += 1
+        d = min(self.decay, (1 + self.n) / (10 + self.n))  # short memory at the start
+        torch._foreach_lerp_(self.shadow, [p.detach() for p in self.params], 1.0 - d)
+
+    @torch.no_grad()
+    def swap(self) -> None:
+        for p, s in zip(self.params, self.shadow):
+            tmp = p.detach().clone()
+            p.copy_(s)
+            s.copy_(tmp)
+        self.swapped = not self.swapped
+
+    def finish(self) -> None:
+        if not self.swapped:
+            self.swap()
 
 
 def validation_loss(losses: Mapping[str, float], select: str = "recon",
