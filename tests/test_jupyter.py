@@ -1,4 +1,8 @@
-"""The ipywidgets panels, driven from Python (no browser, no Qt)."""
+"""The ipywidgets panels, driven from Python (no browser, no Qt): wiring checks.
+
+What the workflows compute, their messages, progress and cancelling are tested once, without
+any widget, in ``tests/app``; these tests check that the panels copy their controls into the
+requests, start the jobs and show what comes back."""
 
 from __future__ import annotations
 
@@ -133,11 +137,7 @@ def test_full_panel_intervene_and_overlay(panel):
     assert [v for _, v in ov_panel.top.options] == list(top["gene"])
     ov = ov_panel.overlay
     assert ov.titles == ["factual", name]
-    fact, cf = ov.values
-    changed = np.zeros(s.n_cells, bool)
-    changed[iv.rows] = True
-    np.testing.assert_allclose(fact[~changed], cf[~changed])  # only Astro cells change
-    assert not np.allclose(fact[changed], cf[changed])
+    # what the values are is tested in tests/app/test_overlay.py; here: what is drawn
     # one shared colour scale: both panels' scatters use the same limits
     clims = {c.get_clim() for ax in ov_panel.figure.axes for c in ax.collections
              if c.get_array() is not None and ax.get_label() != "<colorbar>"}
@@ -146,14 +146,9 @@ def test_full_panel_intervene_and_overlay(panel):
     img = _png_array(ov_panel.image.value)
     assert img[..., :3].std() > 0.05 and len(np.unique(img.reshape(-1, img.shape[-1]), axis=0)) > 50
 
-    # difference view: symmetric scale, grey (NaN) off the intervened cells
+    # the view toggle reaches the request: the difference view
     ov_panel.view.value = "difference"
-    ov = ov_panel.overlay
-    lo, hi = ov.limits
-    assert lo == -hi and hi > 0 and ov.cmap == "RdBu_r"
-    assert np.isnan(ov.values[0][~changed]).all()
-    np.testing.assert_allclose(ov.values[0][iv.rows], iv.gene_delta(ov_panel.gene.value),
-                               rtol=1e-5, atol=1e-6)
+    assert ov_panel.overlay.cmap == "RdBu_r" and ov_panel.overlay.titles == [name]
     # clicking a gene in the top list shows that gene
     second = ov_panel.top.options[1][1]
     ov_panel.top.value = second
