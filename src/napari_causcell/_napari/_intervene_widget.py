@@ -17,7 +17,7 @@ from qtpy.QtWidgets import (
 )
 
 from .._constants import DEFAULT_STEPS
-from ..app import USER_ERRORS, describe_error
+from ..app import USER_ERRORS
 from ..app import cells as app_cells
 from ..app.intervene import DONORS, SAMPLERS, InterveneRequest, InterveneResult, intervene_job
 from ..errors import DataError

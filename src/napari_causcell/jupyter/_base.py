@@ -78,6 +78,11 @@ class Panel(widgets.VBox, JobHost):
         """:meth:`~napari_causcell.app.forms.JobHost.submit`; whether the job started."""
         return self.submit(make_job, returned, progress) is not None
 
+    def _on_fraction(self, p: Progress) -> None:
+        """Move the panel's ``progress`` bar (a ``FloatProgress`` over ``[0, 1]``)."""
+        if p.fraction is not None:
+            self.progress.value = p.fraction
+
     def _launch(self, job: Job, returned: Callable[[Any], Any],
                 progress: Callable[[Progress], Any]) -> None:
         self.error = None

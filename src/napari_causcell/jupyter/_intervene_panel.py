@@ -8,7 +8,7 @@ from typing import Any
 import ipywidgets as widgets
 
 from .._constants import DEFAULT_STEPS
-from ..app import AppState, Intervention, Progress
+from ..app import AppState, Intervention
 from ..app.intervene import DONORS, SAMPLERS, InterveneRequest, InterveneResult, intervene_job
 from ._base import Panel, set_options
 
@@ -91,11 +91,7 @@ class IntervenePanel(Panel):
         self.progress.value = 0.0
         request = self.request()
         return self.start(lambda: intervene_job(self.state, request), self._on_result,
-                           self._on_progress)
-
-    def _on_progress(self, p: Progress) -> None:
-        if p.fraction is not None:
-            self.progress.value = p.fraction
+                           self._on_fraction)
 
     def _on_result(self, result: InterveneResult) -> None:
         self.progress.value = 1.0

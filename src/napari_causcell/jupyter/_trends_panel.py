@@ -8,7 +8,7 @@ import ipywidgets as widgets
 
 from .. import pl
 from .._constants import DEFAULT_STEPS
-from ..app import ALL_OTHERS, AppState, Progress
+from ..app import ALL_OTHERS, AppState
 from ..app.trends import TrendsRequest, TrendsResult, trends_job
 from ..errors import DataError
 from ._base import Panel, figure_png, new_figure, set_options
@@ -80,11 +80,7 @@ class TrendsPanel(Panel):
                                 int(self.steps.value), int(self.seed.value),
                                 n_rows=self.n_rows)
         return self.start(lambda: trends_job(self.state, request), self._on_result,
-                           self._on_progress)
-
-    def _on_progress(self, p: Progress) -> None:
-        if p.fraction is not None:
-            self.progress.value = p.fraction
+                           self._on_fraction)
 
     def _on_result(self, result: TrendsResult) -> None:
         self.result = result.trends
