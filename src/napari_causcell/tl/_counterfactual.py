@@ -10,6 +10,7 @@ import anndata as ad
 import numpy as np
 import pandas as pd
 
+from .._keys import Key
 from ..data import add_table, is_spatialdata, resolve_table
 from ..data.preprocess import DataError
 
@@ -57,7 +58,7 @@ def select_cells(adata: ad.AnnData, cells: Any = None) -> np.ndarray:
 
 def _table_name(do: Mapping[str, Any]) -> str:
     text = "_".join(f"{k}_{v}" for k, v in do.items())
-    return "causcell_" + re.sub(r"[^0-9A-Za-z_]+", "_", text).strip("_")
+    return Key.table.PREFIX + re.sub(r"[^0-9A-Za-z_]+", "_", text).strip("_")
 
 
 def check_result_key(data: Any, name: str, table_key: str | None, overwrite: bool,
@@ -77,7 +78,7 @@ def check_result_key(data: Any, name: str, table_key: str | None, overwrite: boo
         elif any(n == name for _, n, _ in data.gen_elements()):
             raise DataError(f"{name!r} is already the name of an element of the SpatialData; "
                             "choose another key.")
-    elif not copy and name in (data.uns.get("causcell") or {}) and not overwrite:
+    elif not copy and name in (data.uns.get(Key.uns.CAUSCELL) or {}) and not overwrite:
         raise DataError(f"uns['causcell'][{name!r}] exists; pass overwrite=True or another "
                         "key_added.")
 
@@ -138,12 +139,12 @@ def counterfactual(
     check_result_key(data, name, table_key, overwrite, copy)
     mask = select_cells(table, cells)
     cf = model.counterfactual(table[mask], do=do, **kwargs)
-    cf.uns["causcell"]["key"] = name
+    cf.uns[Key.uns.CAUSCELL]["key"] = name
     if is_spatialdata(data):
         add_table(data, name, cf, table, overwrite=overwrite)
         return data.tables[name]
     if not copy:
-        data.uns.setdefault("causcell", {})[name] = cf
+        data.uns.setdefault(Key.uns.CAUSCELL, {})[name] = cf
     return cf
 
 

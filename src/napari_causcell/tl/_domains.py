@@ -7,6 +7,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from .._keys import Key
 from ..data import coordinates, resolve_table
 from ..data.preprocess import DataError
 
@@ -17,7 +18,7 @@ def spatial_domains(
     *,
     cluster_key: str = "cell_type",
     n_neighs: int = 20,
-    key_added: str = "domain",
+    key_added: str = Key.obs.DOMAIN,
     table_key: str | None = None,
     library_key: str | None = None,
     seed: int = 0,
@@ -39,11 +40,11 @@ def spatial_domains(
         raise DataError(f"Column {cluster_key!r} is not in obs; columns: {list(table.obs.columns)}.")
     if table.n_obs < n_domains:
         raise DataError(f"{table.n_obs} cells cannot form {n_domains} domains.")
-    if "spatial" not in table.obsm:
-        table.obsm["spatial"] = coordinates(data, table_key)
+    if Key.obsm.SPATIAL not in table.obsm:
+        table.obsm[Key.obsm.SPATIAL] = coordinates(data, table_key)
     sq.gr.spatial_neighbors(
         table, coord_type="generic", n_neighs=n_neighs, library_key=library_key,
-        spatial_key="spatial",
+        spatial_key=Key.obsm.SPATIAL,
     )
     conn = table.obsp["spatial_connectivities"]
     labels = pd.Categorical(table.obs[cluster_key].astype(str))
