@@ -93,3 +93,36 @@ def test_abduction_is_seeded(seed):
     n1 = scm.abduct(y[:50], torch.Generator().manual_seed(seed))
     n2 = scm.abduct(y[:50], torch.Generator().manual_seed(seed))
     assert np.allclose(n1[2].numpy(), n2[2].numpy())
+
+
+def test_unseen_combination_takes_the_transported_change(small_sdata):
+    """do(age) on a type never seen at the new age: unseen="average" marks the cells
+    extrapolated and gives them a change averaged over the measured types; cells of measured
+    types get exactly the same output in both modes."""
+    import warnings
+
+    from napari_causcell import CausCell, SettingError
+
+    table = small_sdata.tables["table"]
+    obs = table.obs
+    held = (obs["age"] == "90wk").to_numpy() & (obs["cell_type"] == "Microglia").to_numpy()
+    model = CausCell(table[~held].copy(), ["age", "domain", "cell_type"],
+                     dag=[("age", "cell_type"), ("domain", "cell_type")], seed=0,
+                     width=32, hidden=64, token_dim=8)
+    model.train(max_epochs=3)
+    young = table[(obs["age"] == "4wk").to_numpy()]
+    micro = (young.obs["cell_type"] == "Microglia").to_numpy()
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", UserWarning)
+        avg = model.counterfactual(young, do={"age": "90wk"}, seed=1)
+        dec = model.counterfactual(young, do={"age": "90wk"}, seed=1, unseen="decoder")
+    assert avg.uns["causcell"]["unseen"] == "average"
+    assert avg.obs["extrapolated"].to_numpy()[micro].all()
+    assert not avg.obs["extrapolated"].to_numpy()[~micro].any()
+    assert not dec.obs["extrapolated"].any()
+    assert np.isfinite(avg.layers["delta"]).all()
+    assert np.array_equal(avg.X[~micro], dec.X[~micro])
+    assert not np.allclose(avg.layers["delta"][micro], dec.layers["delta"][micro])
+    assert np.allclose(avg.layers["delta"], avg.X - avg.layers["reconstructed"], atol=1e-5)
+    with pytest.raises(SettingError, match="unseen"):
+        model.counterfactual(young[:3], do={"age": "90wk"}, unseen="pool")

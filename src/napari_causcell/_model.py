@@ -707,6 +707,7 @@ class CausCell:
         donor: str = "random",
         hard: bool = True,
         propagate: str = "labels",
+        unseen: str = "average",
         sampler: str = "mean",
         steps: int = DEFAULT_STEPS,
         n_samples: int = 1,
@@ -737,6 +738,15 @@ class CausCell:
             data imply); a cell whose label changes takes a donor's token of its new label.
             ``"tokens"``: descendants keep their labels and only their tokens move with the
             intervened parent's token (the linear token SCM alone).
+        unseen
+            A cell whose descendant label was never seen in training together with its new
+            parent labels (e.g. do(age=old) on microglia when no old microglia were measured)
+            keeps its label, and the data say nothing about how that label responds.
+            ``"average"`` (default): its change is the model's change for the same cell as
+            each label of that concept that was seen with both its old and its new parent
+            labels, averaged with the labels' training frequencies (the effect transported
+            from the measured labels; ``obs['extrapolated']`` marks these cells).
+            ``"decoder"``: the decoder's own extrapolation to the unseen combination.
         sampler, steps
             ``"mean"`` (default): the expected expression ``E[x | tokens]`` (the denoiser's
             conditional mean, averaged over noise draws); ``"ddim"`` with ``steps`` steps or
@@ -772,6 +782,8 @@ class CausCell:
             raise ValueError(f"donor must be 'random' or 'mean', got {donor!r}")
         if propagate not in ("labels", "tokens"):
             raise ValueError(f"propagate must be 'labels' or 'tokens', got {propagate!r}")
+        if unseen not in ("average", "decoder"):
+            raise SettingError(f"unseen must be 'average' or 'decoder', got {unseen!r}")
         do_codes = {self.concepts.index(name): self.concept_space.code(name, value)
                     for name, value in do.items()}  # unknown concept or label: fail here
         x = self._source(adata)  # read chunk-wise: CSR, backed .h5ad or dask
@@ -793,6 +805,7 @@ class CausCell:
             for k, code in do_codes.items():
                 y_cf[:, k] = code
             eps = eps0.clone()
+            kept = torch.zeros_like(y, dtype=torch.bool)
             if propagate == "labels":
                 y_cf, kept = self.module.label_scm.counterfactual(
                     y, do_codes, self.module.label_scm.abduct(y, g))
@@ -813,11 +826,22 @@ class CausCell:
             def part(k):  # progress of pass k out of ``passes``
                 return None if progress is None else (lambda f: progress((k + f) / passes))
 
-            outs.append(self._generate(z, sampler, steps, s_seed, batch_size, part(2 * s)))
+            gen_s = self._generate(z, sampler, steps, s_seed, batch_size, part(2 * s))
             # the same cell without intervention, same noise: cancels decoder bias
-            recons.append(self._generate(z0, sampler, steps, s_seed, batch_size,
-                                         part(2 * s + 1)))
+            recon_s = self._generate(z0, sampler, steps, s_seed, batch_size, part(2 * s + 1))
+            extrapolated = np.zeros(n, bool)
+            if unseen == "average" and bool(kept.any()):
+                idx = torch.nonzero(kept.any(-1)).flatten().cpu().numpy()
+                change = self._transported_change(eps, eps0, y, y_cf, kept, values, hard,
+                                                  donor, rng, (sampler, steps, s_seed,
+                                                               batch_size))
+                ok = np.isfinite(change).all(1)
+                gen_s[idx[ok]] = recon_s[idx[ok]] + change[ok]
+                extrapolated[idx[ok]] = True
+            outs.append(gen_s)
+            recons.append(recon_s)
             obs_parts.append(self._cf_obs(adata, y, y_cf, desc, s, n_samples))
+            obs_parts[-1]["extrapolated"] = extrapolated
         gen = np.concatenate(outs)
         out = ad.AnnData(gen, obs=pd.concat(obs_parts), var=pd.DataFrame(index=list(self.genes)))
         if "spatial" in adata.obsm:
@@ -832,13 +856,53 @@ class CausCell:
             "output": "expected" if sampler == "mean" else "sample", "steps": steps,
             "descendants": desc, "switched": float(np.mean(switched)),
             "unsupported": float(np.mean(unsupported)) if unsupported else 0.0,
+            "unseen": unseen,
         }
         if unsupported and np.mean(unsupported) > 0:
             warnings.warn(
                 f"{np.mean(unsupported):.0%} of the cells have a label never seen in training "
                 f"with the new parent labels under do({do}); they keep their label "
-                "(uns['causcell']['unsupported']).", UserWarning, stacklevel=2)
+                "(uns['causcell']['unsupported'])"
+                + ("; their change is averaged over the labels seen with both parent labels "
+                   "(obs['extrapolated'])." if unseen == "average" else "."),
+                UserWarning, stacklevel=2)
         return out
+
+    def _transported_change(self, eps, eps0, y, y_cf, kept, values, hard, donor, rng,
+                            gen_args) -> np.ndarray:
+        """Change of the cells with an unsupported label (``kept``): the mean, weighted by
+        training frequency, of their change when that label is replaced by each label seen
+        with both their factual and their counterfactual parent labels."""
+        rows = torch.nonzero(kept.any(-1)).flatten()
+        scm, priors = self.module.label_scm, self.module.priors()
+        acc = np.zeros((len(rows), self.module.config.n_genes), np.float32)
+        total = np.zeros(len(rows), np.float32)
+        for j in torch.nonzero(kept.any(0)).flatten().tolist():
+            sub = rows[kept[rows, j]]
+            pos = torch.searchsorted(rows, sub).cpu().numpy()
+            name = self.concepts[j]
+            for code, label in enumerate(self.concept_space.categories[name]):
+                ok = torch.ones(len(sub), dtype=torch.bool, device=sub.device)
+                for p in scm.parents[j]:
+                    seen = scm.seen[f"{p}_{j}"]
+                    ok &= (seen[y[sub, p], code] > 0) & (seen[y_cf[sub, p], code] > 0)
+                w = float(priors[j][code])
+                if not bool(ok.any()) or w <= 0 or f"{name}={label}" not in self._donors:
+                    continue
+                cells = sub[ok]
+                tok = self._donor_value(name, label, "eps", donor, len(cells), rng).to(
+                    self.device)
+                e1, e0 = eps[cells].clone(), eps0[cells].clone()
+                e1[:, j], e0[:, j] = tok, tok
+                vals = {k: v if v.dim() == 1 else v[cells] for k, v in values.items()}
+                change = (self._generate(self.module.scm.intervene(e1, vals, hard=hard),
+                                         *gen_args)
+                          - self._generate(self.module.tokens(e0), *gen_args))
+                acc[pos[ok.cpu().numpy()]] += w * change
+                total[pos[ok.cpu().numpy()]] += w
+        # cells without any label seen with both keep the decoder's extrapolation (NaN)
+        with np.errstate(invalid="ignore", divide="ignore"):
+            return acc / total[:, None]
 
     def _switched_token(self, k: int, code: int, resid: torch.Tensor, donor: str,
                         rng) -> torch.Tensor:
