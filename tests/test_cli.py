@@ -254,7 +254,8 @@ def test_demo_tiny(capsys, tmp_path):
 
     out = tmp_path / "demo"
     rc, stdout, err = _run(capsys, "demo", "--out", out, "--n-cells", "900", "--epochs", "2",
-                           "--steps", "5", "--real-epochs", "3", "--quiet")
+                           "--steps", "5", "--real-epochs", "3", "--real-max-time", "0",
+                           "--quiet")
     assert rc == 0, err
     for name in ("loss.png", "metrics.json", "model/model.pt", "model/causcell.json"):
         assert (out / name).is_file(), name
@@ -297,6 +298,9 @@ def test_demo_tiny(capsys, tmp_path):
     assert c4b["n_source"] == 429 and c4b["n_target"] == 664
     assert c4b["observed"] == pytest.approx(3.01, abs=0.01)  # old - young, log-normalised
     assert c4b["predicted"] > 0.3 and c4b["agrees_observed"] and c4b["agrees_expected"]
+    # within regions, at the young oligodendrocytes' region mix (striatum: 2 old ones, left out)
+    assert 2.0 < c4b["observed_region_matched"] < 3.5
+    assert 0.6 < c4b["region_matched_share"] < 0.9
     assert rows["Gfap", "Astro"]["observed"] == pytest.approx(1.69, abs=0.01)
     assert real["n"] == len(real["markers"]) >= 10 and not real["skipped"]
     assert any(r["gene"] == "C4b" and r["domain"] == "CC/ACO" for r in real["by_domain"])
@@ -417,6 +421,13 @@ def test_marker_table_by_hand():
     assert {s["gene"] for s in res["skipped"]} == {"Nope", "C4b"}
     by = [r for r in res["by_domain"] if r["gene"] == "C4b" and r["domain"] == "STR_CP/ACB"]
     assert by and by[0]["observed"] is None  # 2 old oligodendrocytes in the striatum
+    c4b = rows["C4b", "Oligo"]
+    covered = [r for r in res["by_domain"] if r["gene"] == "C4b" and r["cell_type"] == "Oligo"
+               and r["observed"] is not None]
+    assert c4b["observed_region_matched"] == pytest.approx(
+        np.average([r["observed"] for r in covered], weights=[r["n_source"] for r in covered]))
+    assert c4b["region_matched_share"] == pytest.approx(
+        sum(r["n_source"] for r in covered) / c4b["n_source"])
     cf.uns["causcell"] = {"do": {"domain": "VEN"}}
     with pytest.raises(Exception, match="does not set 'age'"):
         marker_table(table, cf, markers)

@@ -251,14 +251,19 @@ def marker_table(
 
     With ``domain_key``, ``by_domain`` repeats both per domain (region): ``predicted`` for
     every domain with ``min_cells`` intervened cells of the type, ``observed`` only where the
-    target cells of the type also number ``min_cells`` there (else ``None``).
+    target cells of the type also number ``min_cells`` there (else ``None``); and each marker
+    gets ``observed_region_matched``, those per-domain observed differences averaged with the
+    intervened cells' counts as weights (the observed difference at the intervened cells'
+    region mix, ``None`` where no domain has both), and ``region_matched_share``, the share of
+    the intervened cells of the type in the domains it covers.
 
     Returns
     -------
     dict
         ``markers`` (records: ``gene``, ``cell_type``, ``programme``, ``expected``,
         ``n_source``, ``n_target``, ``predicted``, ``observed``, ``agrees_observed``,
-        ``agrees_expected``), ``by_domain`` (records: ``gene``, ``cell_type``, ``domain``,
+        ``agrees_expected``, with domains also ``observed_region_matched`` and
+        ``region_matched_share``), ``by_domain`` (records: ``gene``, ``cell_type``, ``domain``,
         ``n_source``, ``n_target``, ``predicted``, ``observed``), ``skipped``,
         ``n_agree_observed``, ``n_agree_expected``, ``n``.
     """
@@ -312,18 +317,27 @@ def marker_table(
         })
         if dom is None:
             continue
+        matched, weights = [], []
         for d in sorted(set(src_dom[sel])):
             ds = sel & (src_dom == d)
             if ds.sum() < min_cells:
                 continue
             dt = tgt & (dom == d)
             ss = source & (ctype == t) & (dom == d)
+            o_d = float(x[dt, j].mean() - x[ss, j].mean()) if dt.sum() >= min_cells else None
             by_domain.append({
                 "gene": gene, "cell_type": t, "domain": d, "n_source": int(ds.sum()),
                 "n_target": int(dt.sum()), "predicted": float(pred_x[ds, j].mean()),
-                "observed": (float(x[dt, j].mean() - x[ss, j].mean())
-                             if dt.sum() >= min_cells else None),
+                "observed": o_d,
             })
+            if o_d is not None:
+                matched.append(o_d)
+                weights.append(int(ds.sum()))
+        # the observed difference within regions, weighted by the intervened cells' regions
+        # (a direct comparison with the counterfactual's composition, where both ages have cells)
+        rows[-1]["observed_region_matched"] = (float(np.average(matched, weights=weights))
+                                               if matched else None)
+        rows[-1]["region_matched_share"] = float(sum(weights) / sel.sum())
     return {
         "markers": rows, "by_domain": by_domain, "skipped": skipped, "n": len(rows),
         "n_agree_observed": sum(bool(r["agrees_observed"]) for r in rows),
@@ -443,14 +457,22 @@ def format_real_summary(real: dict[str, Any]) -> str:
         f"Known ageing genes (log-normalised units): predicted change vs observed old - young; "
         f"sign agrees with observed for {real['n_agree_observed']} of {real['n']}, with the "
         f"literature for {real['n_agree_expected']} of {real['n']}",
+        "  (region-matched: the observed difference within regions, weighted by the young "
+        "cells' regions; coverage: the share of young cells in regions with both ages)",
         f"  {'gene':<8}{'cell type':<11}{'young':>6}{'old':>6}{'predicted':>11}{'observed':>10}"
-        "  literature",
+        f"{'region-matched':>16}{'coverage':>10}  literature",
     ]
+
+    def num(v: float | None, fmt: str) -> str:
+        return "n/a" if v is None else format(v, fmt)
+
     for r in real["markers"]:
-        obs = "n/a" if r["observed"] is None else f"{r['observed']:+.3f}"
         mark = "" if r["agrees_observed"] in (True, None) else "  (sign differs)"
         lines.append(f"  {r['gene']:<8}{r['cell_type']:<11}{r['n_source']:>6}{r['n_target']:>6}"
-                     f"{r['predicted']:>+11.3f}{obs:>10}  {r['expected'] or ''}{mark}")
+                     f"{r['predicted']:>+11.3f}{num(r['observed'], '+.3f'):>10}"
+                     f"{num(r.get('observed_region_matched'), '+.3f'):>16}"
+                     f"{num(r.get('region_matched_share'), '.0%'):>10}"
+                     f"  {r['expected'] or ''}{mark}")
     for r in real.get("skipped", []):
         lines.append(f"  ({r['gene']} in {r['cell_type']} skipped: {r['reason']})")
     f = real["files"]
