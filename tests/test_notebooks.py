@@ -55,24 +55,45 @@ def test_quickstart_notebook(tmp_path):
         "tables": sorted(sdata.tables), "n_cf": cf.n_obs,
         "cf_ages": sorted(set(cf.obs["age"].astype(str))),
         "do": cf.uns["causcell"]["do"], "saved": os.path.isdir(path),
-        "loaded_trained": again.is_trained, "tabs": len(panel.tabs.children)}""")
+        "loaded_trained": again.is_trained, "tabs": len(panel.tabs.children),
+        "real_n_cf": real_cf.n_obs, "real_do": real_cf.uns["causcell"]["do"],
+        "real_markers": {f"{g}/{t}": [p, o] for g, t, p, o in zip(
+            markers["gene"], markers["cell_type"], markers["predicted"],
+            markers["observed"])},
+        "real_one_donor": bool(markers["one_donor"].all())}""")
     assert got["tables"] == ["causcell_age_90wk", "table"]
     assert got["cf_ages"] == ["90wk"] and got["n_cf"] > 300  # the 4wk cells, moved
     assert got["do"] == {"age": "90wk"}
     assert got["saved"] and got["loaded_trained"] and got["tabs"] == 4
     assert (tmp_path / "quickstart_model").is_dir()
+    # the real MERFISH half: do(age=old) on the young mouse's cells, known markers
+    assert got["real_n_cf"] == 2411 and got["real_do"] == {"age": "old"}
+    assert len(got["real_markers"]) == 13 and got["real_one_donor"]
+    c4b_pred, c4b_obs = got["real_markers"]["C4b/Oligo"]
+    assert c4b_obs == pytest.approx(3.01, abs=0.01) and c4b_pred > 0.3
 
 
 def test_brain_aging_notebook(tmp_path):
+    """The real MERFISH data: an ensemble, do(age=old) on the young cells, one-donor rows."""
     got = _run_with_check("02_brain_aging_workflow.ipynb", tmp_path, """{
-        "mice": int(small.obs["mouse"].nunique()), "all_mice": int(full.obs["mouse"].nunique()),
-        "targets": sorted(set(res["target"])), "n": cf_score.n, "k": cf_score.k,
-        "direct_n": direct_score.n, "direct_k": direct_score.k,
-        "stored": "causcell_trends" in small.uns}""")
-    assert got["mice"] == 6 and got["all_mice"] == 12  # 2 of 4 mice per age kept
-    assert got["targets"] == ["24wk", "90wk"] and got["stored"]
-    assert got["n"] == got["direct_n"] == 15  # every planted trend was tested
-    assert 0 <= got["k"] <= got["n"] and got["direct_k"] >= 3
+        "n_models": len(models), "cells": int(data.n_obs),
+        "targets": sorted(set(res["target"])), "units": sorted(set(res["unit"])),
+        "one_donor": bool(res["one_donor"].all() and direct["one_donor"].all()),
+        "res_models": int(res["n_models"].max()),
+        "markers": {f"{g}/{t}": [m, lo, hi, o] for g, t, m, lo, hi, o in zip(
+            markers["gene"], markers["cell_type"], markers["mean_change"], markers["ci_low"],
+            markers["ci_high"], markers["observed"])},
+        "regions": sorted(per_region["domain"]),
+        "stored": "causcell_trends" in sdata.tables["table"].uns
+                  or "causcell_trends" in sdata.tables}""")
+    assert got["cells"] == 4788 and got["n_models"] == got["res_models"] == 2  # FAST
+    assert got["targets"] == ["old"] and got["units"] == ["models"] and got["one_donor"]
+    assert len(got["markers"]) == 13
+    c4b, lo, hi, observed = got["markers"]["C4b/Oligo"]
+    assert c4b > 0.3 and lo <= c4b <= hi and observed == pytest.approx(3.01, abs=0.01)
+    assert got["markers"]["Gfap/Astro"][3] == pytest.approx(1.69, abs=0.01)
+    assert "STR_CP/ACB" in got["regions"]  # a region the old section barely covers
+    assert got["stored"]
 
 
 def test_real_data_notebook_falls_back_to_the_built_in_tissue(tmp_path):
