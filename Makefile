@@ -1,5 +1,5 @@
-# Two entry points: `make demo` (set-up + demo on the built-in tissue) and `make test`
-# (set-up + the whole test suite, what CI runs). Set-up is idempotent.
+# Two entry points: `make demo` (set-up + demo on the built-in tissue, then on the shipped real
+# MERFISH data) and `make test` (set-up + the whole test suite, what CI runs). Set-up is idempotent.
 PYTHON ?= python3.11
 VENV ?= .venv
 PY := $(VENV)/bin/python
