@@ -110,6 +110,20 @@ def jupyterlab(tmp_path):
         log.close()
 
 
+#: the notebook's session has a connected kernel whose name it knows
+KERNEL_READY = """() => { const w = window.jupyterapp.shell.currentWidget;
+    const sc = w && w.sessionContext; const k = sc && sc.session && sc.session.kernel;
+    return !!(sc && sc.isReady && k && k.connectionStatus === 'connected'
+              && !sc.hasNoKernel && sc.kernelDisplayName !== 'No Kernel'); }"""
+
+
+def _accept_kernel_dialog(page) -> None:
+    """Accept JupyterLab's "Select Kernel" dialog (the notebook's kernel) if it is open."""
+    dialog = page.locator(".jp-Dialog", has_text="Select Kernel")
+    if dialog.count():
+        dialog.locator("button.jp-mod-accept").click()
+
+
 def test_quickstart_in_jupyterlab(jupyterlab, tmp_path):
     from matplotlib.image import imread
     from playwright.sync_api import TimeoutError as PlaywrightTimeoutError
@@ -125,9 +139,12 @@ def test_quickstart_in_jupyterlab(jupyterlab, tmp_path):
             page.goto(f"{url}/lab/tree/01_quickstart.ipynb?token={token}")
             page.wait_for_function("() => window.jupyterapp && window.jupyterapp.shell"
                                    " && document.querySelector('.jp-Notebook')", timeout=60_000)
-            # wait for the kernel, then run every cell
+            # wait for the kernel: idle, connected, and its name known to the notebook (on a
+            # loaded machine JupyterLab can report "idle" before the kernel spec is known, and
+            # Run All then asks to select a kernel instead of running)
             page.wait_for_selector(".jp-Notebook-ExecutionIndicator[data-status='idle']",
                                    timeout=60_000)
+            page.wait_for_function(KERNEL_READY, timeout=120_000)
             # as a user would: Run > Run All Cells
             page.locator(".jp-Notebook").first.click()
             page.locator(".lm-MenuBar-itemLabel", has_text="Run").first.click()
@@ -136,6 +153,8 @@ def test_quickstart_in_jupyterlab(jupyterlab, tmp_path):
                 page.wait_for_selector(".jp-Notebook-ExecutionIndicator[data-status='busy']",
                                        timeout=30_000)
             except PlaywrightTimeoutError:  # run all through JupyterLab's command instead
+                _accept_kernel_dialog(page)
+                page.wait_for_function(KERNEL_READY, timeout=120_000)
                 page.evaluate("window.jupyterapp.commands.execute('notebook:run-all-cells')")
             button = page.locator("button.causcell-intervene")
             button.wait_for(state="visible", timeout=300_000)
