@@ -21,6 +21,7 @@ from qtpy.QtWidgets import (
 )
 
 from ..app import MODEL_SIZES, USER_ERRORS, Progress, describe_error, domains, graph, train
+from ..app.forms import GraphForm
 from ._base import ERROR_STYLE, OK_STYLE, CausCellWidget, set_items
 from ._dag_grid import DagGrid
 from ._layers import color_layer_by_labels
@@ -32,7 +33,7 @@ if TYPE_CHECKING:
 _UNDIRECTED_TEXT = "#ffb45f"
 
 
-class TrainWidget(CausCellWidget):
+class TrainWidget(CausCellWidget, GraphForm):
     """Concepts, DAG, epochs, device and seed -> a trained CausCell model."""
 
     title = "Train"
@@ -82,7 +83,6 @@ class TrainWidget(CausCellWidget):
         for w in (self.dag_table, self.dag_message, self.suggest_btn, self.suggest_label,
                   self.dag_plot):
             lay.addWidget(w)
-        self.suggestion: Any = None
         return box
 
     def _domains_box(self) -> QGroupBox:
@@ -212,22 +212,16 @@ class TrainWidget(CausCellWidget):
         self.submit(lambda: graph.suggest_job(self.state, request), self._on_suggested)
 
     def _on_suggested(self, result: graph.SuggestResult) -> None:
-        if self.state is None or not result.matches(self._checked_concepts()):
-            self.message(graph.CHANGED_WHILE_SUGGESTING, error=True)
+        if self.state is None or not self.accept(result, self._checked_concepts()):
             return
-        self.suggestion = result.suggestion
         self.dag_table.set_undirected(result.undirected)
         self._rebuild_dag(parents=result.parents)
         self.dag_plot.show_graph(result.suggestion)
         self.dag_plot.setVisible(True)
         self.message(result.message)
 
-    def undirected_pending(self) -> list[tuple[str, str]]:
-        """Suggested undirected edges for which neither direction is ticked yet."""
-        return graph.pending_text(self.suggestion, self.parents())[0]
-
     def _show_undirected(self) -> None:
-        pending, text = graph.pending_text(self.suggestion, self.parents())
+        pending, text = self.undirected()
         self.suggest_label.setText(text)
         self.suggest_label.setStyleSheet(f"color: {_UNDIRECTED_TEXT};" if pending else OK_STYLE)
 

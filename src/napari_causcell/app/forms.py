@@ -10,9 +10,10 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
+from . import graph
 from .jobs import BUSY, USER_ERRORS, Job, Progress, describe_error
 
-__all__ = ["JobHost"]
+__all__ = ["GraphForm", "JobHost"]
 
 
 class JobHost:
@@ -74,3 +75,33 @@ class JobHost:
 
     def _job_finished(self) -> None:
         self._set_busy(False)
+
+
+class GraphForm:
+    """Parent ticks with a suggested graph (mixin of the Train forms; no ``__init__``).
+
+    The front end provides :meth:`parents` (the ticks), :meth:`message` and the drawing;
+    the mixin keeps the suggestion and says which undirected edges are left to decide.
+    """
+
+    suggestion: Any = None
+
+    def parents(self) -> dict[str, list[str]]:  # pragma: no cover
+        raise NotImplementedError
+
+    def accept(self, result: graph.SuggestResult, concepts: list[str]) -> bool:
+        """Keep a suggestion made over ``concepts`` (refused, with a message, when the ticked
+        concepts changed while it ran)."""
+        if not result.matches(concepts):
+            self.message(graph.CHANGED_WHILE_SUGGESTING, error=True)
+            return False
+        self.suggestion = result.suggestion
+        return True
+
+    def undirected(self) -> tuple[list[tuple[str, str]], str]:
+        """``(pending edges, the line to show)``: see :func:`graph.pending_text`."""
+        return graph.pending_text(self.suggestion, self.parents())
+
+    def undirected_pending(self) -> list[tuple[str, str]]:
+        """Suggested undirected edges for which neither direction is ticked yet."""
+        return self.undirected()[0]

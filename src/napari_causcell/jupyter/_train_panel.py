@@ -12,10 +12,11 @@ import ipywidgets as widgets
 from .. import pl
 from ..app import MODEL_SIZES, USER_ERRORS, AppState, Progress, describe_error
 from ..app import graph, train
+from ..app.forms import GraphForm
 from ._base import Panel, figure_png, new_figure
 
 
-class TrainPanel(Panel):
+class TrainPanel(Panel, GraphForm):
     """Choose concepts and their causal parents, train with live progress, stop, save, load.
 
     Parameters
@@ -42,7 +43,6 @@ class TrainPanel(Panel):
         self.dag_image = widgets.Image(format="png", layout=widgets.Layout(width="360px",
                                                                            display="none"))
         self.dag_image.add_class("causcell-dag")
-        self.suggestion: Any = None
         self._build_training_controls()
         self.concepts.observe(lambda _: self._rebuild_parents(), "value")
         self.suggest_button.on_click(lambda _: self.suggest())
@@ -121,10 +121,8 @@ class TrainPanel(Panel):
         return self.start(lambda: graph.suggest_job(self.state, request), self._on_suggested)
 
     def _on_suggested(self, result: graph.SuggestResult) -> None:
-        if not result.matches(self.concepts.value):
-            self.message(graph.CHANGED_WHILE_SUGGESTING, error=True)
+        if not self.accept(result, list(self.concepts.value)):
             return
-        self.suggestion = result.suggestion
         self.set_parents(result.parents)
         fig = new_figure(4.0, 3.0)
         pl.dag(result.suggestion, ax=fig.subplots(), title="")
@@ -133,12 +131,8 @@ class TrainPanel(Panel):
         self._show_undirected()
         self.message(result.message)
 
-    def undirected_pending(self) -> list[tuple[str, str]]:
-        """Suggested undirected edges for which neither direction is ticked yet."""
-        return graph.pending_text(self.suggestion, self.parents())[0]
-
     def _show_undirected(self) -> None:
-        pending, text = graph.pending_text(self.suggestion, self.parents())
+        pending, text = self.undirected()
         colour = "#8a5a00" if pending else "#1b5e20"
         self.undirected_label.value = (f"<span style='color:{colour}'>{html.escape(text)}"
                                        "</span>" if text else "")
