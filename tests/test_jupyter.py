@@ -137,7 +137,7 @@ def test_full_panel_intervene_and_overlay(panel):
     assert [v for _, v in ov_panel.top.options] == list(top["gene"])
     ov = ov_panel.overlay
     assert ov.titles == ["factual", name]
-    # what the values are is tested in tests/app/test_overlay.py; here: what is drawn
+    # what the values are is tested in tests/app/test_app_overlay.py; here: what is drawn
     # one shared colour scale: both panels' scatters use the same limits
     clims = {c.get_clim() for ax in ov_panel.figure.axes for c in ax.collections
              if c.get_array() is not None and ax.get_label() != "<colorbar>"}
