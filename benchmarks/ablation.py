@@ -36,9 +36,8 @@ VARIANTS: dict[str, tuple[dict, dict, dict]] = {
     "kl 1, u_shuffle 0.5": ({"u_shuffle": 0.5}, KL1, {}),
     "kl 1, unseen=decoder": ({}, KL1, {"unseen": "decoder"}),
     "ema 0.995": ({}, {**KL1, "ema": 0.995}, {}),
+    "no weight averaging (ema 0)": ({}, {**KL1, "ema": 0.0}, {}),
     "ema 0.995, adversary 5": ({}, {"weights": {"kl": 1.0, "adversary": 5.0}, "ema": 0.995}, {}),
-    "ema 0.995, conditioning MLP": ({"cond_mlp": True}, {**KL1, "ema": 0.995}, {}),
-    "ema 0.995, linear token path": ({"linear_skip": True}, {**KL1, "ema": 0.995}, {}),
 }
 
 SETS = {"brain_aging": ["id", "ood"], "merfish": ["ood"], "starmap": ["ood"]}

@@ -313,17 +313,6 @@ def test_ema_keeps_the_averaged_weights(small_sdata):
             CausCell(small_sdata, CONCEPTS, dag=DAG, seed=3, **TINY).train(max_epochs=1, ema=bad)
 
 
-@pytest.mark.parametrize("arch", [{"cond_mlp": True}, {"linear_skip": True}])
-def test_decoder_options_train_and_round_trip(small_sdata, tmp_path, arch):
-    m = CausCell(small_sdata, CONCEPTS, dag=DAG, seed=0, **TINY, **arch)
-    m.train(max_epochs=1)
-    loaded = CausCell.load(m.save(tmp_path / "m"))
-    key, value = next(iter(arch.items()))
-    assert getattr(loaded.module.config, key) is value
-    cells = small_sdata.tables["table"][:16]
-    assert np.allclose(m.reconstruct(cells, seed=1).X, loaded.reconstruct(cells, seed=1).X)
-
-
 def test_sampler_settings_checked_before_any_work(trained, small_sdata):
     cells = small_sdata.tables["table"][:4]
     with pytest.raises(SettingError, match="sampler"):

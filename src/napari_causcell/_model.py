@@ -35,6 +35,7 @@ WEIGHTS_FILE = "model.pt"
 META_FILE = "causcell.json"
 FORMAT_VERSION = 2  # 2: model.pt and causcell.json carry a shared token and checksums
 DONOR_BANK = 256  # exogenous tokens kept per label for random-donor interventions
+EMA_DECAY = 0.995  # weight averaging in train(): ablation in docs/benchmarks.md
 DENSE_CACHE_VALUES = 50_000_000  # in-memory data up to this size are held densely in training
 
 
@@ -208,7 +209,7 @@ class CausCell:
         progress_bar: bool = False,
         precision: str = "32",
         select: str = "recon",
-        ema: float = 0.0,
+        ema: float = EMA_DECAY,
     ) -> list[dict[str, float]]:
         """Train on the data given at construction; returns the per-epoch history.
 
@@ -238,8 +239,9 @@ class CausCell:
             counterfactuals are made of) or ``"recon+concept"`` (adds the concept heads' loss,
             which bottoms out early as the heads overfit).
         ema
-            Decay of an exponential moving average of the weights (``0`` = off). When on,
-            validation, checkpoint selection and the returned model use the averaged weights.
+            Decay of an exponential moving average of the weights (default 0.995, ``0`` =
+            off). When on, validation, checkpoint selection and the returned model use the
+            averaged weights (docs/benchmarks.md, "Ablation").
 
         Notes
         -----
@@ -1022,8 +1024,6 @@ class CausCell:
             _check_settings(self.concept_space, self.edges, self.genes, meta["config"])
             config = dict(meta["config"])
             config.setdefault("standardize", False)  # saved before diffusion was standardised
-            config.setdefault("linear_skip", False)  # saved before the linear token path
-            config.setdefault("cond_mlp", False)  # saved with linear global conditioning
             self.module = CausCellModule(ModuleConfig(**config))
             self.module.load_state_dict(_with_new_buffers(state["module"], self.module))
             self._donors = {str(k): {str(kk): vv for kk, vv in v.items()}

@@ -91,32 +91,16 @@ class Denoiser(nn.Module):
         n_queries: int = 4,
         self_attention: bool = True,
         global_cond: bool = True,
-        skip_gate: torch.Tensor | None = None,
-        cond_mlp: bool = False,
     ) -> None:
         super().__init__()
         self.n_queries, self.width = n_queries, width
-        # linear path from the tokens to x0, weighted by the noise level of step t: at high
-        # noise x0-prediction is the conditional mean, which is additive in the labels to a
-        # first order; the attention layers learn what is not (interactions, per-cell detail)
-        self.skip = None
-        if skip_gate is not None:
-            self.skip = nn.Linear(n_tokens * token_dim, n_genes)
-            nn.init.zeros_(self.skip.weight)
-            nn.init.zeros_(self.skip.bias)
-            self.register_buffer("skip_gate", skip_gate.float().clone())
         self.inp = nn.Linear(n_genes, n_queries * width)
         self.query_pos = nn.Parameter(torch.randn(n_queries, width) * 0.02)
         self.time = nn.Sequential(nn.Linear(width, width), nn.SiLU(), nn.Linear(width, width))
         self.cond = nn.Linear(token_dim, width)
         self.token_type = nn.Parameter(torch.randn(n_tokens, width) * 0.02)
         # global conditioning: all tokens, flattened, added to the time embedding
-        self.global_cond = None
-        if global_cond and cond_mlp:  # nonlinear: label interactions without attention
-            self.global_cond = nn.Sequential(
-                nn.Linear(n_tokens * token_dim, 2 * width), nn.SiLU(), nn.Linear(2 * width, width))
-        elif global_cond:
-            self.global_cond = nn.Linear(n_tokens * token_dim, width)
+        self.global_cond = nn.Linear(n_tokens * token_dim, width) if global_cond else None
         self.blocks = nn.ModuleList(
             CrossAttentionBlock(width, heads, self_attention=self_attention) for _ in range(depth)
         )
@@ -133,10 +117,7 @@ class Denoiser(nn.Module):
         cond = self.cond(z) + self.token_type
         for block in self.blocks:
             h = block(h, cond)
-        out = self.out(self.norm_out(h).reshape(b, -1))
-        if self.skip is not None:
-            out = out + self.skip_gate[t].unsqueeze(-1) * self.skip(z.reshape(b, -1))
-        return out
+        return self.out(self.norm_out(h).reshape(b, -1))
 
 
 @torch.no_grad()

@@ -37,8 +37,6 @@ class ModuleConfig:
     anchor: bool = True  # add a learned prototype of the cell's label to each concept token
     t_power: float = 0.5  # training steps drawn as T * U**t_power; < 1 favours high noise
     standardize: bool = True  # diffuse per-gene standardised expression (equal weight per gene)
-    cond_mlp: bool = False  # the global conditioning on all tokens is an MLP, not linear
-    linear_skip: bool = False  # a noise-gated linear path from the tokens to the x0-prediction
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -91,13 +89,11 @@ class CausCellModule(nn.Module):
         self.adversaries = nn.ModuleList(
             mlp(c.token_dim, c.hidden // 2, c.n_classes[j]) for _, j in self.adv_pairs
         )
-        self.schedule = NoiseSchedule(c.n_steps)
         self.denoiser = Denoiser(
             c.n_genes, self.n_tokens, c.token_dim, c.width, c.depth, c.heads, c.n_queries,
             c.self_attention, c.global_cond,
-            skip_gate=(1.0 - self.schedule.abar).sqrt() if c.linear_skip else None,
-            cond_mlp=c.cond_mlp,
         )
+        self.schedule = NoiseSchedule(c.n_steps)
         self.register_buffer("clip_max", torch.tensor(20.0))
         self.register_buffer("label_prior", torch.zeros(sum(c.n_classes)))
         # per-gene centre and scale of the diffused expression (identity until set_scale)
