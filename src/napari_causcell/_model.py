@@ -862,7 +862,7 @@ class CausCell:
         }
         if unsupported and np.mean(unsupported) > 0:
             warnings.warn(
-                f"{np.mean(unsupported):.0%} of the cells have a label never seen in training "
+                f"{_share(np.mean(unsupported))} of the cells have a label never seen in training "
                 f"with the new parent labels under do({do}); they keep their label "
                 "(uns['causcell']['unsupported'])"
                 + ("; their change is averaged over the labels seen with both parent labels "
@@ -1250,6 +1250,13 @@ def _all_rows(source: ExpressionSource) -> np.ndarray:
 _MONITOR = {"recon": ("recon",), "recon+concept": ("recon", "concept")}
 #: how front ends name that quantity
 SELECT_LABELS = {"recon": "validation recon", "recon+concept": "validation recon + concept"}
+
+
+def _share(x: float) -> str:
+    """A share as a percentage that never reads 0 % or 100 % when it is neither."""
+    if 0 < x < 0.01:
+        return f"{x:.2%}" if x >= 1e-4 else "under 0.01%"
+    return f"{x:.0%}" if x == 1 or x < 0.995 else "over 99.5%"
 
 
 class _EMA:
