@@ -566,7 +566,8 @@ def test_12_clear_errors_for_bad_values(tiny_sdata, tiny_model):
     with pytest.raises(SettingError, match="n_samples"):
         tiny_model.counterfactual(_table(tiny_sdata)[:3], do={"age": "90wk"}, n_samples=2.5)
     with pytest.raises(SettingError, match="steps"):
-        tiny_model.counterfactual(_table(tiny_sdata)[:3], do={"age": "90wk"}, steps=0)
+        tiny_model.counterfactual(_table(tiny_sdata)[:3], do={"age": "90wk"}, steps=0,
+                                  sampler="ddim")
     with pytest.raises(SettingError, match="batch_size"):
         CausCell(tiny_sdata, CONCEPTS, **TINY).train(batch_size=0)
 
