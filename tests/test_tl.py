@@ -74,6 +74,13 @@ def test_spatial_domains_recover_layers(sdata):
 
     truth = brain_aging(n_cells=1500, n_genes=80, seed=0).tables["table"].obs["domain"]
     assert adjusted_rand_score(truth, t.obs["niche"]) > 0.2
+    # a column the user owns is never replaced silently
+    t.obs["mine"] = "keep"
+    with pytest.raises(DataError, match="already has a column 'mine'"):
+        tl.spatial_domains(sdata, n_domains=5, key_added="mine", n_neighs=12)
+    assert (t.obs["mine"] == "keep").all()
+    tl.spatial_domains(sdata, n_domains=5, key_added="mine", n_neighs=12, overwrite=True)
+    assert set(t.obs["mine"].astype(str)) <= {f"D{i}" for i in range(5)}
 
 
 def test_leakage_table(trained):

@@ -28,7 +28,8 @@ def derive_domains(state: AppState, n_domains: int = 6, cluster_key: str | None 
         key_added = (Key.obs.DOMAIN_FALLBACK if Key.obs.DOMAIN in state.adata.obs
                      else Key.obs.DOMAIN)
     tl.spatial_domains(state.data, n_domains, cluster_key=cluster_key, key_added=key_added,
-                       table_key=state.table_key, seed=seed)
+                       table_key=state.table_key, seed=seed,
+                       overwrite=key_added == Key.obs.DOMAIN_FALLBACK)  # our own column
     return key_added
 
 

@@ -22,6 +22,7 @@ def spatial_domains(
     table_key: str | None = None,
     library_key: str | None = None,
     seed: int = 0,
+    overwrite: bool = False,
 ) -> pd.Series:
     """Derive spatial domains and write them to ``obs[key_added]``.
 
@@ -38,6 +39,9 @@ def spatial_domains(
     table, _ = resolve_table(data, table_key)
     if cluster_key not in table.obs:
         raise DataError(f"Column {cluster_key!r} is not in obs; columns: {list(table.obs.columns)}.")
+    if key_added in table.obs and not overwrite:
+        raise DataError(f"obs already has a column {key_added!r}; choose another key_added or "
+                        "pass overwrite=True to replace it.")
     if table.n_obs < n_domains:
         raise DataError(f"{table.n_obs} cells cannot form {n_domains} domains.")
     if Key.obsm.SPATIAL not in table.obsm:
