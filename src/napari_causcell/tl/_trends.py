@@ -550,10 +550,11 @@ def age_trends(
         import warnings
 
         warnings.warn(
-            "One model: its training-seed error is not measured, so its p-values are too small "
-            "(on the simulated tissue single models' calls were 18-57 % false at q <= 0.1, an "
-            "ensemble of 5 had none; docs/brain_aging.md). Pass several models trained with "
-            "different seeds (tl.train_ensemble) for error control.", UserWarning,
+            "One model: its training-seed error is not measured, so its p-values can be too "
+            "small (on the simulated tissue single models' calls were 1-3 % false at q <= 0.1, "
+            "18-57 % with an earlier engine; an ensemble of 5 had none; docs/brain_aging.md). "
+            "Pass several models trained with different seeds (tl.train_ensemble) for error "
+            "control.", UserWarning,
             stacklevel=2)
     return df
 
