@@ -396,12 +396,7 @@ def run_real_demo(
     limit = f", at most {max_time:g} s" if max_time else ""
     say(f"Training on {table.n_obs} real cells x {len(model.genes)} genes (at most {epochs} "
         f"epochs{limit}) ...")
-    t0 = time.perf_counter()
-    with stop_on_interrupt(model):
-        model.train(epochs, max_time=max_time, callbacks=[progress_printer(say)])
-    train_s = time.perf_counter() - t0
-    last = model.history[-1]
-    val_acc = {c: float(last[f"val_acc_{c}"]) for c in model.concepts if f"val_acc_{c}" in last}
+    train_s, val_acc = _train_timed(model, epochs, max_time, say)
 
     source = tl.select_cells(table, REAL_SOURCE)
     say(f"Counterfactual do(age=old) on the {int(source.sum())} young cells ...")
@@ -557,6 +552,19 @@ def _safe_name(gene: str) -> str:
     return re.sub(r"[^0-9A-Za-z_.-]+", "_", gene)
 
 
+def _train_timed(model: Any, epochs: int, max_time: float | None,
+                 say: Callable[[str], Any]) -> tuple[float, dict[str, float]]:
+    """Train with progress lines (Ctrl-C keeps a usable model); seconds taken and the last
+    epoch's held-out accuracy per concept."""
+    t0 = time.perf_counter()
+    with stop_on_interrupt(model):
+        model.train(epochs, max_time=max_time, callbacks=[progress_printer(say)])
+    train_s = time.perf_counter() - t0
+    last = model.history[-1]
+    return train_s, {c: float(last[f"val_acc_{c}"]) for c in model.concepts
+                     if f"val_acc_{c}" in last}
+
+
 def run_demo(
     out: str | Path = "causcell_demo",
     *,
@@ -629,12 +637,7 @@ def run_demo(
     say(f"{model}")
     limit = f", at most {max_time:g} s" if max_time else ""
     say(f"Training (at most {epochs} epochs{limit}) ...")
-    t0 = time.perf_counter()
-    with stop_on_interrupt(model):
-        model.train(epochs, max_time=max_time, callbacks=[progress_printer(say)])
-    train_s = time.perf_counter() - t0
-    last = model.history[-1]
-    val_acc = {c: float(last[f"val_acc_{c}"]) for c in model.concepts if f"val_acc_{c}" in last}
+    train_s, val_acc = _train_timed(model, epochs, max_time, say)
 
     source = tl.select_cells(table, DEMO_SOURCE)
     say(f"Counterfactual do(age=90wk) on the {int(source.sum())} 4wk cells ...")
