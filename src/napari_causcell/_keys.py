@@ -22,6 +22,11 @@ class Key:
         #: a SpatialData table had none)
         SPATIAL = "spatial"
 
+        @staticmethod
+        def embedding(token: str) -> str:
+            """``CausCell.concept_embeddings``' key of one token (a concept or ``u``)."""
+            return f"X_causcell_{token}"
+
     class obs:  # noqa: N801
         #: default column of ``tl.spatial_domains``
         DOMAIN = "domain"
@@ -29,6 +34,16 @@ class Key:
         DOMAIN_FALLBACK = "causcell_domain"
         #: in a counterfactual table: the obs name of the cell it was generated from
         SOURCE_ID = "source_id"
+        #: in a counterfactual table: which of the ``n_samples`` draws a row is
+        SAMPLE = "sample"
+        #: in a counterfactual table: the change was transported from measured labels
+        #: (``unseen="average"``)
+        EXTRAPOLATED = "extrapolated"
+
+        @staticmethod
+        def factual(concept: str) -> str:
+            """Column of a counterfactual table with a descendant's factual label."""
+            return f"factual_{concept}"
 
         @staticmethod
         def predicted(concept: str) -> str:
@@ -40,6 +55,8 @@ class Key:
         DELTA = "delta"
         #: the factual (observed, log-normalised) expression beside the counterfactual
         FACTUAL = "factual"
+        #: the same cells generated without intervention (same noise)
+        RECONSTRUCTED = "reconstructed"
 
     class uns:  # noqa: N801
         #: counterfactual parameters (``do``, sampler, ...) in a counterfactual table; on an

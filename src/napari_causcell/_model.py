@@ -23,6 +23,7 @@ from scipy import sparse
 
 from . import _checks, _safe_io
 from ._constants import DEFAULT_STEPS, MEAN_DRAWS, SAMPLERS
+from ._keys import Key
 from ._utils import make_generator, pick_device
 from ._version import __version__
 from .data import adjacency, descendants, expression, resolve_table, select_genes, validate_dag
@@ -624,7 +625,7 @@ class CausCell:
         out = {name: tok[:, k].cpu().numpy() for k, name in enumerate(self.token_names)}
         if write:
             for name, emb in out.items():
-                adata.obsm[f"X_causcell_{name}"] = emb
+                adata.obsm[Key.obsm.embedding(name)] = emb
         return out
 
     @torch.no_grad()
@@ -675,8 +676,8 @@ class CausCell:
         out = ad.AnnData(gen, obs=adata.obs.copy(), var=pd.DataFrame(index=list(self.genes)))
         if "spatial" in adata.obsm:
             out.obsm["spatial"] = np.asarray(adata.obsm["spatial"])
-        out.layers["factual"] = _all_rows(x)
-        out.uns["causcell"] = {"kind": "reconstruction", "sampler": sampler, "steps": steps,
+        out.layers[Key.layers.FACTUAL] = _all_rows(x)
+        out.uns[Key.uns.CAUSCELL] = {"kind": "reconstruction", "sampler": sampler, "steps": steps,
                                "output": "expected" if sampler == "mean" else "sample"}
         return out
 
@@ -843,16 +844,16 @@ class CausCell:
             outs.append(gen_s)
             recons.append(recon_s)
             obs_parts.append(self._cf_obs(adata, y, y_cf, desc, s, n_samples))
-            obs_parts[-1]["extrapolated"] = extrapolated
+            obs_parts[-1][Key.obs.EXTRAPOLATED] = extrapolated
         gen = np.concatenate(outs)
         out = ad.AnnData(gen, obs=pd.concat(obs_parts), var=pd.DataFrame(index=list(self.genes)))
         if "spatial" in adata.obsm:
             out.obsm["spatial"] = np.tile(np.asarray(adata.obsm["spatial"]), (n_samples, 1))
         recon = np.concatenate(recons)
-        out.layers["factual"] = np.tile(_all_rows(x), (n_samples, 1))
-        out.layers["reconstructed"] = recon
-        out.layers["delta"] = gen - recon
-        out.uns["causcell"] = {
+        out.layers[Key.layers.FACTUAL] = np.tile(_all_rows(x), (n_samples, 1))
+        out.layers[Key.layers.RECONSTRUCTED] = recon
+        out.layers[Key.layers.DELTA] = gen - recon
+        out.uns[Key.uns.CAUSCELL] = {
             "kind": "counterfactual", "do": {k: str(v) for k, v in do.items()},
             "donor": donor, "hard": hard, "propagate": propagate, "sampler": sampler,
             "output": "expected" if sampler == "mean" else "sample", "steps": steps,
@@ -932,11 +933,11 @@ class CausCell:
         for k, name in enumerate(self.concepts):
             cats = self.concept_space.categories[name]
             if name in desc:
-                obs[f"factual_{name}"] = pd.Categorical.from_codes(y_np[:, k], categories=cats)
+                obs[Key.obs.factual(name)] = pd.Categorical.from_codes(y_np[:, k], categories=cats)
             if name in desc or (cf_np[:, k] != y_np[:, k]).any() or name not in obs:
                 obs[name] = pd.Categorical.from_codes(cf_np[:, k], categories=cats)
-        obs["source_id"] = adata.obs_names.astype(str).to_numpy()
-        obs["sample"] = s
+        obs[Key.obs.SOURCE_ID] = adata.obs_names.astype(str).to_numpy()
+        obs[Key.obs.SAMPLE] = s
         obs.index = [f"{i}-cf{s}" if n_samples > 1 else str(i) for i in adata.obs_names]
         return obs
 

@@ -33,6 +33,7 @@ import anndata as ad
 import numpy as np
 import pandas as pd
 
+from .._keys import Key
 from ..data import expression, is_spatialdata, resolve_table
 from ..data.concepts import ConceptError
 from ..data.preprocess import DataError
@@ -297,7 +298,7 @@ def age_trends(
     marginal: bool = True,
     cells: Any = None,
     table_key: str | None = None,
-    key_added: str = "causcell_trends",
+    key_added: str = Key.uns.TRENDS,
     store_counterfactuals: bool = True,
     progress: Callable[[float], Any] | None = None,
     **counterfactual_kwargs: Any,
@@ -471,19 +472,19 @@ def age_trends(
             else:
                 cf = mod.counterfactual(table[mask], do=do, progress=step,
                                         **counterfactual_kwargs)
-            d_all = _dense(cf.layers["delta"])[:, gidx]
+            d_all = _dense(cf.layers[Key.layers.DELTA])[:, gidx]
             keep = np.ones(cf.n_obs, dtype=bool)
             if switched == "exclude":
                 for c in groupby:
                     if f"factual_{c}" in cf.obs and c in cf.obs:
                         keep &= (cf.obs[c].astype(str).to_numpy()
                                  == cf.obs[f"factual_{c}"].astype(str).to_numpy())
-            sid = cf.obs["source_id"].astype(str).to_numpy()
+            sid = cf.obs[Key.obs.SOURCE_ID].astype(str).to_numpy()
             delta = pd.DataFrame(d_all[keep]).groupby(sid[keep]).mean().reindex(names)
             delta = delta.to_numpy()
             kept = ~np.isnan(delta).any(1)
             n_excluded[f"{target}/{m_i}"] = int((~kept).sum())
-            fact = _dense(cf.layers["factual"][: len(names)])[:, gidx]
+            fact = _dense(cf.layers[Key.layers.FACTUAL][: len(names)])[:, gidx]
             for lev in _levels(groupby, marginal):
                 for key_vals, pos in _groups(obs, lev, groupby):
                     pos = pos[kept[pos]]
