@@ -407,18 +407,10 @@ def run_real_demo(
     mt = marker_table(sdata, cf, markers)
 
     out.mkdir(parents=True, exist_ok=True)
-    files: dict[str, Any] = {"overlays": []}
-    for gene in [g for g in REAL_OVERLAYS if g in cf.var_names]:
-        fig = pl.counterfactual_overlay(
-            cf, gene, background=sdata, fig=Figure(figsize=(7.5, 7.5), layout="constrained"),
-            title=f"Real MERFISH, young mouse: do(age=old), {gene}")
-        path = out / f"merfish_overlay_{_safe_name(gene)}.png"
-        fig.savefig(path, dpi=110)
-        files["overlays"].append(str(path))
-    ax = pl.loss(model, ax=Figure(figsize=(6, 4)).subplots())
-    ax.figure.tight_layout()
-    ax.figure.savefig(out / "merfish_loss.png", dpi=110)
-    files["loss"] = str(out / "merfish_loss.png")
+    files: dict[str, Any] = _save_figures(
+        out, "merfish_", model, cf, sdata, [g for g in REAL_OVERLAYS if g in cf.var_names],
+        lambda: Figure(figsize=(7.5, 7.5), layout="constrained"),
+        "Real MERFISH, young mouse: do(age=old), {gene}")
     return _jsonable({
         "data": SUN2024_CREDIT,
         "caveat": REAL_CAVEAT,
@@ -552,6 +544,28 @@ def _safe_name(gene: str) -> str:
     return re.sub(r"[^0-9A-Za-z_.-]+", "_", gene)
 
 
+def _save_figures(out: Path, prefix: str, model: Any, cf: Any, sdata: Any,
+                  genes: list[str], new_figure: Callable[[], Any],
+                  title: str | None = None) -> dict[str, Any]:
+    """``<prefix>overlay_<gene>.png`` per gene and ``<prefix>loss.png``; their paths."""
+    from matplotlib.figure import Figure
+
+    from . import pl
+
+    files: dict[str, Any] = {"overlays": []}
+    for gene in genes:
+        fig = pl.counterfactual_overlay(cf, gene, background=sdata, fig=new_figure(),
+                                        title=None if title is None else title.format(gene=gene))
+        path = out / f"{prefix}overlay_{_safe_name(gene)}.png"
+        fig.savefig(path, dpi=110)
+        files["overlays"].append(str(path))
+    ax = pl.loss(model, ax=Figure(figsize=(6, 4)).subplots())
+    ax.figure.tight_layout()
+    files["loss"] = str(out / f"{prefix}loss.png")
+    ax.figure.savefig(files["loss"], dpi=110)
+    return files
+
+
 def _train_timed(model: Any, epochs: int, max_time: float | None,
                  say: Callable[[str], Any]) -> tuple[float, dict[str, float]]:
     """Train with progress lines (Ctrl-C keeps a usable model); seconds taken and the last
@@ -654,16 +668,10 @@ def run_demo(
     with quiet_zarr_warnings():
         sdata.write(zarr_path, overwrite=True)
     model.save(model_path, overwrite=True)
-    files = {"zarr": str(zarr_path), "model": str(model_path), "overlays": []}
-    for gene in _overlay_genes(acc, list(cf.var_names), N_OVERLAYS):
-        fig = pl.counterfactual_overlay(cf, gene, background=sdata, fig=Figure(figsize=(15, 4.2)))
-        path = out / f"overlay_{_safe_name(gene)}.png"
-        fig.savefig(path, dpi=110)
-        files["overlays"].append(str(path))
-    ax = pl.loss(model, ax=Figure(figsize=(6, 4)).subplots())
-    ax.figure.tight_layout()
-    ax.figure.savefig(out / "loss.png", dpi=110)
-    files["loss"] = str(out / "loss.png")
+    files = {"zarr": str(zarr_path), "model": str(model_path),
+             **_save_figures(out, "", model, cf, sdata,
+                             _overlay_genes(acc, list(cf.var_names), N_OVERLAYS),
+                             lambda: Figure(figsize=(15, 4.2)))}
     files["metrics"] = str(out / "metrics.json")
 
     metrics = _jsonable({

@@ -885,10 +885,8 @@ class CausCell:
             pos = torch.searchsorted(rows, sub).cpu().numpy()
             name = self.concepts[j]
             for code, label in enumerate(self.concept_space.categories[name]):
-                ok = torch.ones(len(sub), dtype=torch.bool, device=sub.device)
-                for p in scm.parents[j]:
-                    seen = scm.seen[f"{p}_{j}"]
-                    ok &= (seen[y[sub, p], code] > 0) & (seen[y_cf[sub, p], code] > 0)
+                ok = (scm.seen_with_parents(j, y[sub], code)
+                      & scm.seen_with_parents(j, y_cf[sub], code))
                 w = float(priors[j][code])
                 if not bool(ok.any()) or w <= 0 or f"{name}={label}" not in self._donors:
                     continue
@@ -901,8 +899,9 @@ class CausCell:
                 change = (self._generate(self.module.scm.intervene(e1, vals, hard=hard),
                                          *gen_args)
                           - self._generate(self.module.tokens(e0), *gen_args))
-                acc[pos[ok.cpu().numpy()]] += w * change
-                total[pos[ok.cpu().numpy()]] += w
+                at = pos[ok.cpu().numpy()]
+                acc[at] += w * change
+                total[at] += w
         # cells without any label seen with both keep the decoder's extrapolation (NaN)
         with np.errstate(invalid="ignore", divide="ignore"):
             return acc / total[:, None]
@@ -1263,9 +1262,7 @@ def _share(x: float) -> str:
 class _EMA:
     """Exponential moving average of parameters, swapped in and out of the module."""
 
-    def __init__(self, params, decay: float) -> None:
-        if not 0.0 < decay < 1.0:
-            raise ValueError(f"ema must be in (0, 1) or 0 (off), got {decay}")
+    def __init__(self, params, decay: float) -> None:  # decay checked by train_args
         self.params = list(params)
         self.shadow = [p.detach().clone() for p in self.params]
         self.decay, self.n, self.swapped = decay, 0, False

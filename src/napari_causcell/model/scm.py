@@ -147,6 +147,14 @@ class LabelSCM(nn.Module):
             noise[j] = torch.where(obs, top, trunc) - lg
         return noise
 
+    def seen_with_parents(self, j: int, y: torch.Tensor, label) -> torch.Tensor:
+        """``(B,)`` mask: concept ``j``'s ``label`` (an int or a ``(B,)`` tensor) was seen in
+        training with each of the parent labels in ``y`` ``(B, M)``."""
+        known = torch.ones(y.shape[0], dtype=torch.bool, device=y.device)
+        for p in self.parents[j]:
+            known &= self.seen[f"{p}_{j}"][y[:, p], label] > 0
+        return known
+
     def counterfactual(self, y: torch.Tensor, do: dict[int, int],
                        noise: dict[int, torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor]:
         """Labels ``(B, M)`` under ``do(concept k = label)``, descendants recomputed with the
@@ -166,8 +174,7 @@ class LabelSCM(nn.Module):
                 changed[:, j] = y_cf[:, j] != y[:, j]
             elif self.parents[j]:
                 moved = changed[:, self.parents[j]].any(-1)
-                known = torch.stack([self.seen[f"{p}_{j}"][y_cf[:, p], y[:, j]] > 0
-                                     for p in self.parents[j]]).all(0)
+                known = self.seen_with_parents(j, y_cf, y[:, j])
                 unsupported[:, j] = moved & ~known
                 new = (self.logits(j, y_cf) + noise[j]).argmax(-1)
                 y_cf[:, j] = torch.where(moved & known, new, y[:, j])
