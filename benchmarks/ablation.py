@@ -38,6 +38,8 @@ VARIANTS: dict[str, tuple[dict, dict, dict]] = {
     "kl 1, u_shuffle 0.5": ({"u_shuffle": 0.5}, KL1, {}),
     "kl 1, unseen=decoder": ({}, KL1, {"unseen": "decoder"}),
     "no weight averaging (ema 0)": ({}, {**KL1, "ema": 0.0}, {}),
+    "t_power 0.25": ({"t_power": 0.25}, KL1, {}),
+    "patience 60, up to 200 epochs": ({}, {**KL1, "patience": 60, "max_epochs": 200}, {}),
 }
 
 SETS = {"brain_aging": ["id", "ood"], "merfish": ["ood"], "starmap": ["ood"]}
@@ -108,7 +110,8 @@ def main(argv=None):
     torch.set_num_threads(a.threads)
     if a.epochs:
         for mk, tk, ck in VARIANTS.values():
-            tk.update(max_epochs=a.epochs, max_time=None)
+            tk.setdefault("max_epochs", a.epochs)  # a variant's own max_epochs is kept
+            tk["max_time"] = None
     rows = run(a.variants, a.datasets, a.seeds, a.budget, a.cells, settings=a.settings)
     from ._results import write_result
     from .compare import machine

@@ -66,6 +66,7 @@ class Dataset:
     real_cf: bool = False  # OOD counterfactuals scored against the real held-out cells
     markers: tuple[tuple[str, str], ...] = ()  # (type, gene) whose predicted change is recorded
     settings: tuple[str, ...] = ("id", "ood")  # settings this dataset is run in
+    match_key: str | None = None  # real OOD truth also scored within levels of this concept
     notes: list[str] = field(default_factory=list)
 
 
@@ -116,7 +117,7 @@ def load_dataset(name: str, quick: bool = False, h5ad: str | None = None,
                        cf_do={"age_group": "old"}, cf_source={"age_group": "young"},
                        type_key="celltype", ood_pair=("age_group", "celltype"),
                        ood_value="old", held_types=MERFISH_HELD, real_cf=True,
-                       markers=MERFISH_MARKERS, settings=("ood",))
+                       markers=MERFISH_MARKERS, settings=("ood",), match_key="region")
     if name == "h5ad":
         if not h5ad or not concepts:
             raise SystemExit("--h5ad needs --concepts (and optionally --dag a:b ...)")
@@ -350,9 +351,36 @@ def _pooled_foils(ds: Dataset, sp: dict, x_all: np.ndarray) -> dict[str, Output]
         shifts.append(np.stack([target_mean - own[v] for v in lab[g["source"]]]))
     shift = np.concatenate(shifts).astype(np.float32)
     fact = x_all[sp["cf"]]
-    return {"no change": Output(cf=fact, cf_delta=np.zeros_like(fact)),
-            "mean shift": Output(cf=fact + shift, cf_delta=shift,
-                                 notes=["pooled shift (held-out type has no target cells)"])}
+    out = {"no change": Output(cf=fact, cf_delta=np.zeros_like(fact)),
+           "mean shift": Output(cf=fact + shift, cf_delta=shift,
+                                notes=["pooled shift (held-out type has no target cells)"])}
+    if ds.match_key:
+        within = _shift_within(ds, sp, x_all, tr, shift)
+        out[f"{ds.match_key} shift"] = Output(cf=fact + within, cf_delta=within, notes=[
+            f"pooled shift within the cell's {ds.match_key} (pooled where it has too few)"])
+    return out
+
+
+def _shift_within(ds: Dataset, sp: dict, x_all: np.ndarray, tr: np.ndarray,
+                  pooled: np.ndarray) -> np.ndarray:
+    """The pooled shift computed within each level of ``ds.match_key`` (the foil for the
+    region-matched truth); the overall pooled shift where a level has too few cells."""
+    obs = ds.adata.obs
+    lev = obs[ds.match_key].astype(str).to_numpy()
+    out, start = pooled.copy(), 0
+    for g in sp["cf_groups"]:
+        (key, val), = g["do"].items()
+        lab = obs[key].astype(str).to_numpy()
+        src = np.asarray(g["source"])
+        for level in np.unique(lev[src]):
+            a = tr & (lab == val) & (lev == level)
+            for own in np.unique(lab[src]):
+                b = tr & (lab == own) & (lev == level)
+                rows = np.flatnonzero((lev[src] == level) & (lab[src] == own))
+                if a.sum() >= MIN_CELLS and b.sum() >= MIN_CELLS:
+                    out[start + rows] = x_all[a].mean(0) - x_all[b].mean(0)
+        start += len(src)
+    return out
 
 
 def peer_task(ds: Dataset, sp: dict, seed: int, budget: float, work: Path) -> tuple[dict, dict]:
@@ -484,6 +512,12 @@ def score_cf(truth: dict, out: Output, seed: int) -> dict[str, float]:
         p, t = pred[rows, cols], true[rows, cols]
         s["planted_signs"] = float(np.sum(np.sign(p) == np.sign(t)))
         s["planted_slope"] = float(np.polyfit(t, p, 1)[0])
+    if "matched_rows" in truth:  # truth within regions (see _matched_truth)
+        ok = [i for i, r in enumerate(truth["matched_rows"]) if len(r)]
+        pm = np.stack([out.cf_delta[truth["matched_rows"][i]].mean(0) for i in ok])
+        tm = truth["matrix_matched"][ok]
+        s["cf_r_matched"] = M.change_correlation(pm, tm)
+        s["cf_mse_matched"] = float(np.mean((pm - tm) ** 2))
     for name, (i, j) in truth.get("markers", {}).items():
         s[f"marker:{name}"] = float(pred[i, j])
     if out.cf_labels is not None and "src_type" in truth:
@@ -538,6 +572,7 @@ def _real_truth(ds: Dataset, sp: dict, x_all: np.ndarray) -> dict | None:
         mats.append(x_all[g["target"]].mean(0) - x_all[g["source"]].mean(0))
     mat = np.stack(mats)
     labels = [g["label"] for g in sp["cf_groups"]]
+    matched = _matched_truth(ds, sp, x_all) if ds.match_key else {}
     genes = list(ds.adata.var_names)
     markers = {}
     for typ, gene in ds.markers:
@@ -546,7 +581,30 @@ def _real_truth(ds: Dataset, sp: dict, x_all: np.ndarray) -> dict | None:
             markers[f"{typ}:{gene}"] = (hit[0], genes.index(gene))
     return {"types": labels, "group_rows": rows, "matrix": mat, "markers": markers,
             "observed_markers": {k: float(mat[i, j]) for k, (i, j) in markers.items()},
-            "n_responsive": int((np.abs(mat) >= CF_THRESHOLD).sum())}
+            "n_responsive": int((np.abs(mat) >= CF_THRESHOLD).sum()), **matched}
+
+
+def _matched_truth(ds: Dataset, sp: dict, x_all: np.ndarray) -> dict:
+    """Observed change within levels of ``ds.match_key`` (e.g. region): per group, the
+    source-count-weighted mean over levels with both source and target cells of (target mean
+    - source mean) in that level, and the source rows in those levels. A counterfactual that
+    holds the region fixed is compared with old and young cells of the same regions, so the
+    two sections' different anatomy drops out of the truth."""
+    lev = ds.adata.obs[ds.match_key].astype(str).to_numpy()
+    rows, mats, start = [], [], 0
+    for g in sp["cf_groups"]:
+        src, tgt = np.asarray(g["source"]), np.asarray(g["target"])
+        keep = np.zeros(len(src), bool)
+        change = np.zeros(x_all.shape[1])
+        for level in np.unique(lev[src]):
+            s_in, t_in = lev[src] == level, tgt[lev[tgt] == level]
+            if s_in.sum() >= MIN_CELLS and len(t_in) >= MIN_CELLS:
+                keep |= s_in
+                change += s_in.sum() * (x_all[t_in].mean(0) - x_all[src[s_in]].mean(0))
+        rows.append(start + np.flatnonzero(keep))
+        mats.append(change / max(keep.sum(), 1))
+        start += len(src)
+    return {"matched_rows": rows, "matrix_matched": np.stack(mats)}
 
 
 def scib_scores(ds: Dataset, sp: dict, outputs: dict[str, Output], x_all: np.ndarray,

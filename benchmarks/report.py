@@ -30,6 +30,8 @@ METRICS = {
     "cf_auroc": ("CF AUROC responsive genes", True),
     "cf_mse": ("CF MSE of mean change", False),
     "cf_energy": ("CF energy distance", False),
+    "cf_r_matched": ("CF r, truth within regions", True),
+    "cf_mse_matched": ("CF MSE, truth within regions", False),
     "planted_signs": ("planted effects with the right sign", True),
     "planted_slope": ("slope of predicted vs true planted effect (1 best)", True),
     "cf_switched": ("share of cells whose type switched", True),
@@ -49,13 +51,14 @@ GROUPS = {
     "Reconstruction (held-out cells)": ["per_cell_r", "mse", "cluster_nmi", "cluster_ari",
                                         "marker_overlap"],
     "Counterfactuals against the true ones": [
-        "cf_r", "cf_auroc", "cf_mse", "cf_energy", "planted_signs", "planted_slope",
+        "cf_r", "cf_auroc", "cf_mse", "cf_r_matched", "cf_mse_matched", "cf_energy",
+        "planted_signs", "planted_slope",
         "cf_switched", "cf_composition_tv", "marker:Oligodendrocyte:C4b",
         "marker:Astrocyte:Gfap", "marker:Microglia:B2m", "marker:Microglia:H2-K1"],
     "Speed": ["train_seconds", "cells_per_s", "time_to_95pct_s"],
 }
 ORDER = ["CausCell", "CausCell_IND", "scvi", "biolord", "scgen", "cpa", "mean shift",
-         "no change"]
+         "region shift", "no change"]
 NAMES = {"scvi": "scVI", "biolord": "biolord", "scgen": "scGen", "cpa": "CPA"}
 
 
