@@ -46,7 +46,7 @@ SETS = {"brain_aging": ["id", "ood"], "merfish": ["ood"], "starmap": ["ood"]}
 
 
 def run(variants: list[str], datasets: list[str], seeds: int, budget: float, cells: int | None,
-        log=print, settings: list[str] | None = None) -> list[dict]:
+        log=print, settings: list[str] | None = None, full: bool = False) -> list[dict]:
     from . import compare
 
     rows = []
@@ -67,10 +67,11 @@ def run(variants: list[str], datasets: list[str], seeds: int, budget: float, cel
                     if key not in trained:
                         trained[key] = compare.train_causcell(ds, sp, seed, budget, ds.dag, mk, tk)
                     model, speed = trained[key]
-                    outs[v] = compare.causcell_outputs(model, ds, sp, seed, ck, recon=False)
+                    outs[v] = compare.causcell_outputs(model, ds, sp, seed, ck, recon=full)
                     outs[v].speed = speed
                 for method, out in outs.items():
-                    sc = compare.score_cf(truth, out, seed)
+                    sc = (compare.score(ds, sp, out, x_all, truth, seed) if full
+                          and out.embeddings else compare.score_cf(truth, out, seed))
                     rows.append({"dataset": ds.name, "setting": setting, "seed": seed,
                                  "method": method, **sc,
                                  "epochs": out.speed.get("epochs", np.nan)})
@@ -82,7 +83,8 @@ def run(variants: list[str], datasets: list[str], seeds: int, budget: float, cel
 
 def table(rows: list[dict]) -> pd.DataFrame:
     df = pd.DataFrame(rows)
-    keys = ["cf_r", "cf_mse", "cf_auroc", "planted_slope", "planted_signs", "cf_switched"]
+    keys = ["cf_r", "cf_mse", "cf_auroc", "planted_slope", "planted_signs", "cf_switched",
+            "cf_r_matched", "latent_leakage", "per_cell_r"]
     keys = [k for k in keys if k in df]
     g = df.groupby(["dataset", "setting", "method"], sort=False)[keys]
     mean, sd = g.mean(), g.std()
@@ -101,6 +103,8 @@ def main(argv=None):
     p.add_argument("--cells", type=int, default=None)
     p.add_argument("--settings", nargs="+", default=None, choices=["id", "ood"],
                    help="only these settings (default: every setting of each dataset)")
+    p.add_argument("--full", action="store_true",
+                   help="also score embeddings and reconstructions (u leakage, per-cell r)")
     p.add_argument("--threads", type=int, default=1)
     p.add_argument("--out", default="benchmarks/results")
     p.add_argument("--tag", default=None, help="file name (default ablation-<date>)")
@@ -112,7 +116,8 @@ def main(argv=None):
         for mk, tk, ck in VARIANTS.values():
             tk.setdefault("max_epochs", a.epochs)  # a variant's own max_epochs is kept
             tk["max_time"] = None
-    rows = run(a.variants, a.datasets, a.seeds, a.budget, a.cells, settings=a.settings)
+    rows = run(a.variants, a.datasets, a.seeds, a.budget, a.cells, settings=a.settings,
+               full=a.full)
     from ._results import write_result
     from .compare import machine
 
