@@ -155,6 +155,8 @@ def markdown(result: dict, summary: pd.DataFrame, image: str | None) -> str:
             f"{m['python']}. {a['seeds']} seed(s), training budget {a['budget']:.0f} s per "
             f"method and run; {result['elapsed_s'] / 60:.1f} min in all. Mean ± sd over seeds. "
             f"Raw numbers: `benchmarks/results/{result['file']}`.\n")
+    if result.get("merged"):
+        head += f"\nMerged: {result['merged']}.\n"
     peers = result.get("peers", {})
     lines = [head]
     if peers:
