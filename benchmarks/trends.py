@@ -197,17 +197,16 @@ def main() -> None:
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", UserWarning)  # one-donor notes of tiny groups
         t0 = time.perf_counter()
-        runs[f"causcell_ensemble_{args.seeds}"] = tl.age_trends(
-            models, small, store_counterfactuals=False, seed=0, **kw)
+        tl.age_trends(models, small, store_counterfactuals=False, seed=0, **kw)  # in place
+        runs[f"causcell_ensemble_{args.seeds}"] = small.uns["causcell_trends"]["results"]
         timing["ensemble_s"] = time.perf_counter() - t0
         for i, m in enumerate(models):
-            runs[f"causcell_seed{i}"] = tl.age_trends(m, small, store_counterfactuals=False,
-                                                      seed=0, key_added=f"single{i}", **kw)
-        runs["direct_donors_2_per_age"] = tl.direct_trends(small, unit="donors", **kw)
-        runs["direct_cells_2_per_age"] = tl.direct_trends(small, unit="cells",
-                                                          key_added="direct_cells", **kw)
+            runs[f"causcell_seed{i}"] = tl.age_trends(m, small, seed=0, copy=True, **kw)
+        tl.direct_trends(small, unit="donors", **kw)  # in place
+        runs["direct_donors_2_per_age"] = small.uns["causcell_direct_trends"]["results"]
+        runs["direct_cells_2_per_age"] = tl.direct_trends(small, unit="cells", copy=True, **kw)
         runs[f"direct_donors_all_{args.mice_per_age}_per_age"] = tl.direct_trends(
-            full, unit="donors", **kw)
+            full, unit="donors", copy=True, **kw)
 
     scores = {name: {str(me): score(r, planted, broad, gene_class, me, args.alpha)
                      for me in (0.0, 0.1)} for name, r in runs.items()}

@@ -52,8 +52,8 @@ def main() -> None:
               marginal=False, genes=list(models[0].genes))
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
-        cc = tl.age_trends(models, sdata, store_counterfactuals=False, **kw)
-        direct = tl.direct_trends(sdata, **kw)
+        cc = tl.age_trends(models, sdata, copy=True, **kw)
+        direct = tl.direct_trends(sdata, copy=True, **kw)
     rows = []
     for rec in SUN2024_AGE_MARKERS.itertuples():
         c = cc[(cc["gene"] == rec.gene) & (cc["cell_type"] == rec.cell_type)].iloc[0]

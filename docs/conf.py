@@ -42,6 +42,8 @@ autodoc_default_options = {"members": True, "show-inheritance": False}
 napoleon_numpy_docstring = True
 napoleon_google_docstring = False
 napoleon_use_rtype = False
+# the tools list the keys they write into the user's data (scverse style)
+napoleon_custom_sections = ["Writes"]
 
 html_theme = "furo"
 html_title = f"napari-causcell {release}"

@@ -21,7 +21,8 @@ print(model)
 print("held-out accuracy:", {k: round(v, 3) for k, v in model.history[-1].items() if "acc" in k})
 print(tl.leakage(model).round(2))
 
-cf = tl.counterfactual(sdata, model, do={"age": "90wk"}, cells={"age": "4wk"})
+tl.counterfactual(sdata, model, do={"age": "90wk"}, cells={"age": "4wk"})  # writes a table
+cf = sdata.tables["causcell_age_90wk"]
 print(tl.top_changed_genes(cf, n=10))
 pl.counterfactual_overlay(cf, "C4b", background=sdata).savefig("quickstart_C4b.png", dpi=110)
 model.save("quickstart_model", overwrite=True)

@@ -83,7 +83,7 @@ def test_as_anndata_and_known_ageing_signals():
     # the README's old-minus-young differences (log1p CP10k) are there, with the right sign
     with pytest.warns(UserWarning, match="one donor"):
         df = tl.direct_trends(adata, source="young", targets="old", groupby="cell_type",
-                              marginal=False)
+                              marginal=False, copy=True)
     # one mouse per age: every row is flagged, and cells were the only possible unit
     assert df["one_donor"].all() and set(df["unit"]) == {"cells"}
     assert (df["n_donors_source"] == 1).all() and (df["n_donors_target"] == 1).all()

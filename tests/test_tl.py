@@ -1,6 +1,10 @@
-"""tl: counterfactual tables in SpatialData, cell selection, domains, diagnostics."""
+"""tl: counterfactual tables in SpatialData, cell selection, domains, diagnostics; the scverse
+convention (in place, None, the keys logged; copy=True returns the result, writes nothing)."""
 
 from __future__ import annotations
+
+import copy as _copy
+import logging
 
 import numpy as np
 import pytest
@@ -10,9 +14,10 @@ from napari_causcell.data import coordinates
 
 
 def test_counterfactual_table_annotates_same_instances(trained, sdata, tmp_path):
-    cf = tl.counterfactual(sdata, trained, {"age": "90wk"}, cells={"age": "4wk"}, seed=0)
+    assert tl.counterfactual(sdata, trained, {"age": "90wk"}, cells={"age": "4wk"},
+                             seed=0) is None
     assert "causcell_age_90wk" in sdata.tables
-    table = sdata.tables["causcell_age_90wk"]
+    table = cf = sdata.tables["causcell_age_90wk"]
     attrs = table.uns["spatialdata_attrs"]
     assert attrs["region"] == "cells" and attrs["instance_key"] == "cell_id"
     src = sdata.tables["table"]
@@ -29,9 +34,76 @@ def test_counterfactual_table_annotates_same_instances(trained, sdata, tmp_path)
 
 def test_counterfactual_on_anndata_stored_in_uns(trained, small_sdata):
     adata = small_sdata.tables["table"].copy()
-    cf = tl.counterfactual(adata, trained, {"domain": "WM"}, cells=np.arange(10), key_added="wm")
-    assert adata.uns["causcell"]["wm"] is cf and cf.n_obs == 10
+    assert tl.counterfactual(adata, trained, {"domain": "WM"}, cells=np.arange(10),
+                             key_added="wm") is None
+    cf = adata.uns["causcell"]["wm"]
+    assert cf.n_obs == 10 and cf.uns["causcell"]["key"] == "wm"
     assert (cf.obs["domain"] == "WM").all()
+
+
+def added(caplog) -> list[str]:
+    """The keys the tools logged as written (logger ``napari_causcell.tl``)."""
+    return [r.getMessage() for r in caplog.records if r.name == "napari_causcell.tl"]
+
+
+def _snapshot(table):
+    """What a tool may write into a table: obs columns and the keys of uns, obsm, obsp."""
+    return (list(table.obs.columns), sorted(table.uns), sorted(table.obsm), sorted(table.obsp))
+
+
+@pytest.mark.parametrize("kind", ["anndata", "spatialdata"])
+def test_counterfactual_scverse_convention(trained, small_sdata, kind, caplog):
+    data = (_copy.deepcopy(small_sdata) if kind == "spatialdata"
+            else small_sdata.tables["table"].copy())
+    table = data.tables["table"] if kind == "spatialdata" else data
+    before = _snapshot(table)
+    tables = sorted(data.tables) if kind == "spatialdata" else None
+    cells = np.arange(8)
+    # copy=True: the counterfactual comes back, the input is untouched
+    with caplog.at_level(logging.INFO, logger="napari_causcell.tl"):
+        cf = tl.counterfactual(data, trained, {"age": "90wk"}, cells=cells, key_added="cf",
+                               copy=True, seed=0)
+    assert cf.n_obs == 8 and cf.uns["causcell"]["key"] == "cf"
+    assert _snapshot(table) == before and not added(caplog)
+    if kind == "spatialdata":
+        assert sorted(data.tables) == tables
+        assert cf.uns["spatialdata_attrs"]["region"] == "cells"  # ready to store
+    # default: written in place, None returned, the key logged
+    with caplog.at_level(logging.INFO, logger="napari_causcell.tl"):
+        assert tl.counterfactual(data, trained, {"age": "90wk"}, cells=cells, key_added="cf",
+                                 seed=0) is None
+    stored = data.tables["cf"] if kind == "spatialdata" else data.uns["causcell"]["cf"]
+    assert np.allclose(stored.layers["delta"], cf.layers["delta"])
+    where = "table 'cf'" if kind == "spatialdata" else "uns['causcell']['cf']"
+    assert added(caplog) == [f"Added {where}"]
+
+
+@pytest.mark.parametrize("kind", ["anndata", "spatialdata"])
+def test_spatial_domains_scverse_convention(small_sdata, kind, caplog):
+    data = _copy.deepcopy(small_sdata)
+    if kind == "anndata":
+        data = data.tables["table"]
+    table = data.tables["table"] if kind == "spatialdata" else data
+    if kind == "spatialdata":
+        del table.obsm["spatial"]  # coordinates from the shapes; written back in place
+    before = _snapshot(table)
+    with caplog.at_level(logging.INFO, logger="napari_causcell.tl"):
+        out = tl.spatial_domains(data, n_domains=4, key_added="niche", n_neighs=8, copy=True)
+    assert out.name == "niche" and out.index.equals(table.obs_names)
+    assert out.cat.categories.tolist() == ["D0", "D1", "D2", "D3"]
+    assert _snapshot(table) == before and not added(caplog)
+    with caplog.at_level(logging.INFO, logger="napari_causcell.tl"):
+        assert tl.spatial_domains(data, n_domains=4, key_added="niche", n_neighs=8) is None
+    assert (table.obs["niche"].astype(str) == out.astype(str)).all()
+    written = ["obsp['spatial_connectivities']", "obsp['spatial_distances']",
+               "uns['spatial_neighbors']", "obs['niche']"]
+    if kind == "spatialdata":
+        written.insert(0, "obsm['spatial']")
+    assert added(caplog) == [f"Added {w}" for w in written]
+    assert "spatial" in table.obsm and "spatial_connectivities" in table.obsp
+    # copy=True never refuses: it replaces nothing
+    assert tl.spatial_domains(data, n_domains=4, key_added="niche", n_neighs=8,
+                              copy=True) is not None
 
 
 def test_select_cells_modes(small_sdata):
@@ -65,8 +137,8 @@ def test_spatial_domains_recover_layers(sdata):
     del t.obsm["spatial"]  # coordinates then come from the shapes element
     assert coordinates(sdata).shape == (t.n_obs, 2)
     sdata.tables["table"].obs.drop(columns=["domain"], inplace=True)
-    out = tl.spatial_domains(sdata, n_domains=5, key_added="niche", n_neighs=12)
-    assert out.cat.categories.tolist() == ["D0", "D1", "D2", "D3", "D4"]
+    assert tl.spatial_domains(sdata, n_domains=5, key_added="niche", n_neighs=12) is None
+    assert t.obs["niche"].cat.categories.tolist() == ["D0", "D1", "D2", "D3", "D4"]
     assert "spatial_connectivities" in t.obsp
     from sklearn.metrics import adjusted_rand_score
 

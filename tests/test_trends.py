@@ -45,8 +45,9 @@ def _calls(df: pd.DataFrame) -> set:
 @pytest.mark.parametrize("test", ["t-test", "wilcoxon"])
 def test_direct_trends_finds_exactly_the_planted_differences(test):
     adata = _toy()
-    df = tl.direct_trends(adata, source="4wk", targets="90wk", groupby="cell_type", test=test,
-                          unit="cells")
+    assert tl.direct_trends(adata, source="4wk", targets="90wk", groupby="cell_type",
+                            test=test, unit="cells") is None
+    df = adata.uns["causcell_direct_trends"]["results"]
     assert set(df["unit"]) == {"cells"} and not df["one_donor"].any()  # 3 donors per age
     assert _calls(df) == {("A", "T1", "up"), ("B", "T2", "down")}
     # effect = difference of mean log-normalised expression, computed by hand
@@ -67,11 +68,12 @@ def test_direct_trends_finds_exactly_the_planted_differences(test):
 
 def test_effect_threshold_and_alpha_decide_calls():
     adata = _toy()
-    df = tl.direct_trends(adata, "age", "4wk", ["90wk"], "cell_type", min_effect=5.0)
+    df = tl.direct_trends(adata, "age", "4wk", ["90wk"], "cell_type", min_effect=5.0,
+                          copy=True)
     assert not df["significant"].any()  # no effect is that large
     assert (df["padj"] < 0.05).sum() >= 2  # while the p-values still are small
     df0 = tl.direct_trends(adata, "age", "4wk", ["90wk"], "cell_type", min_effect=0.0,
-                           alpha=0.999)
+                           alpha=0.999, copy=True)
     assert df0["significant"].sum() > df["significant"].sum()
 
 
@@ -80,7 +82,7 @@ def test_direct_trends_on_donors_is_a_pseudobulk_welch_contrast():
     effect is the difference of donor means, the interval covers it, the planted changes are
     called and nothing else."""
     adata = _toy()
-    df = tl.direct_trends(adata, source="4wk", targets="90wk", groupby="cell_type")
+    df = tl.direct_trends(adata, source="4wk", targets="90wk", groupby="cell_type", copy=True)
     assert set(df["unit"]) == {"donors"} and not df["one_donor"].any()
     assert (df["n_donors_source"] == 3).all() and (df["n_donors_target"] == 3).all()
     assert (df["n_models"] == 0).all()
@@ -108,7 +110,8 @@ def test_direct_trends_one_donor_per_age_is_flagged_and_warned():
     adata = _toy()
     adata.obs["donor"] = np.where(adata.obs["age"] == "4wk", "young", "old")
     with pytest.warns(UserWarning, match="one donor"):
-        df = tl.direct_trends(adata, source="4wk", targets="90wk", groupby="cell_type")
+        df = tl.direct_trends(adata, source="4wk", targets="90wk", groupby="cell_type",
+                              copy=True)
     assert df["one_donor"].all() and set(df["unit"]) == {"cells"}
     assert (df["n_donors_source"] == 1).all() and (df["n_donors_target"] == 1).all()
 
@@ -164,7 +167,8 @@ def _toy3() -> ad.AnnData:
 def test_age_trends_statistics_on_a_known_counterfactual():
     adata = _toy3()
     model = _FakeModel(list("ABCDEF"))
-    df = tl.age_trends(model, adata, source="4wk", groupby="cell_type", steps=3)
+    assert tl.age_trends(model, adata, source="4wk", groupby="cell_type", steps=3) is None
+    df = adata.uns["causcell_trends"]["results"]
     assert list(dict.fromkeys(df["target"])) == ["24wk", "90wk"]  # default: all other labels
     assert _calls(df[df["target"] == "90wk"]) == {("A", "T1", "up"), ("B", "T2", "down")}
     # one model, 3 donors per age: the donors' spread is the only uncertainty
@@ -180,19 +184,59 @@ def test_age_trends_statistics_on_a_known_counterfactual():
     r = rep[(rep["target"] == "90wk") & (rep["gene"] == "A") & (rep["cell_type"] == "T1")]
     assert len(r) == 3 and row["mean_change"].iloc[0] == pytest.approx(r["mean_delta"].mean())
     # with min_effect above the 24wk shift of B (0.12) it is not called there
-    df2 = tl.age_trends(model, adata, source="4wk", groupby="cell_type", min_effect=0.2)
+    df2 = tl.age_trends(model, adata, source="4wk", groupby="cell_type", min_effect=0.2,
+                        copy=True)
     assert ("B", "T2", "down") not in _calls(df2[df2["target"] == "24wk"])
     # stored: results, params, the counterfactuals (AnnData -> uns['causcell'])
     store = adata.uns["causcell_trends"]
     assert store["params"]["counterfactuals"] == {"24wk": "causcell_trends_age_24wk",
                                                   "90wk": "causcell_trends_age_90wk"}
     assert set(adata.uns["causcell"]) == {"causcell_trends_age_24wk", "causcell_trends_age_90wk"}
-    pd.testing.assert_frame_equal(store["results"], df2)
+    pd.testing.assert_frame_equal(store["results"], df)  # copy=True wrote nothing
     # per-cell noise averages out within donors: it does not create calls
     noisy = tl.age_trends(_FakeModel(list("ABCDEF"), noise=20.0), adata, source="4wk",
-                          targets="90wk", groupby="cell_type", key_added="noisy")
+                          targets="90wk", groupby="cell_type", copy=True)
     assert not noisy.loc[noisy["gene"].isin(list("CDEF")), "significant"].any()
 
+
+
+@pytest.mark.parametrize("kind", ["anndata", "spatialdata"])
+def test_trends_scverse_convention(kind, caplog):
+    """In place by default (None returned, every key written logged); copy=True returns the
+    results table and leaves the data untouched."""
+    import logging
+
+    adata = _toy3()
+    if kind == "spatialdata":
+        import spatialdata as sd
+
+        data = sd.SpatialData(tables={"table": adata})
+    else:
+        data = adata
+
+    def snapshot():
+        tables = sorted(data.tables) if kind == "spatialdata" else None
+        return sorted(adata.uns), list(adata.obs.columns), tables
+
+    def logged():
+        return [r.getMessage() for r in caplog.records if r.name == "napari_causcell.tl"]
+
+    kw = {"source": "4wk", "targets": "90wk", "groupby": "cell_type"}
+    before = snapshot()
+    with caplog.at_level(logging.INFO, logger="napari_causcell.tl"):
+        df = tl.age_trends(_FakeModel(list("ABCDEF")), data, copy=True, **kw)
+        direct = tl.direct_trends(data, copy=True, **kw)
+    assert isinstance(df, pd.DataFrame) and isinstance(direct, pd.DataFrame) and len(df)
+    assert snapshot() == before and not logged()
+    with caplog.at_level(logging.INFO, logger="napari_causcell.tl"):
+        assert tl.age_trends(_FakeModel(list("ABCDEF")), data, **kw) is None
+        assert tl.direct_trends(data, **kw) is None
+    pd.testing.assert_frame_equal(adata.uns["causcell_trends"]["results"], df)
+    pd.testing.assert_frame_equal(adata.uns["causcell_direct_trends"]["results"], direct)
+    cf = ("table 'causcell_trends_age_90wk'" if kind == "spatialdata"
+          else "uns['causcell']['causcell_trends_age_90wk']")
+    assert logged() == [f"Added {cf}", "Added uns['causcell_trends']",
+                        "Added uns['causcell_direct_trends']"]
 
 def _null_toy(n_genes: int = 40, n: int = 1200, donors_per_age: int = 3,
               seed: int = 0) -> ad.AnnData:
@@ -222,7 +266,7 @@ def test_null_effects_are_not_called_however_many_cells_are_generated():
     ensemble = [_FakeModel(genes, noise=0.05, bias=0.15, model_seed=m, effect=0.0)
                 for m in range(5)]
     df = tl.age_trends(ensemble, adata, source="4wk", targets="90wk", groupby="cell_type",
-                       min_effect=0.0, alpha=0.1)
+                       min_effect=0.0, alpha=0.1, copy=True)
     assert set(df["unit"]) == {"donors+models"} and (df["n_models"] == 5).all()
     assert df["significant"].sum() <= 1  # of 120 null tests
     # the same errors, one model at a time, and cells as replicates: nearly all "significant"
@@ -242,7 +286,7 @@ def test_planted_effects_are_called_with_intervals_that_cover_them():
     genes = list(adata.var_names)
     ensemble = [_FakeModel(genes, noise=0.05, bias=0.05, model_seed=m) for m in range(5)]
     df = tl.age_trends(ensemble, adata, source="4wk", targets="90wk", groupby="cell_type",
-                       alpha=0.1)
+                       alpha=0.1, copy=True)
     assert _calls(df) == {("A", "T1", "up"), ("B", "T2", "down")}
     for gene, ctype, true in (("A", "T1", 0.5), ("B", "T2", -0.3)):
         row = df[(df["gene"] == gene) & (df["cell_type"] == ctype)].iloc[0]
@@ -250,7 +294,7 @@ def test_planted_effects_are_called_with_intervals_that_cover_them():
         assert row["pvalue"] < 0.01 and row["padj"] < 0.1
     # a wider interval at a higher level
     df99 = tl.age_trends(ensemble, adata, source="4wk", targets="90wk", groupby="cell_type",
-                         level=0.99, key_added="k99")
+                         level=0.99, copy=True)
     assert ((df99["ci_high"] - df99["ci_low"]) > (df["ci_high"] - df["ci_low"])).all()
 
 
@@ -259,7 +303,8 @@ def test_one_donor_per_age_is_flagged_with_model_intervals():
     genes = list(adata.var_names)
     ensemble = [_FakeModel(genes, bias=0.05, model_seed=m) for m in range(4)]
     with pytest.warns(UserWarning, match="one donor"):
-        df = tl.age_trends(ensemble, adata, source="4wk", targets="90wk", groupby="cell_type")
+        df = tl.age_trends(ensemble, adata, source="4wk", targets="90wk", groupby="cell_type",
+                           copy=True)
     assert df["one_donor"].all() and set(df["unit"]) == {"models"}
     assert (df["n_donors_source"] == 1).all() and (df["n_donors_target"] == 1).all()
     assert (df["df"] >= 3.0 - 1e-9).all()  # moderated: >= M - 1
@@ -267,7 +312,7 @@ def test_one_donor_per_age_is_flagged_with_model_intervals():
     # one model and one donor: nothing to estimate an uncertainty from
     with pytest.warns(UserWarning, match="one donor"):
         one = tl.age_trends(ensemble[0], adata, source="4wk", targets="90wk",
-                            groupby="cell_type", key_added="one")
+                            groupby="cell_type", copy=True)
     assert set(one["unit"]) == {"none"} and one["pvalue"].isna().all()
     assert not one["significant"].any() and one["ci_low"].isna().all()
 
@@ -306,7 +351,8 @@ def test_trend_statistics_by_hand_and_moderation():
 
 def test_compare_trends_counts_k_of_n():
     adata = _toy3()
-    df = tl.age_trends(_FakeModel(list("ABCDEF")), adata, source="4wk", groupby="cell_type")
+    df = tl.age_trends(_FakeModel(list("ABCDEF")), adata, source="4wk", groupby="cell_type",
+                       copy=True)
     ref = pd.DataFrame({"gene": ["A", "B", "C", "A", "Z"],
                         "cell_type": ["T1", "T2", "T1", "T2", "T1"],
                         "direction": ["up", "down", "up", "up", "up"]})
@@ -399,9 +445,9 @@ def trends(trained, small_sdata):
     import copy
 
     sdata = copy.deepcopy(small_sdata)
-    df = tl.age_trends(trained, sdata, source="4wk", targets=["24wk", "90wk"], steps=5,
-                       seed=0, min_cells=5)
-    return sdata, df
+    tl.age_trends(trained, sdata, source="4wk", targets=["24wk", "90wk"], steps=5, seed=0,
+                  min_cells=5)
+    return sdata, sdata.tables["table"].uns["causcell_trends"]["results"]
 
 
 def test_age_trends_with_the_model(trained, trends):
@@ -497,7 +543,8 @@ def test_trend_plots_show_intervals_and_mark_one_donor():
     adata.var_names = list("ABCDEF")
     ensemble = [_FakeModel(list("ABCDEF"), bias=0.02, model_seed=m) for m in range(4)]
     with pytest.warns(UserWarning, match="one donor"):
-        df = tl.age_trends(ensemble, adata, source="4wk", targets="90wk", groupby="cell_type")
+        tl.age_trends(ensemble, adata, source="4wk", targets="90wk", groupby="cell_type")
+    df = adata.uns["causcell_trends"]["results"]
     assert df["one_donor"].all() and df["significant"].any()
     fig = pl.age_trends(adata, genes=["A"], cell_types=["T1", "T2"])
     axes = [ax for ax in fig.axes if ax.get_title()]
@@ -532,8 +579,7 @@ def test_train_ensemble_with_the_real_tissue_flags_one_donor(small_sdata):
     assert [m.seed for m in models] == [0, 1] and all(m.is_trained for m in models)
     with pytest.warns(UserWarning, match="one donor"):
         df = tl.age_trends(models, sdata, source="young", targets="old", groupby="cell_type",
-                           marginal=False, store_counterfactuals=False,
-                           genes=["C4b", "Gfap", "B2m", "H2-K1"])
+                           marginal=False, genes=["C4b", "Gfap", "B2m", "H2-K1"], copy=True)
     assert df["one_donor"].all() and set(df["unit"]) == {"models"}
     assert (df["n_models"] == 2).all() and np.isfinite(df["ci_low"]).all()
     with pytest.raises(ValueError, match="n_models"):

@@ -322,7 +322,8 @@ def cmd_counterfactual(args: argparse.Namespace) -> int:
                          "annotate; write .h5ad instead")
     source_key = resolve_table(data, args.table_key)[1]
     key = args.key or tl._counterfactual._table_name(do)
-    if spatial and out.suffix == ".zarr":  # checked before any work
+    into_zarr = spatial and out.suffix == ".zarr"  # the table is written into the SpatialData
+    if into_zarr:  # checked before any work
         if key == source_key:
             raise UsageError(f"--key {key!r} is the input table; it is never replaced. "
                              "Choose another --key")
@@ -332,12 +333,15 @@ def cmd_counterfactual(args: argparse.Namespace) -> int:
     if spatial and out.suffix == ".h5ad":  # the table alone: SpatialData stays untouched
         data = resolve_table(data, args.table_key)[0]
 
-    # compute first: nothing is written when this fails
+    # compute first: nothing is written to disk when this fails; an .h5ad gets the
+    # counterfactual alone (copy=True)
     cf = tl.counterfactual(
         data, model, do, cells=where or None, table_key=args.table_key, key_added=key,
-        copy=True, overwrite=args.overwrite, donor=args.donor, hard=not args.soft,
+        copy=not into_zarr, overwrite=args.overwrite, donor=args.donor, hard=not args.soft,
         sampler=args.sampler, steps=args.steps, n_samples=args.n_samples, seed=args.seed,
     )
+    if into_zarr:
+        cf = data.tables[key]
 
     if out.suffix == ".h5ad":  # a whole file under a hidden name, then one rename
         tmp = _safe_io.temp_sibling(out)

@@ -26,8 +26,9 @@ KEY = "causcell_age_90wk_astro"
 @pytest.fixture
 def opened(qtbot, make_napari_viewer, sdata, trained):
     """The small tissue with one counterfactual table, its cells opened by napari-spatialdata."""
-    cf = tl.counterfactual(sdata, trained, {"age": "90wk"}, cells={"cell_type": "Astro"},
-                           key_added=KEY, sampler="mean", steps=3)
+    tl.counterfactual(sdata, trained, {"age": "90wk"}, cells={"cell_type": "Astro"},
+                      key_added=KEY, sampler="mean", steps=3)
+    cf = sdata.tables[KEY]
     viewer = make_napari_viewer()
     widget = SdataWidget(viewer, EventedList([sdata]))
     viewer.window.add_dock_widget(widget, name="SpatialData")

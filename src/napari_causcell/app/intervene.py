@@ -13,6 +13,7 @@ from .. import tl
 from .._constants import DEFAULT_STEPS
 from .._keys import Key
 from ..errors import ConceptError, DataError
+from ..tl._counterfactual import stored_counterfactual
 from .cells import Selection, select
 from .jobs import Job, Progress, pump
 from .state import AppState, unique_key
@@ -81,8 +82,9 @@ def compute_intervention(state: AppState, do: Mapping[str, Any], selection: Sele
         raise DataError(str(err)) from err
     key = key or intervention_key(state, do, selection)
     name = name or intervention_name(do, selection)
-    cf = tl.counterfactual(state.data, model, do, cells=selection.mask,
-                           table_key=state.table_key, key_added=key, **kwargs)
+    tl.counterfactual(state.data, model, do, cells=selection.mask,
+                      table_key=state.table_key, key_added=key, **kwargs)
+    cf = stored_counterfactual(state.data, key)
     genes = [str(g) for g in cf.var_names]
     delta = pd.DataFrame(np.asarray(cf.layers[Key.layers.DELTA]), columns=genes)
     delta["__row"] = state.source_rows(cf)

@@ -37,7 +37,9 @@ TABLE_TIP = ("change: mean paired change (log-normalised); interval: its 95 % in
 def age_trends(state: AppState, source: str, targets: Sequence[str] | str | None = None,
                groupby: Sequence[str] | str | None = None, *, concept: str | None = None,
                **kwargs: Any) -> pd.DataFrame:
-    """:func:`napari_causcell.tl.age_trends` on the state's model and data.
+    """:func:`napari_causcell.tl.age_trends` on the state's model and data, written into the
+    data (``uns[key_added]`` of the table, and the counterfactual tables); returns the results
+    table it wrote.
 
     ``concept`` defaults to the guessed time column, ``groupby`` to the guessed cell-type and
     domain columns; ``kwargs`` go to ``tl.age_trends``. Raises
@@ -50,12 +52,13 @@ def age_trends(state: AppState, source: str, targets: Sequence[str] | str | None
     if groupby is None:
         found = [state.guess_column("cell_type"), state.guess_column("domain")]
         groupby = [c for c in dict.fromkeys(found) if c and c != concept]
+    key = kwargs.pop("key_added", Key.uns.TRENDS)
     try:
-        return tl.age_trends(model, state.data, concept=concept, source=str(source),
-                             targets=targets, groupby=groupby, table_key=state.table_key,
-                             **kwargs)
+        tl.age_trends(model, state.data, concept=concept, source=str(source), targets=targets,
+                      groupby=groupby, table_key=state.table_key, key_added=key, **kwargs)
     except ConceptError as err:
         raise DataError(str(err)) from err
+    return state.adata.uns[key]["results"]
 
 
 def top_trends(trends: pd.DataFrame, n: int = 30) -> pd.DataFrame:

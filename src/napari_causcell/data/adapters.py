@@ -80,17 +80,9 @@ def coordinates(data: Any, table_key: str | None = None) -> np.ndarray:
     return out
 
 
-def add_table(
-    sdata: Any,
-    name: str,
-    table: ad.AnnData,
-    source: ad.AnnData,
-    overwrite: bool = True,
-) -> None:
-    """Store ``table`` in ``sdata`` annotating the same element and instances as ``source``.
-
-    ``table.obs`` must carry the source's region and instance columns for its cells.
-    """
+def annotating_table(table: ad.AnnData, source: ad.AnnData) -> ad.AnnData:
+    """``table`` as a SpatialData table annotating the same element and instances as
+    ``source`` (``table.obs`` must carry the source's region and instance columns)."""
     from spatialdata.models import TableModel
 
     attrs = table_attrs(source)
@@ -99,11 +91,22 @@ def add_table(
         rk, ik = attrs["region_key"], attrs["instance_key"]
         table.obs[rk] = pd.Categorical(table.obs[rk].astype(str))
         regions = list(table.obs[rk].cat.categories)
-        table = TableModel.parse(
+        return TableModel.parse(
             table, region=regions if len(regions) > 1 else regions[0], region_key=rk, instance_key=ik
         )
-    else:
-        table = TableModel.parse(table)
+    return TableModel.parse(table)
+
+
+def add_table(
+    sdata: Any,
+    name: str,
+    table: ad.AnnData,
+    source: ad.AnnData,
+    overwrite: bool = True,
+) -> None:
+    """Store ``table`` in ``sdata`` annotating the same element and instances as ``source``
+    (see :func:`annotating_table`)."""
+    table = annotating_table(table, source)
     if name in sdata.tables and not overwrite:
         raise DataError(f"Table {name!r} exists; pass overwrite=True or another key.")
     sdata.tables[name] = table

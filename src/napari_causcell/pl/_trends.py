@@ -9,8 +9,9 @@ import anndata as ad
 import numpy as np
 import pandas as pd
 
-from ..data import coordinates, expression, is_spatialdata, resolve_table
+from ..data import coordinates, expression, resolve_table
 from ..data.preprocess import DataError
+from ..tl._counterfactual import stored_counterfactual
 
 _OBS_COLOR = "#9e9e9e"
 _CF_COLOR = "#d6604d"
@@ -24,20 +25,12 @@ def _store(data: Any, key: str, table_key: str | None) -> tuple[ad.AnnData, dict
     return table, store
 
 
-def _counterfactual(data: Any, table: ad.AnnData, store: dict, target: str) -> ad.AnnData:
+def _counterfactual(data: Any, store: dict, target: str) -> ad.AnnData:
     keys = dict(store["params"].get("counterfactuals", {}) or {})
     if target not in keys:
         raise DataError(f"No stored counterfactual for target {target!r} (have {sorted(keys)}); "
                         "run tl.age_trends with store_counterfactuals=True.")
-    key = keys[target]
-    if is_spatialdata(data):
-        if key not in data.tables:
-            raise DataError(f"Table {key!r} is missing from the SpatialData.")
-        return data.tables[key]
-    found = table.uns.get("causcell", {}).get(key)
-    if found is None:
-        raise DataError(f"adata.uns['causcell'][{key!r}] is missing.")
-    return found
+    return stored_counterfactual(data, keys[target])
 
 
 def _column(x: Any, j: int) -> np.ndarray:
@@ -111,7 +104,7 @@ def age_trends(
     concept, source, targets = params["concept"], params["source"], list(params["targets"])
     if cell_type_key not in table.obs:
         raise DataError(f"Column {cell_type_key!r} is not in obs.")
-    cfs = {t: _counterfactual(data, table, store, t) for t in targets}
+    cfs = {t: _counterfactual(data, store, t) for t in targets}
     model_genes = [str(g) for g in next(iter(cfs.values())).var_names]
     missing = [g for g in genes if g not in model_genes]
     if missing:
@@ -341,7 +334,7 @@ def spatial_trend(
     target = targets[-1] if target is None else str(target)
     if target not in targets:
         raise DataError(f"Target {target!r} is not in the result; targets are {targets}.")
-    cf = _counterfactual(data, table, store, target)
+    cf = _counterfactual(data, store, target)
     if gene not in cf.var_names:
         raise DataError(f"Gene {gene!r} is not in the counterfactual.")
     if "spatial" not in cf.obsm:

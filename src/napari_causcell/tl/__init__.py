@@ -1,4 +1,8 @@
-"""Tools (scverse style): work on AnnData or SpatialData, say which keys they write."""
+"""Tools (scverse style): work on AnnData or SpatialData, say which keys they write.
+
+Those that write into the data do it in place and return ``None``, logging each key added
+(logger ``napari_causcell.tl``); ``copy=True`` returns the result and writes nothing.
+"""
 
 from ._counterfactual import counterfactual, mean_change, select_cells, top_changed_genes
 from ._diagnostics import leakage

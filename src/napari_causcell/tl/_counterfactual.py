@@ -11,8 +11,9 @@ import numpy as np
 import pandas as pd
 
 from .._keys import Key
-from ..data import add_table, is_spatialdata, resolve_table
+from ..data import add_table, annotating_table, is_spatialdata, resolve_table
 from ..data.preprocess import DataError
+from ._utils import added
 
 
 def select_cells(adata: ad.AnnData, cells: Any = None) -> np.ndarray:
@@ -64,9 +65,11 @@ def _table_name(do: Mapping[str, Any]) -> str:
 def check_result_key(data: Any, name: str, table_key: str | None, overwrite: bool,
                      copy: bool = False) -> None:
     """Refuse a result key that would replace the source table, or an existing result
-    without ``overwrite``."""
+    without ``overwrite``; with ``copy`` nothing is written, so only the name is checked."""
     if not isinstance(name, str) or not name:
         raise DataError(f"key_added must be a non-empty string, got {name!r}.")
+    if copy:
+        return
     if is_spatialdata(data):
         if table_key is not None and name == table_key:
             raise DataError(f"{name!r} is the table the cells come from; it is never replaced. "
@@ -78,9 +81,33 @@ def check_result_key(data: Any, name: str, table_key: str | None, overwrite: boo
         elif any(n == name for _, n, _ in data.gen_elements()):
             raise DataError(f"{name!r} is already the name of an element of the SpatialData; "
                             "choose another key.")
-    elif not copy and name in (data.uns.get(Key.uns.CAUSCELL) or {}) and not overwrite:
+    elif name in (data.uns.get(Key.uns.CAUSCELL) or {}) and not overwrite:
         raise DataError(f"uns['causcell'][{name!r}] exists; pass overwrite=True or another "
                         "key_added.")
+
+
+def store_counterfactual(data: Any, name: str, cf: ad.AnnData, source: ad.AnnData) -> None:
+    """Write ``cf`` into ``data`` under ``name`` (table ``sdata.tables[name]`` annotating what
+    ``source`` annotates, or ``adata.uns['causcell'][name]``) and log the key."""
+    if is_spatialdata(data):
+        add_table(data, name, cf, source)
+        added(f"table {name!r}")
+    else:
+        data.uns.setdefault(Key.uns.CAUSCELL, {})[name] = cf
+        added(f"uns['causcell'][{name!r}]")
+
+
+def stored_counterfactual(data: Any, name: str) -> ad.AnnData:
+    """The counterfactual :func:`counterfactual` wrote under ``name``: ``sdata.tables[name]``
+    or ``adata.uns['causcell'][name]``."""
+    if is_spatialdata(data):
+        if name not in data.tables:
+            raise DataError(f"Table {name!r} is missing from the SpatialData.")
+        return data.tables[name]
+    found = (data.uns.get(Key.uns.CAUSCELL) or {}).get(name)
+    if found is None:
+        raise DataError(f"adata.uns['causcell'][{name!r}] is missing.")
+    return found
 
 
 def counterfactual(
@@ -94,8 +121,9 @@ def counterfactual(
     copy: bool = False,
     overwrite: bool = False,
     **kwargs: Any,
-) -> ad.AnnData:
-    """Counterfactual expression for the chosen cells, stored with the data.
+) -> ad.AnnData | None:
+    """Counterfactual expression for the chosen cells, written into the data (scverse style:
+    in place, returning ``None``, unless ``copy=True``).
 
     Parameters
     ----------
@@ -107,22 +135,38 @@ def counterfactual(
         Intervention, e.g. ``{"age": "90wk"}``.
     cells
         Which cells (see :func:`select_cells`); default all.
+    table_key
+        Table of a SpatialData holding the cells (default its only table).
     key_added
         Name of the result (default ``causcell_<concept>_<value>``).
+    copy
+        Return the counterfactual instead of writing it; ``data`` is left untouched.
     overwrite
         Replace an existing result of that name. Without it an existing table (or
         ``uns['causcell']`` entry) is an error, checked before any work; the table the cells
-        come from is never replaced.
+        come from is never replaced. Ignored with ``copy=True``.
     **kwargs
         Passed to :meth:`CausCell.counterfactual` (``donor``, ``hard``, ``sampler``, ``steps``,
         ``n_samples``, ``seed``).
 
     Returns
     -------
-    The counterfactual AnnData. For a **SpatialData**, it is also stored as table
-    ``sdata.tables[key_added]``, annotating the same element and instance ids as the source
-    table (so napari-spatialdata, squidpy and spatialdata-plot show it). For an **AnnData**,
-    it is stored in ``adata.uns['causcell'][key_added]`` unless ``copy=True``.
+    None or anndata.AnnData
+        ``None`` by default (read the result where it was written, below). With ``copy=True``
+        the counterfactual AnnData (as squidpy, the computed result, not a copy of ``data``);
+        for a SpatialData input it already annotates the source table's element and instances,
+        so ``sdata.tables[key] = cf`` stores it.
+
+    Writes
+    ------
+    Unless ``copy=True`` (each key is logged at INFO level, logger ``napari_causcell.tl``):
+
+    - **SpatialData**: table ``sdata.tables[key_added]``, annotating the same element and
+      instance ids as the source table (so napari-spatialdata, squidpy and spatialdata-plot
+      show it);
+    - **AnnData**: ``adata.uns['causcell'][key_added]``.
+
+    The counterfactual's own ``uns['causcell']['key']`` holds ``key_added``.
     """
     from .._checks import count
 
@@ -140,12 +184,10 @@ def counterfactual(
     mask = select_cells(table, cells)
     cf = model.counterfactual(table[mask], do=do, **kwargs)
     cf.uns[Key.uns.CAUSCELL]["key"] = name
-    if is_spatialdata(data):
-        add_table(data, name, cf, table, overwrite=overwrite)
-        return data.tables[name]
-    if not copy:
-        data.uns.setdefault(Key.uns.CAUSCELL, {})[name] = cf
-    return cf
+    if copy:
+        return annotating_table(cf, table) if is_spatialdata(data) else cf
+    store_counterfactual(data, name, cf, table)
+    return None
 
 
 def mean_change(cf: ad.AnnData, groupby: str | None = None) -> pd.DataFrame:

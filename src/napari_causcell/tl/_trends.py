@@ -38,7 +38,8 @@ from ..data import expression, is_spatialdata, resolve_table
 from ..data.concepts import ConceptError
 from ..data.preprocess import DataError
 from ._counterfactual import counterfactual as _tl_counterfactual
-from ._counterfactual import select_cells
+from ._counterfactual import select_cells, stored_counterfactual
+from ._utils import added
 
 __all__ = [
     "TrendComparison", "age_trends", "compare_trends", "direct_trends", "subsample_donors",
@@ -177,12 +178,12 @@ def _finish(df: pd.DataFrame, groupby: list[str], alpha: float,
 
 
 def _store(table: ad.AnnData, key: str, df: pd.DataFrame, params: dict,
-           skipped: list[dict], replicates: pd.DataFrame | None = None) -> None:
+           skipped: list[dict], **extra: pd.DataFrame) -> None:
+    """Write ``uns[key]`` (results, params, skipped and ``extra``) and log it."""
     skipped_df = pd.DataFrame(skipped).astype({"target": str}) if skipped else pd.DataFrame(
         {"target": pd.Series(dtype=str)})
-    table.uns[key] = {"results": df, "params": params, "skipped": skipped_df}
-    if replicates is not None:
-        table.uns[key]["replicates"] = replicates
+    table.uns[key] = {"results": df, "params": params, "skipped": skipped_df, **extra}
+    added(f"uns[{key!r}]")
 
 
 def _warn_one_donor(df: pd.DataFrame, what: str) -> None:
@@ -300,11 +301,13 @@ def age_trends(
     table_key: str | None = None,
     key_added: str = Key.uns.TRENDS,
     store_counterfactuals: bool = True,
+    copy: bool = False,
     progress: Callable[[float], Any] | None = None,
     **counterfactual_kwargs: Any,
-) -> pd.DataFrame:
+) -> pd.DataFrame | None:
     """Trends of expression along a concept (age) from CausCell counterfactuals, with error
     control from donors and model seeds (never from the number of generated cells).
+    Written into the data (scverse style: in place, returning ``None``, unless ``copy=True``).
 
     For the cells labelled ``concept == source`` (optionally restricted by ``cells``), each
     model generates ``do(concept = target)`` for every target; a cell's effect is the paired
@@ -383,7 +386,9 @@ def age_trends(
         :func:`~napari_causcell.tl.counterfactual` does: table ``<key_added>_<concept>_<target>``,
         e.g. ``causcell_trends_age_90wk``, of a SpatialData, or ``adata.uns['causcell'][...]``);
         needed by :func:`napari_causcell.pl.age_trends` and
-        :func:`napari_causcell.pl.spatial_trend`.
+        :func:`napari_causcell.pl.spatial_trend`. Ignored with ``copy=True``.
+    copy
+        Return the results table instead of writing anything; ``data`` is left untouched.
     progress
         Called as ``progress(fraction)`` while generating.
     **counterfactual_kwargs
@@ -392,8 +397,11 @@ def age_trends(
 
     Returns
     -------
-    pandas.DataFrame
-        One row per target x group x gene: ``method`` ("causcell"), ``target``, the groupby
+    None or pandas.DataFrame
+        ``None`` by default (read ``uns[key_added]['results']`` of the table). With
+        ``copy=True`` the results table (as squidpy, the computed result, not a copy of
+        ``data``; the replicates and donor variances are only written in place). One row per
+        target x group x gene: ``method`` ("causcell"), ``target``, the groupby
         columns, ``gene``, ``n_source`` (cells), ``n_target`` (= ``n_source``),
         ``n_donors_source`` (replicate donors of the group), ``n_donors_target`` (donors
         observed at the target label in the group), ``n_models``, ``mean_source`` (mean
@@ -403,11 +411,17 @@ def age_trends(
         (BH q-value), ``direction`` ("up"/"down"), ``significant``, ``unit`` (the units of
         replication) and ``one_donor``.
 
-        Writes ``uns[key_added] = {"results": <that DataFrame>, "params": {...}, "skipped":
-        <groups below min_cells>, "replicates": <per model, donor, group and gene mean
-        changes, the input of trend_statistics>, "donor_variance": <per group and gene the
-        observed donors' pooled within-age variance>}`` in the table and, when
-        ``store_counterfactuals``, one counterfactual per target (see above).
+    Writes
+    ------
+    Unless ``copy=True`` (each key is logged at INFO level, logger ``napari_causcell.tl``):
+
+    - ``uns[key_added] = {"results": <that DataFrame>, "params": {...}, "skipped":
+      <groups below min_cells>, "replicates": <per model, donor, group and gene mean
+      changes, the input of trend_statistics>, "donor_variance": <per group and gene the
+      observed donors' pooled within-age variance>}`` in the table;
+    - when ``store_counterfactuals``, one counterfactual per target (see above): table
+      ``<key_added>_<concept>_<target>`` of a SpatialData, or
+      ``adata.uns['causcell']['<key_added>_<concept>_<target>']``.
 
     Raises
     ------
@@ -462,12 +476,13 @@ def age_trends(
             if progress is not None:
                 def step(f, i=t_i * len(models) + m_i):
                     progress((i + f) / n_steps)
-            if (m_i == 0 and store_counterfactuals
+            if (m_i == 0 and store_counterfactuals and not copy
                     and not (is_spatialdata(data) and n_samples > 1)):
                 key = _slug(f"{key_added}_{concept}_{target}")  # not an intervention's key
-                cf = _tl_counterfactual(data, mod, do, cells=mask, table_key=table_key,
-                                        key_added=key, overwrite=True, progress=step,
-                                        **counterfactual_kwargs)  # trends' own tables
+                _tl_counterfactual(data, mod, do, cells=mask, table_key=table_key,
+                                   key_added=key, overwrite=True, progress=step,
+                                   **counterfactual_kwargs)  # trends' own tables
+                cf = stored_counterfactual(data, key)
                 keys[target] = key
             else:
                 cf = mod.counterfactual(table[mask], do=do, progress=step,
@@ -544,8 +559,9 @@ def age_trends(
         "n_source_cells": int(mask.sum()), "counterfactuals": keys,
         "prior_df": {k: v["d0"] for k, v in prior.items()},
     }
-    _store(table, key_added, df, params, skipped, replicates)
-    table.uns[key_added]["donor_variance"] = donor_variance
+    if not copy:
+        _store(table, key_added, df, params, skipped, replicates=replicates,
+               donor_variance=donor_variance)
     _warn_one_donor(df, "trend")
     if len(models) == 1:
         import warnings
@@ -557,7 +573,7 @@ def age_trends(
             "Pass several models trained with different seeds (tl.train_ensemble) for error "
             "control.", UserWarning,
             stacklevel=2)
-    return df
+    return df if copy else None
 
 
 def _slug(text: str) -> str:
@@ -862,8 +878,10 @@ def direct_trends(
     log_normalized: bool = False,
     table_key: str | None = None,
     key_added: str = "causcell_direct_trends",
-) -> pd.DataFrame:
+    copy: bool = False,
+) -> pd.DataFrame | None:
     """The same trend question asked of the observed cells: target-label vs source-label.
+    Written into the data (scverse style: in place, returning ``None``, unless ``copy=True``).
 
     The baseline for :func:`age_trends`, on the same log-normalised scale the model uses
     (``log1p`` of counts per 10,000 over ``genes``), with the same Benjamini-Hochberg
@@ -903,15 +921,25 @@ def direct_trends(
         Table of a SpatialData.
     key_added
         Where the result is stored in the table's ``uns``.
+    copy
+        Return the results table instead of writing it; ``data`` is left untouched.
 
     Returns
     -------
-    pandas.DataFrame
-        Columns as :func:`age_trends` with ``method`` "direct", ``n_source`` / ``n_target``
-        the observed cells on each side, ``n_donors_source`` / ``n_donors_target`` the
-        replicate donors, ``n_models`` 0, ``mean_change = mean_target - mean_source`` (donor
-        means for ``unit == "donors"``), ``unit`` ("donors" or "cells"). Writes
-        ``uns[key_added] = {"results": ..., "params": ..., "skipped": ...}``.
+    None or pandas.DataFrame
+        ``None`` by default (read ``uns[key_added]['results']`` of the table). With
+        ``copy=True`` the results table (as squidpy, the computed result, not a copy of
+        ``data``): columns as :func:`age_trends` with ``method`` "direct", ``n_source`` /
+        ``n_target`` the observed cells on each side, ``n_donors_source`` /
+        ``n_donors_target`` the replicate donors, ``n_models`` 0, ``mean_change =
+        mean_target - mean_source`` (donor means for ``unit == "donors"``), ``unit``
+        ("donors" or "cells").
+
+    Writes
+    ------
+    Unless ``copy=True``: ``uns[key_added] = {"results": <that DataFrame>, "params": {...},
+    "skipped": <groups below min_cells>}`` in the table (logged at INFO level, logger
+    ``napari_causcell.tl``).
     """
     _check_params(test, alpha, min_effect, min_cells)
     if unit not in ("auto", "donors", "cells"):
@@ -1015,9 +1043,10 @@ def direct_trends(
         "level": level, "marginal": marginal, "donor_key": donor_col or "",
         "prior_df": {k: v["d0"] for k, v in prior.items()},
     }
-    _store(table, key_added, df, params, skipped)
+    if not copy:
+        _store(table, key_added, df, params, skipped)
     _warn_one_donor(df, "direct trend")
-    return df
+    return df if copy else None
 
 
 def _donor_means(x: np.ndarray, donors: np.ndarray, pos: np.ndarray,
