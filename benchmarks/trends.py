@@ -138,6 +138,29 @@ def plot(cal: dict, path: Path) -> None:
     print(f"wrote {path}")
 
 
+def _jackknife_models(args, small) -> list:
+    """One model per donor of ``small`` left out: loaded from ``--models DIR/without_<donor>``
+    when there, else trained (``tl.train_ensemble(n_models=0, jackknife="mouse")``)."""
+    from napari_causcell import CausCell, tl
+    from napari_causcell._demo import DEMO_CONCEPTS, DEMO_DAG
+
+    donors = [d for ds in small.uns["causcell_subsample"]["donors"].values() for d in ds]
+    saved = [Path(args.models) / f"without_{d}" for d in donors] if args.models else []
+    if saved and all(p.exists() for p in saved):
+        return [CausCell.load(p, data=small) for p in saved]
+    t0 = time.perf_counter()
+    models = tl.train_ensemble(small, DEMO_CONCEPTS, DEMO_DAG, n_models=0, seed=0,
+                               max_epochs=args.epochs, max_time=args.max_time,
+                               jackknife="mouse", max_genes=2000)
+    print(json.dumps({"jackknife_models": len(models),
+                      "time_s": round(time.perf_counter() - t0)}), flush=True)
+    if args.save_models:
+        for m in models:
+            m.save(Path(args.save_models) / f"without_{m.train_params['left_out']['donor']}",
+                   overwrite=True)
+    return models
+
+
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--threads", type=int, default=1)
@@ -152,6 +175,9 @@ def main() -> None:
     p.add_argument("--models", default=None, help="load DIR/seed<i> instead of training")
     p.add_argument("--save-models", default=None, help="save the trained models as DIR/seed<i>")
     p.add_argument("--plot", default=None, help="write the calibration figure here (PNG)")
+    p.add_argument("--jackknife", action="store_true",
+                   help="also train (or load DIR/without_<donor>) one model per donor left "
+                        "out, and test with the donor jackknife")
     p.add_argument("--training-log", default=None,
                    help="with --models: JSON lines of the run that trained them (recorded)")
     p.add_argument("--out", default="benchmarks/results")
@@ -190,6 +216,7 @@ def main() -> None:
         models.append(model)
         print(json.dumps(training[-1]), flush=True)
 
+    jk_models = _jackknife_models(args, small) if args.jackknife else []
     genes = list(models[0].genes)
     kw = dict(concept="age", source="4wk", targets=[TARGET], groupby=["cell_type"],
               genes=genes, alpha=args.alpha)
@@ -200,6 +227,11 @@ def main() -> None:
         tl.age_trends(models, small, store_counterfactuals=False, seed=0, **kw)  # in place
         runs[f"causcell_ensemble_{args.seeds}"] = small.uns["causcell_trends"]["results"]
         timing["ensemble_s"] = time.perf_counter() - t0
+        if jk_models:
+            t0 = time.perf_counter()
+            runs[f"causcell_ensemble_{args.seeds}_jackknife"] = tl.age_trends(
+                models + jk_models, small, seed=0, copy=True, **kw)
+            timing["ensemble_jackknife_s"] = time.perf_counter() - t0
         for i, m in enumerate(models):
             runs[f"causcell_seed{i}"] = tl.age_trends(m, small, seed=0, copy=True, **kw)
         tl.direct_trends(small, unit="donors", **kw)  # in place

@@ -238,6 +238,8 @@ def train_ensemble(
     max_time: float | None = None,
     progress: Callable[[float], Any] | None = None,
     train_kwargs: dict | None = None,
+    jackknife: str | None = None,
+    stratum: str = "age",
     **model_kwargs: Any,
 ) -> list[Any]:
     """Train ``n_models`` CausCell models on the same data, with seeds ``seed`` to ``seed + n_models - 1``.
@@ -252,30 +254,76 @@ def train_ensemble(
     data, concepts, dag, **model_kwargs
         As :class:`~napari_causcell.CausCell` (``seed`` is set per model).
     n_models
-        Models to train (>= 2 for a model-uncertainty term).
+        Models to train on all cells (>= 2 for a model-uncertainty term; 0 with
+        ``jackknife`` trains only the jackknife models, to add to an ensemble trained before).
     seed
         Seed of the first model.
     max_epochs, max_time, train_kwargs
         Passed to :meth:`CausCell.train` for every model (``max_time`` per model).
     progress
         Called as ``progress(fraction)`` after each model.
+    jackknife
+        Donor column (e.g. ``"mouse"``): also train one model per donor with that donor's
+        cells left out (seed ``seed``), for the delete-one-donor jackknife that
+        :func:`age_trends` then uses to measure donor sampling on the model itself. Each
+        level of ``stratum`` needs >= 2 donors, each donor one level. Costs one training per
+        donor more.
+    stratum
+        The concept the donors are nested in (default ``"age"``).
 
     Returns
     -------
     list of CausCell
+        The ``n_models`` models on all cells, then the jackknife models (each records its
+        left-out donor in ``train_params['left_out']``, kept by ``save``/``load``).
     """
     from .._model import CausCell
 
-    if int(n_models) < 1:
-        raise ValueError(f"n_models must be >= 1, got {n_models}")
+    if int(n_models) < (0 if jackknife else 1):
+        raise ValueError(f"n_models must be >= 1 (>= 0 with jackknife), got {n_models}")
+    runs = [(None, int(seed) + i) for i in range(int(n_models))]
+    if jackknife is not None:
+        runs += [(d, int(seed)) for d in _jackknife_donors(data, jackknife, stratum)]
     models = []
-    for i in range(int(n_models)):
-        model = CausCell(data, concepts, dag, seed=int(seed) + i, **model_kwargs)
+    for i, (left_out, s) in enumerate(runs):
+        sub = data if left_out is None else _without_donor(data, jackknife, left_out[1])
+        model = CausCell(sub, concepts, dag, seed=s, **model_kwargs)
         model.train(max_epochs, max_time=max_time, **(train_kwargs or {}))
+        if left_out is not None:
+            model.train_params["left_out"] = {"donor_key": jackknife, "donor": left_out[1],
+                                              "stratum_key": stratum, "stratum": left_out[0]}
         models.append(model)
         if progress is not None:
-            progress((i + 1) / int(n_models))
+            progress((i + 1) / len(runs))
     return models
+
+
+def _left_out(model: Any) -> dict | None:
+    """The donor a jackknife model was trained without (``None``: all donors)."""
+    return (getattr(model, "train_params", None) or {}).get("left_out")
+
+
+def _jackknife_donors(data: Any, donor_key: str, stratum: str) -> list[tuple[str, str]]:
+    """``(stratum level, donor)`` for every donor; each level needs >= 2 donors."""
+    table, _ = resolve_table(data, None)
+    _check_columns(table, [donor_key, stratum], "Jackknife")
+    pairs = table.obs[[stratum, donor_key]].astype(str).drop_duplicates()
+    nested = pairs.groupby(donor_key)[stratum].nunique()
+    if (nested > 1).any():
+        raise DataError(f"Donors {list(nested.index[nested > 1])[:3]} have several "
+                        f"{stratum} levels; the jackknife needs donors nested in {stratum}.")
+    per = pairs.groupby(stratum)[donor_key].nunique()
+    if (per < 2).any():
+        raise DataError(f"{stratum} level(s) {list(per.index[per < 2])} have one donor: the "
+                        "jackknife needs >= 2 donors per level (with one, donor and "
+                        f"{stratum} cannot be told apart).")
+    return sorted(map(tuple, pairs[[stratum, donor_key]].to_numpy()))
+
+
+def _without_donor(data: Any, donor_key: str, donor: str) -> Any:
+    """The table's cells of every donor but ``donor`` (a copy)."""
+    table, _ = resolve_table(data, None)
+    return table[(table.obs[donor_key].astype(str) != donor).to_numpy()].copy()
 
 
 # -- counterfactual trends -------------------------------------------------------------------
@@ -322,7 +370,11 @@ def age_trends(
       donors) plus model-to-model variance / M (with >= 2 models, an ensemble over training
       seeds), Welch-Satterthwaite degrees of freedom; a ``level`` t-interval and a two-sided
       t-test p-value; ``unit`` names what was used (``"donors+models"``, ``"donors"``,
-      ``"models"``, or ``"none"``: one donor and one model, no interval and no p-value);
+      ``"models"``, or ``"none"``: one donor and one model, no interval and no p-value).
+      When the ensemble holds jackknife models (one per donor left out,
+      :func:`train_ensemble` with ``jackknife=``), the donor term is their stratified
+      jackknife variance instead (``"donors (jackknife)+models"``): donor sampling measured
+      on the model, which shrinks and pools effects, rather than on the observed donors;
     - Benjamini-Hochberg q-values (``padj``) over every defined test of the call;
       ``significant = padj < alpha and |mean_change| >= min_effect``.
 
@@ -337,7 +389,8 @@ def age_trends(
         A trained :class:`~napari_causcell.CausCell` with ``concept`` among its concepts, or a
         list of them (an ensemble: the same data and settings, different seeds; see
         :func:`train_ensemble`). One model gives no seed-to-seed term (its spread over the
-        source donors stands in).
+        source donors stands in). Models that record a left-out donor
+        (``train_params['left_out']``) give the donor jackknife, not the effect.
     data
         AnnData or SpatialData holding the cells (raw counts, as the model was trained).
     concept
@@ -439,7 +492,11 @@ def age_trends(
     if switched not in ("exclude", "include"):
         raise ValueError(f"switched must be 'exclude' or 'include', got {switched!r}")
     models = _as_models(model)
+    models.sort(key=lambda m: _left_out(m) is not None)  # models on all donors first
     model = models[0]
+    if _left_out(model) is not None:
+        raise DataError("Every model left a donor out: pass the models trained on all donors "
+                        "too (tl.train_ensemble(..., jackknife=...) returns both).")
     if concept not in model.concepts:
         raise ConceptError(f"Unknown concept {concept!r}; the model's concepts are "
                            f"{model.concepts}.")
@@ -546,15 +603,20 @@ def age_trends(
             td_rows.append({"target": target, **vals,
                             "n_donors_target": len(v["means"].get(target, []))})
     donor_variance = pd.concat(dv_rows, ignore_index=True)
+    jack = pd.DataFrame([{"model": i, "stratum": str(_left_out(m)["stratum"])}
+                         for i, m in enumerate(models) if _left_out(m) is not None])
     df = trend_statistics(replicates, donor_variance, level=level, alpha=alpha,
                           min_effect=min_effect, min_donor_cells=min_donor_cells,
-                          n_donors_target=pd.DataFrame(td_rows))
+                          n_donors_target=pd.DataFrame(td_rows),
+                          jackknife=jack if len(jack) else None)
     prior = df.attrs.get("prior", {})
+    n_full = len(models) - len(jack)
     params = {
         "method": "causcell", "concept": concept, "source": str(source), "targets": targets,
         "groupby": groupby, "test": "t-test", "alpha": alpha, "min_effect": min_effect,
         "min_cells": min_cells, "min_donor_cells": min_donor_cells, "level": level,
-        "marginal": marginal, "donor_key": donor_col or "", "n_models": len(models),
+        "marginal": marginal, "donor_key": donor_col or "", "n_models": n_full,
+        "n_jackknife": len(jack),
         "switched": switched, "n_switched_excluded": n_excluded,
         "n_source_cells": int(mask.sum()), "counterfactuals": keys,
         "prior_df": {k: v["d0"] for k, v in prior.items()},
@@ -563,7 +625,7 @@ def age_trends(
         _store(table, key_added, df, params, skipped, replicates=replicates,
                donor_variance=donor_variance)
     _warn_one_donor(df, "trend")
-    if len(models) == 1:
+    if n_full == 1:
         import warnings
 
         warnings.warn(
@@ -692,6 +754,19 @@ def _donor_variance(x: np.ndarray, obs: pd.DataFrame, labels: np.ndarray, donors
     return out
 
 
+def _jackknife_variance(per_model: np.ndarray, strata: np.ndarray) -> tuple[np.ndarray, float]:
+    """Stratified delete-one-donor jackknife variance of the effect, per gene, from the
+    effects of the models that left one donor out (``strata`` their donor's level, ``None``
+    for models trained on all donors), and its degrees of freedom; NaN and 0 without."""
+    var, dfree = np.zeros(per_model.shape[1]), 0.0
+    for level in {s_ for s_ in strata if s_ is not None}:
+        th = per_model[strata == level]
+        if len(th) >= 2:
+            var += (len(th) - 1) / len(th) * ((th - th.mean(0)) ** 2).sum(0)
+            dfree += len(th) - 1.0
+    return (var if dfree > 0 else np.full(per_model.shape[1], np.nan)), dfree
+
+
 def _combine(effect: np.ndarray, s2_d: np.ndarray, df_d: np.ndarray, c_d: np.ndarray,
              s2_m: np.ndarray, df_m: np.ndarray, n_models: np.ndarray, level: float,
              covariate: np.ndarray, cells_d: np.ndarray, cells_m: np.ndarray) -> dict:
@@ -735,6 +810,7 @@ def trend_statistics(
     min_effect: float = DEFAULT_MIN_EFFECT,
     min_donor_cells: int = 5,
     n_donors_target: pd.DataFrame | None = None,
+    jackknife: pd.DataFrame | None = None,
 ) -> pd.DataFrame:
     """Trend rows (effect, interval, p, BH q) from per-model, per-donor mean changes.
 
@@ -776,6 +852,14 @@ def trend_statistics(
     n_donors_target
         Per target and group, ``n_donors_target``: donors observed at the target label (from
         :func:`age_trends`); default unknown (taken as 1).
+    jackknife
+        Columns ``model`` and ``stratum``: the models of ``replicates`` trained with one donor
+        left out (:func:`train_ensemble` with ``jackknife=``) and the level (age) of that
+        donor. Then donor sampling is measured on the model itself, by the stratified
+        delete-one-donor jackknife ``sum_s (n_s - 1) / n_s * sum_i (effect_(i) - mean_s)^2``
+        with ``sum_s (n_s - 1)`` degrees of freedom, instead of the observed donors'
+        variance (which overstates the model's: its effects are shrunk and pooled over
+        groups); the other models give the effect and the seed term.
 
     Returns
     -------
@@ -787,6 +871,7 @@ def trend_statistics(
     if missing:
         raise DataError(f"Replicates lack columns {sorted(missing)}.")
     groupby = [c for c in replicates.columns if c not in need]
+    jk = {} if jackknife is None else dict(zip(jackknife["model"], jackknife["stratum"].astype(str)))
     frames = []
     keys = ["target", *groupby]
     for key, sub in replicates.groupby(keys, sort=False, observed=True):
@@ -810,7 +895,14 @@ def trend_statistics(
         else:
             per_model = np.einsum("mdg,d->mg", e, w_cells)
         base = np.einsum("dg,d->g", fact, w_cells)
-        m = len(models)
+        strata = np.array([jk.get(mm) for mm in models], dtype=object)
+        full_rows = np.flatnonzero([s_ is None for s_ in strata])
+        if not len(full_rows):
+            raise DataError("Every model left a donor out: the ensemble needs models trained "
+                            "on all donors for the effect.")
+        s2_j, df_j = _jackknife_variance(per_model, strata)
+        e, per_model = e[full_rows], per_model[full_rows]
+        m = len(full_rows)
         if m >= 2:  # model uncertainty: the effect's spread over the models
             s2_m, df_m, n_m = per_model.var(0, ddof=1), m - 1.0, float(m)
         elif elig.sum() >= 2:  # one model: the spread of its change over the source donors
@@ -824,6 +916,7 @@ def trend_statistics(
             "mean_source": base, "mean_target": base + per_model.mean(0),
             "mean_change": per_model.mean(0),
             "s2_model": s2_m, "df_model": df_m, "n_model_term": n_m,
+            "s2_jack": s2_j, "df_jack": df_j,
         }))
     if not frames:
         raise DataError("No replicate rows to test.")
@@ -841,8 +934,10 @@ def trend_statistics(
     c_d = (1.0 / np.maximum(df["n_donors_source"].to_numpy(float), 1)
            + 1.0 / np.maximum(np.nan_to_num(df["n_donors_target"].to_numpy(float), nan=1.0),
                               1))
-    st = _combine(df["mean_change"].to_numpy(float), df["donor_s2"].to_numpy(float),
-                  np.nan_to_num(df["donor_df"].to_numpy(float)), c_d,
+    s2_d, df_d = df["donor_s2"].to_numpy(float), np.nan_to_num(df["donor_df"].to_numpy(float))
+    if jk:  # donor sampling measured on the model: the jackknife variance is the estimate's
+        s2_d, df_d, c_d = df["s2_jack"].to_numpy(float), df["df_jack"].to_numpy(float), 1.0
+    st = _combine(df["mean_change"].to_numpy(float), s2_d, df_d, np.broadcast_to(c_d, len(df)),
                   df["s2_model"].to_numpy(float), df["df_model"].to_numpy(float),
                   df["n_model_term"].to_numpy(float), level, df["mean_source"].to_numpy(float),
                   df["donor_cells"].to_numpy(float),
@@ -851,6 +946,8 @@ def trend_statistics(
         df[k] = st[k]
     one = (df["n_models"] == 1).to_numpy() & (df["unit"] != "none").to_numpy()
     df.loc[one, "unit"] = "donors"  # observed donors and/or the source donors' spread
+    if jk:
+        df["unit"] = df["unit"].str.replace("donors", "donors (jackknife)", regex=False)
     out = _finish(df, groupby, alpha, min_effect)
     out.attrs["prior"] = st["prior"]
     return out
