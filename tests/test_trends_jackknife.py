@@ -47,6 +47,10 @@ def test_age_trends_uses_the_jackknife_for_donors_and_the_full_models_for_the_ef
     # planted effects still called, nulls not
     assert {(g, t) for g, t, s in zip(df["gene"], df["cell_type"], df["significant"]) if s} \
         <= {("g0", "T1"), ("g1", "T2")}
+    # two donors at an age: the jackknife's q-values are flagged as exploratory
+    two = _null_toy(n_genes=8, donors_per_age=2)
+    with pytest.warns(UserWarning, match="exploratory"):
+        tl.age_trends(_jackknife_fakes(two, genes) + full, two, **kw)
     tl.age_trends(jack + full, adata, source="4wk", targets="90wk", groupby="cell_type",
                   store_counterfactuals=False)
     params = adata.uns["causcell_trends"]["params"]

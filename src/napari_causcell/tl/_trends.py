@@ -625,6 +625,16 @@ def age_trends(
         _store(table, key_added, df, params, skipped, replicates=replicates,
                donor_variance=donor_variance)
     _warn_one_donor(df, "trend")
+    if len(jack) and (jack.groupby("stratum").size() < 3).any():
+        import warnings
+
+        warnings.warn(
+            "Donor jackknife with 2 donors at an age: its donor variance has one degree of "
+            "freedom per age. On the simulated tissue it was calibrated on one data set and "
+            "anti-conservative on another (null p <= 0.1 in 17 % of null tests, 15 % false "
+            "calls at q <= 0.1; docs/brain_aging.md): read its q-values as exploratory, and "
+            "the ensemble without jackknife models for error control.", UserWarning,
+            stacklevel=2)
     if n_full == 1:
         import warnings
 
