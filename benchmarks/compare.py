@@ -245,8 +245,12 @@ class Output:
 
 
 def time_to_quality(history: list[dict], share: float = 0.95) -> float:
-    """Seconds until the validation loss had made ``share`` of its total improvement."""
-    vals = [h.get("val_recon", np.nan) + h.get("val_concept", np.nan) for h in history]
+    """Seconds until the validation loss that picks the kept weights (``train(select=...)``,
+    default reconstruction) had made ``share`` of its total improvement."""
+    from napari_causcell._model import validation_loss
+
+    vals = [validation_loss(h, prefix="val_") for h in history]
+    vals = [np.nan if v is None else v for v in vals]
     if not history or not np.isfinite(vals).all():
         return float("nan")
     target = vals[0] - share * (vals[0] - min(vals))

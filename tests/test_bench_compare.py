@@ -181,9 +181,11 @@ def test_summarise_and_report(tmp_path):
 
 
 def test_time_to_quality():
-    h = [{"time": t, "val_recon": v, "val_concept": 0.0}
-         for t, v in [(1, 10.0), (2, 5.0), (3, 1.4), (4, 1.0)]]
+    h = [{"time": t, "val_recon": v, "val_concept": c}
+         for t, v, c in [(1, 10.0, 0.0), (2, 5.0, 0.0), (3, 1.4, 9.0), (4, 1.0, 0.0)]]
+    # on the reconstruction loss that picks the weights; the concept loss is not counted
     assert compare.time_to_quality(h) == 3  # 1.4 <= 10 - 0.95 * 9 = 1.45
+    assert np.isnan(compare.time_to_quality([{"time": 1}]))
 
 
 def test_bad_inputs(tmp_path):
