@@ -12,14 +12,13 @@ skips itself without one; the Jupyter test needs only ipywidgets.
 
 from __future__ import annotations
 
-import importlib.util
 import math
-import os
 import re
 
 import numpy as np
 import pandas as pd
 import pytest
+from _qt_env import why_not
 
 EPOCHS = 6  # C4b in Oligo is clearly up after 3 (default architecture, one thread ~1 s each)
 TIMEOUT_S = 300
@@ -28,17 +27,6 @@ DAG = [("age", "cell_type"), ("domain", "cell_type")]
 #: what each view shows beside the change (the columns issue 14 asks for)
 TOP_COLUMNS = ["target", "group", "gene", "mean_change", "ci_low", "ci_high", "padj", "unit",
                "one_donor"]
-
-
-def _why_no_qt() -> str | None:
-    for mod in ("napari", "pytestqt", "qtpy"):
-        if importlib.util.find_spec(mod) is None:
-            return f"{mod} is not installed (pip install -e '.[test]')"
-    if os.environ.get("QT_QPA_PLATFORM") == "offscreen":
-        return "the napari tests need an X server (Xvfb), not offscreen Qt"
-    if not os.environ.get("DISPLAY"):
-        return "no X server: install xvfb and pytest-xvfb, or run under xvfb-run -a"
-    return None
 
 
 @pytest.fixture(scope="module")
@@ -149,7 +137,7 @@ def fresh_sessions():
     forget_sessions()
 
 
-@pytest.mark.skipif(_why_no_qt() is not None, reason=str(_why_no_qt()))
+@pytest.mark.skipif(why_not() is not None, reason=str(why_not()))
 def test_napari_trends_widget_on_real_data(real_model, qtbot, make_napari_viewer,
                                            fresh_sessions):
     from napari_causcell._napari import InterveneWidget

@@ -25,6 +25,7 @@ Statistics, in short (see ``docs/brain_aging.md``):
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -188,8 +189,6 @@ def _store(table: ad.AnnData, key: str, df: pd.DataFrame, params: dict,
 
 def _warn_one_donor(df: pd.DataFrame, what: str) -> None:
     if df["one_donor"].any():
-        import warnings
-
         n = int(df["one_donor"].sum())
         warnings.warn(
             f"{n} of {len(df)} {what} rows rest on one donor (mouse) at an age (fewer than two "
@@ -279,7 +278,7 @@ def train_ensemble(
     """
     from .._model import CausCell
 
-    if int(n_models) < (0 if jackknife else 1):
+    if int(n_models) < (0 if jackknife is not None else 1):
         raise ValueError(f"n_models must be >= 1 (>= 0 with jackknife), got {n_models}")
     runs = [(None, int(seed) + i) for i in range(int(n_models))]
     if jackknife is not None:
@@ -626,8 +625,6 @@ def age_trends(
                donor_variance=donor_variance)
     _warn_one_donor(df, "trend")
     if len(jack) and (jack.groupby("stratum").size() < 3).any():
-        import warnings
-
         warnings.warn(
             "Donor jackknife with 2 donors at an age: its donor variance has one degree of "
             "freedom per age. On the simulated tissue it was calibrated on one data set and "
@@ -636,8 +633,6 @@ def age_trends(
             "the ensemble without jackknife models for error control.", UserWarning,
             stacklevel=2)
     if n_full == 1:
-        import warnings
-
         warnings.warn(
             "One model: its training-seed error is not measured, so its p-values can be too "
             "small (on the simulated tissue single models' calls were 1-3 % false at q <= 0.1, "

@@ -1,4 +1,5 @@
-"""Why the napari tests cannot run here (``None`` when they can): one check for every module."""
+"""Why the Qt / napari tests cannot run here (``None`` when they can): one check for every
+module that drives napari (tests/napari/ and the Trends views test)."""
 
 from __future__ import annotations
 
