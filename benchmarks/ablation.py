@@ -39,6 +39,9 @@ VARIANTS: dict[str, tuple[dict, dict, dict]] = {
     "kl 1, unseen=decoder": ({}, KL1, {"unseen": "decoder"}),
     "no weight averaging (ema 0)": ({}, {**KL1, "ema": 0.0}, {}),
     "t_power 0.25": ({"t_power": 0.25}, KL1, {}),
+    "kl_u 0.1": ({}, {"weights": {"kl": 1.0, "kl_u": 0.1}}, {}),
+    "kl_u 0.01": ({}, {"weights": {"kl": 1.0, "kl_u": 0.01}}, {}),
+    "prototype-only concept tokens": ({"concept_residual": False}, KL1, {}),
     "patience 60, up to 200 epochs": ({}, {**KL1, "patience": 60, "max_epochs": 200}, {}),
 }
 

@@ -98,6 +98,20 @@ def test_counterfactual_on_own_label_is_near_reconstruction(trained, small_sdata
     assert np.abs(own.layers["delta"]).mean() < np.abs(other.layers["delta"]).mean()
 
 
+def test_unlabelled_counterfactual_pairs_with_reconstruct(trained, small_sdata):
+    # without label columns both read the cells' concepts from the heads the same way (soft
+    # prototypes), so the paired reference is exactly what reconstruct returns
+    cells = small_sdata.tables["table"][:64].copy()
+    cells.obs = cells.obs.drop(columns=CONCEPTS)
+    cf = trained.counterfactual(cells, do={"age": "90wk"}, seed=4)
+    rec = trained.reconstruct(cells, seed=4)
+    np.testing.assert_array_equal(cf.layers["reconstructed"], rec.X)
+    labelled = small_sdata.tables["table"][:64]
+    cf_l = trained.counterfactual(labelled, do={"age": "90wk"}, seed=4)
+    np.testing.assert_array_equal(cf_l.layers["reconstructed"],
+                                  trained.reconstruct(labelled, seed=4).X)
+
+
 def test_reconstruct_and_sampler_reproducible(trained, small_sdata):
     cells = small_sdata.tables["table"][:64]
     a = trained.reconstruct(cells, seed=5, steps=10)

@@ -792,7 +792,10 @@ class CausCell:
         x = self._source(adata)  # read chunk-wise: CSR, backed .h5ad or dask
         resid = self._encode_matrix(x)
         y = self._codes(adata, resid)
-        eps0 = self.module.anchor(resid, y)
+        # unlabelled cells: the heads' soft prototypes, as in reconstruct (hard labels only
+        # drive the label SCM)
+        labelled = all(c in adata.obs for c in self.concepts)
+        eps0 = self.module.anchor(resid, y if labelled else None)
         z0 = self.module.tokens(eps0)
         n = adata.n_obs
         base_seed = self.seed if seed is None else seed
@@ -916,7 +919,10 @@ class CausCell:
         try:
             return self._donor_value(name, label, "eps", donor, len(resid), rng).to(self.device)
         except ConceptError:
-            return resid + self.module.prototypes[k][code] if self.module.config.anchor else resid
+            cfg = self.module.config
+            if not cfg.anchor:
+                return resid
+            return resid * float(cfg.concept_residual) + self.module.prototypes[k][code]
 
     def _codes(self, adata: ad.AnnData, resid: torch.Tensor) -> torch.Tensor:
         """Label codes ``(n, M)`` of the cells: obs where every concept column is there, else
