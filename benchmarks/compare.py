@@ -85,17 +85,18 @@ def _clean(adata, concepts):
 def load_dataset(name: str, quick: bool = False, h5ad: str | None = None,
                  concepts: list[str] | None = None, dag: list[str] | None = None,
                  n_cells: int | None = None) -> Dataset:
-    """``brain_aging`` (built-in, with truth), ``starmap``, ``merfish`` (../shared/data) or
-    ``h5ad``."""
+    """``brain_aging`` (built-in, with truth; ``brain_aging@S`` simulates it with data seed
+    ``S``, default 0), ``starmap``, ``merfish`` (../shared/data) or ``h5ad``."""
     import anndata as ad
 
-    if name == "brain_aging":
+    if name.split("@")[0] == "brain_aging":
         from napari_causcell.datasets import brain_aging, brain_aging_truth
 
         n = n_cells or (3000 if quick else 4000)
-        table = brain_aging(n, 200, n_mice_per_age=2, seed=0).tables["table"]
+        data_seed = int(name.split("@")[1]) if "@" in name else 0
+        table = brain_aging(n, 200, n_mice_per_age=2, seed=data_seed).tables["table"]
         cs = ["age", "domain", "cell_type"]
-        return Dataset("brain_aging", _clean(table, cs), cs,
+        return Dataset(name, _clean(table, cs), cs,
                        [("age", "cell_type"), ("domain", "cell_type")],
                        cf_do={"age": "90wk"}, cf_source={"age": "4wk"},
                        truth=lambda sub, do, table=table: brain_aging_truth(
@@ -555,7 +556,7 @@ def truth_for(ds: Dataset, sp: dict, x_all: np.ndarray) -> dict | None:
     mat = M.group_mean_change(delta, src, order=order)
     genes = list(ds.adata.var_names)
     planted = []
-    if ds.name == "brain_aging":
+    if ds.name.split("@")[0] == "brain_aging":
         from napari_causcell.datasets import PLANTED_AGE_EFFECTS
 
         planted = [(order.index(r.cell_type), genes.index(r.gene))

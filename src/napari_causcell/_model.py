@@ -919,10 +919,7 @@ class CausCell:
         try:
             return self._donor_value(name, label, "eps", donor, len(resid), rng).to(self.device)
         except ConceptError:
-            cfg = self.module.config
-            if not cfg.anchor:
-                return resid
-            return resid * float(cfg.concept_residual) + self.module.prototypes[k][code]
+            return resid + self.module.prototypes[k][code] if self.module.config.anchor else resid
 
     def _codes(self, adata: ad.AnnData, resid: torch.Tensor) -> torch.Tensor:
         """Label codes ``(n, M)`` of the cells: obs where every concept column is there, else

@@ -35,7 +35,6 @@ class ModuleConfig:
     global_cond: bool = True
     u_shuffle: float = 0.0  # share of training cells whose u token is swapped with another's
     anchor: bool = True  # add a learned prototype of the cell's label to each concept token
-    concept_residual: bool = True  # the decoder also sees each concept's encoded part
     t_power: float = 0.5  # training steps drawn as T * U**t_power; < 1 favours high noise
     standardize: bool = True  # diffuse per-gene standardised expression (equal weight per gene)
 
@@ -51,7 +50,6 @@ class LossWeights:
     concept: float = 1.0
     adversary: float = 1.0
     kl: float = 1.0  # ~ the ELBO weight on standardised genes; measured in benchmarks/ablation.py
-    kl_u: float | None = None  # KL weight of the u token alone (None: ``kl``)
     extra: dict = field(default_factory=dict)
 
 
@@ -69,9 +67,6 @@ class CausCellModule(nn.Module):
         super().__init__()
         self.config = config
         c = config
-        if not (c.anchor or c.concept_residual):
-            raise ValueError("anchor=False needs concept_residual=True: the concept tokens "
-                             "would carry nothing.")
         self.n_concepts = len(c.n_classes)
         self.n_tokens = self.n_concepts + 1
         self.encoder = nn.Sequential(
@@ -155,12 +150,11 @@ class CausCellModule(nn.Module):
             return resid
         eps = resid.clone()
         logits = None if y is not None else self.classify(resid)
-        keep = 1.0 if self.config.concept_residual else 0.0
         for k, proto in enumerate(self.prototypes):
             if y is not None:
-                eps[:, k] = keep * eps[:, k] + proto[y[:, k]]
+                eps[:, k] = eps[:, k] + proto[y[:, k]]
             else:
-                eps[:, k] = keep * eps[:, k] + logits[k].softmax(-1) @ proto
+                eps[:, k] = eps[:, k] + logits[k].softmax(-1) @ proto
         return eps
 
     def priors(self) -> list[torch.Tensor]:
@@ -187,9 +181,7 @@ class CausCellModule(nn.Module):
         concept = torch.stack(
             [F.cross_entropy(lg, y[:, k]) for k, lg in enumerate(self.classify(eps))]
         ).mean()
-        kl_tok = 0.5 * (mu.pow(2) + logvar.exp() - 1.0 - logvar).mean((0, 2))
-        kl = kl_tok.mean()
-        kl_u = weights.kl if weights.kl_u is None else weights.kl_u
+        kl = 0.5 * (mu.pow(2) + logvar.exp() - 1.0 - logvar).mean()
         priors = self.priors()
         confusion = torch.stack([
             soft_cross_entropy(adv(eps[:, k]), priors[j])
@@ -205,7 +197,7 @@ class CausCellModule(nn.Module):
             weights.recon * recon
             + weights.concept * concept
             + weights.adversary * confusion
-            + (weights.kl * kl_tok[:-1].sum() + kl_u * kl_tok[-1]) / self.n_tokens
+            + weights.kl * kl
         )
         parts = {"recon": recon, "concept": concept, "confusion": confusion, "kl": kl}
         return total, parts, eps
