@@ -29,6 +29,7 @@ VARIANTS: dict[str, tuple[dict, dict, dict]] = {
     "kl 1e-3": ({}, {"weights": {"kl": 1e-3}}, {}),
     "kl 0.2": ({}, {"weights": {"kl": 0.2}}, {}),
     "kl 1 (default)": ({}, KL1, {}),
+    "IND (no DAG)": ({"dag": []}, KL1, {}),
     "kl 1, tokens only": ({}, KL1, {"propagate": "tokens"}),
     "kl 1, ddim samples": ({}, KL1, {"sampler": "ddim"}),
     "kl 1, raw expression": (RAW, KL1, {}),
@@ -66,7 +67,9 @@ def run(variants: list[str], datasets: list[str], seeds: int, budget: float, cel
                     mk, tk, ck = VARIANTS[v]
                     key = json.dumps([mk, tk], sort_keys=True)
                     if key not in trained:
-                        trained[key] = compare.train_causcell(ds, sp, seed, budget, ds.dag, mk, tk)
+                        dag = mk.get("dag", ds.dag)  # "dag": [] is the IND ablation
+                        kw = {k: val for k, val in mk.items() if k != "dag"}
+                        trained[key] = compare.train_causcell(ds, sp, seed, budget, dag, kw, tk)
                     model, speed = trained[key]
                     outs[v] = compare.causcell_outputs(model, ds, sp, seed, ck, recon=full)
                     outs[v].speed = speed
