@@ -69,6 +69,24 @@ def test_foils_and_truth(ds):
     assert s["cf_energy"] == pytest.approx(0.0, abs=1e-6)
 
 
+def test_ood_foil_variants(ds):
+    from benchmarks import ood_foils
+
+    sp = compare.split(ds, "ood", seed=0)
+    x = compare.lognorm(ds.adata)
+    out = ood_foils.variants(ds, sp, x)
+    assert all(v.shape == (len(sp["cf"]), x.shape[1]) for v in out.values())
+    # the held-out types' own 4wk cells are in the pooled source mean, not in the other two
+    pooled, without = out["pooled shift"][0], out["pooled shift without the held-out types"][0]
+    assert not np.allclose(pooled, without)
+    obs = ds.adata.obs
+    tr = np.zeros(len(obs), bool)
+    tr[sp["train"]] = True
+    rest = tr & ~obs["cell_type"].isin(obs["cell_type"].iloc[sp["cf"]].unique()).to_numpy()
+    old, young = (rest & (obs["age"] == a).to_numpy() for a in ("90wk", "4wk"))
+    np.testing.assert_allclose(without, x[old].mean(0) - x[young].mean(0), rtol=1e-5)
+
+
 def test_score_reconstruction_and_probes(ds):
     sp = compare.split(ds, "id", seed=0)
     x = compare.lognorm(ds.adata)
