@@ -26,7 +26,8 @@ def _parser() -> argparse.ArgumentParser:
     r.add_argument("--quick", action="store_true",
                    help="1 seed, built-in tissue only, short budgets (~10 min on 2 cores)")
     r.add_argument("--datasets", nargs="+", default=None,
-                   help="brain_aging starmap merfish (default all; real sets skipped when absent)")
+                   help="brain_aging starmap merfish (default all; real sets skipped when absent); "
+                        "brain_aging@S simulates the built-in tissue with data seed S")
     r.add_argument("--h5ad", help="also benchmark this .h5ad (raw counts in .X or "
                    "layers['counts']); needs --concepts")
     r.add_argument("--concepts", nargs="+", help="obs columns of --h5ad used as concepts")

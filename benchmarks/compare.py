@@ -93,7 +93,10 @@ def load_dataset(name: str, quick: bool = False, h5ad: str | None = None,
         from napari_causcell.datasets import brain_aging, brain_aging_truth
 
         n = n_cells or (3000 if quick else 4000)
-        data_seed = int(name.split("@")[1]) if "@" in name else 0
+        data_seed = name.partition("@")[2] or "0"
+        if not data_seed.isdigit():
+            raise SystemExit(f"{name!r}: the data seed after '@' must be an integer")
+        data_seed = int(data_seed)
         table = brain_aging(n, 200, n_mice_per_age=2, seed=data_seed).tables["table"]
         cs = ["age", "domain", "cell_type"]
         return Dataset(name, _clean(table, cs), cs,

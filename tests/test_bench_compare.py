@@ -69,6 +69,15 @@ def test_foils_and_truth(ds):
     assert s["cf_energy"] == pytest.approx(0.0, abs=1e-6)
 
 
+def test_second_simulated_tissue():
+    other = compare.load_dataset("brain_aging@1", n_cells=1500)
+    base = compare.load_dataset("brain_aging", n_cells=1500)
+    assert other.name == "brain_aging@1" and other.adata.n_obs == base.adata.n_obs
+    assert not np.allclose(compare.lognorm(other.adata)[:50], compare.lognorm(base.adata)[:50])
+    with pytest.raises(SystemExit, match="integer"):
+        compare.load_dataset("brain_aging@x")
+
+
 def test_ood_foil_variants(ds):
     from benchmarks import ood_foils
 
