@@ -116,7 +116,7 @@ def calibration(result: pd.DataFrame, planted: dict, broad: dict) -> dict:
             "null_p_sorted": np.sort(p).round(6).tolist()}
 
 
-def plot(cal: dict, path: Path) -> None:
+def plot(cal: dict, path: Path, per_age: int = 2) -> None:
     import matplotlib
 
     matplotlib.use("Agg")
@@ -132,7 +132,7 @@ def plot(cal: dict, path: Path) -> None:
     ax.plot([0, top], [0, top], color="grey", ls="--", lw=0.8)
     ax.set_xlabel("expected -log10 p (uniform)")
     ax.set_ylabel("observed -log10 p, null (gene, cell type) pairs")
-    ax.set_title("Calibration on null pairs, 90wk vs 4wk, 2 mice/age", fontsize=9)
+    ax.set_title(f"Calibration on null pairs, 90wk vs 4wk, {per_age} mice/age", fontsize=9)
     ax.legend(fontsize=7)
     fig.savefig(path, dpi=130)
     print(f"wrote {path}")
@@ -235,8 +235,10 @@ def main() -> None:
         for i, m in enumerate(models):
             runs[f"causcell_seed{i}"] = tl.age_trends(m, small, seed=0, copy=True, **kw)
         tl.direct_trends(small, unit="donors", **kw)  # in place
-        runs["direct_donors_2_per_age"] = small.uns["causcell_direct_trends"]["results"]
-        runs["direct_cells_2_per_age"] = tl.direct_trends(small, unit="cells", copy=True, **kw)
+        runs[f"direct_donors_{args.per_age}_per_age"] = small.uns["causcell_direct_trends"][
+            "results"]
+        runs[f"direct_cells_{args.per_age}_per_age"] = tl.direct_trends(small, unit="cells",
+                                                                       copy=True, **kw)
         runs[f"direct_donors_all_{args.mice_per_age}_per_age"] = tl.direct_trends(
             full, unit="donors", copy=True, **kw)
 
@@ -285,7 +287,7 @@ def main() -> None:
     for name, c in result["calibration"].items():
         print(f"{name:<28} null share p<=a {c['p_le']}  q<=a {c['q_le']}", flush=True)
     if args.plot:
-        plot({n: c for n, c in cal.items()}, Path(args.plot))
+        plot({n: c for n, c in cal.items()}, Path(args.plot), args.per_age)
     write_result(args.out, f"trends-brain_aging-{result['date']}", result)
 
 

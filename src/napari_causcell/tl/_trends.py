@@ -630,7 +630,8 @@ def age_trends(
             "freedom per age. On the simulated tissue it was calibrated on one data set and "
             "anti-conservative on another (null p <= 0.1 in 17 % of null tests, 15 % false "
             "calls at q <= 0.1; docs/brain_aging.md): read its q-values as exploratory, and "
-            "the ensemble without jackknife models for error control.", UserWarning,
+            "the ensemble without jackknife models for error control (with 3 donors per age "
+            "the jackknife was calibrated on both).", UserWarning,
             stacklevel=2)
     if n_full == 1:
         warnings.warn(
