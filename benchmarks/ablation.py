@@ -39,6 +39,7 @@ VARIANTS: dict[str, tuple[dict, dict, dict]] = {
     "kl 1, u_shuffle 0.5": ({"u_shuffle": 0.5}, KL1, {}),
     "kl 1, unseen=decoder": ({}, KL1, {"unseen": "decoder"}),
     "no weight averaging (ema 0)": ({}, {**KL1, "ema": 0.0}, {}),
+    "ema 0.999": ({}, {**KL1, "ema": 0.999}, {}),
     "t_power 0.25": ({"t_power": 0.25}, KL1, {}),
     "patience 60, up to 200 epochs": ({}, {**KL1, "patience": 60, "max_epochs": 200}, {}),
 }
