@@ -55,7 +55,7 @@ def run(variants: list[str], datasets: list[str], seeds: int, budget: float, cel
     for name in datasets:
         ds = compare.load_dataset(name, n_cells=cells)
         x_all = compare.lognorm(ds.adata)
-        sets = SETS[name.split("@")[0]]
+        sets = SETS[compare.base_name(name)]
         for setting in [s for s in sets if settings is None or s in settings]:
             for seed in range(seeds):
                 sp = compare.split(ds, setting, seed)

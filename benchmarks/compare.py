@@ -82,6 +82,11 @@ def _clean(adata, concepts):
     return ad.AnnData(x, obs=obs, var=pd.DataFrame(index=adata.var_names.astype(str)))
 
 
+def base_name(name: str) -> str:
+    """The dataset a name refers to, without a ``@<data seed>`` suffix."""
+    return name.partition("@")[0]
+
+
 def load_dataset(name: str, quick: bool = False, h5ad: str | None = None,
                  concepts: list[str] | None = None, dag: list[str] | None = None,
                  n_cells: int | None = None) -> Dataset:
@@ -89,7 +94,7 @@ def load_dataset(name: str, quick: bool = False, h5ad: str | None = None,
     ``S``, default 0), ``starmap``, ``merfish`` (../shared/data) or ``h5ad``."""
     import anndata as ad
 
-    if name.split("@")[0] == "brain_aging":
+    if base_name(name) == "brain_aging":
         from napari_causcell.datasets import brain_aging, brain_aging_truth
 
         n = n_cells or (3000 if quick else 4000)
@@ -559,7 +564,7 @@ def truth_for(ds: Dataset, sp: dict, x_all: np.ndarray) -> dict | None:
     mat = M.group_mean_change(delta, src, order=order)
     genes = list(ds.adata.var_names)
     planted = []
-    if ds.name.split("@")[0] == "brain_aging":
+    if base_name(ds.name) == "brain_aging":
         from napari_causcell.datasets import PLANTED_AGE_EFFECTS
 
         planted = [(order.index(r.cell_type), genes.index(r.gene))
