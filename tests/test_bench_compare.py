@@ -248,3 +248,25 @@ def test_quick_run_end_to_end(tmp_path):
     assert [s["sampler"] for s in samplers] == ["MEAN-8", "DDIM-50", "DDPM-1000"]
     assert all(np.isfinite(s["cf_r"]) and s["cells"] == 70 for s in samplers)
     assert saved["peers"] == {}
+
+
+def test_recon_foils_label_means(ds):
+    from benchmarks import recon_foils
+
+    sp = compare.split(ds, "id", seed=0)
+    x = compare.lognorm(ds.adata)
+    out = recon_foils.predictors(ds, sp, x)
+    cells = sp["test"][sp["recon_pos"]]
+    assert all(v.shape == (len(cells), x.shape[1]) for v in out.values())
+    # the oracle is the mean of every cell (train and test) with the same labels
+    obs = ds.adata.obs
+    first = cells[0]
+    same = (obs[ds.concepts] == obs[ds.concepts].iloc[first]).all(1).to_numpy()
+    np.testing.assert_allclose(out["own combination's mean (oracle)"][0], x[same].mean(0),
+                               rtol=1e-5)
+    # the type mean uses training cells only
+    tr = np.zeros(len(obs), bool)
+    tr[sp["train"]] = True
+    typ = (obs[ds.type_key] == obs[ds.type_key].iloc[first]).to_numpy()
+    np.testing.assert_allclose(out["cell type's training mean"][0], x[tr & typ].mean(0),
+                               rtol=1e-5)
