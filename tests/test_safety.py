@@ -587,3 +587,31 @@ def test_13_one_error_hierarchy():
     assert napari_causcell.DataError is DataError
     # the built-in types they replaced still catch them
     assert issubclass(DataError, ValueError) and issubclass(ModelFileError, RuntimeError)
+
+
+def _as_saved_by_older_version(path: Path, change) -> None:
+    """Rewrite a saved model's settings as an older version would have saved them."""
+    from napari_causcell._model import _settings_digest, _sha256
+
+    meta = json.loads((path / "causcell.json").read_text())
+    change(meta)
+    state = torch.load(path / "model.pt", weights_only=True)
+    state["settings_sha256"] = _settings_digest(meta)
+    torch.save(state, path / "model.pt")
+    meta["weights_sha256"] = _sha256(path / "model.pt")
+    (path / "causcell.json").write_text(json.dumps(meta))
+
+
+def test_12_models_saved_with_retired_options(tiny_model, tmp_path):
+    # options removed after measurement load when they hold the kept behaviour ...
+    path = tiny_model.save(tmp_path / "m")
+    _as_saved_by_older_version(
+        path, lambda meta: meta["config"].update(concept_residual=True, cond_mlp=False))
+    loaded = CausCell.load(path)
+    assert "concept_residual" not in loaded.module.config.to_dict()
+    for a, b in zip(loaded.module.state_dict().values(), tiny_model.module.state_dict().values()):
+        assert torch.equal(a.cpu(), b.cpu())
+    # ... and are refused, with the reason, when the model relies on the removed behaviour
+    _as_saved_by_older_version(path, lambda meta: meta["config"].update(concept_residual=False))
+    with pytest.raises(ModelFileError, match="concept_residual=False.*no longer"):
+        CausCell.load(path)

@@ -1026,7 +1026,7 @@ class CausCell:
             self.layer, self.log_normalized = meta["layer"], meta["log_normalized"]
             self.table_key, self.seed = meta["table_key"], meta["seed"]
             _check_settings(self.concept_space, self.edges, self.genes, meta["config"])
-            config = dict(meta["config"])
+            config = _without_retired(dict(meta["config"]), path, meta.get("version"))
             config.setdefault("standardize", False)  # saved before diffusion was standardised
             self.module = CausCellModule(ModuleConfig(**config))
             self.module.load_state_dict(_with_new_buffers(state["module"], self.module))
@@ -1055,6 +1055,22 @@ class CausCell:
             self._adata = self._table(data)
             self._source(self._adata)  # genes mismatch fails here, not later
         return self
+
+
+#: ModuleConfig options removed after the ablation measured them (docs/benchmarks.md,
+#: "Ablation"), each with the value whose behaviour this version keeps
+RETIRED_OPTIONS = {"concept_residual": True, "linear_skip": False, "cond_mlp": False}
+
+
+def _without_retired(config: dict, path: Path, version: Any) -> dict:
+    """A saved config without retired options; one set to a removed behaviour is refused."""
+    for name, kept in RETIRED_OPTIONS.items():
+        if name in config and config.pop(name) != kept:
+            raise ModelFileError(
+                f"{path} was saved with {name}={not kept!r}, an option this version no longer "
+                f"has (measured and removed: docs/benchmarks.md, 'Ablation'). Load it with the "
+                f"napari-causcell version that saved it ({version or 'unknown'}).")
+    return config
 
 
 def check_model_target(path: Path, overwrite: bool) -> None:
