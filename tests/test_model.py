@@ -39,7 +39,8 @@ def test_embeddings_written_to_obsm(trained, sdata):
     emb = trained.concept_embeddings(sdata)
     assert set(emb) == {"age", "domain", "cell_type", "u"}
     for name, value in emb.items():
-        assert value.shape == (table.n_obs, trained.module.config.token_dim)
+        width = trained.module.config.u_dim if name == "u" else trained.module.config.token_dim
+        assert value.shape == (table.n_obs, width)
         assert np.allclose(table.obsm[f"X_causcell_{name}"], value)
 
 
@@ -336,3 +337,30 @@ def test_sampler_settings_checked_before_any_work(trained, small_sdata):
     # the expected-expression sampler takes no steps: any steps value is ignored
     out = trained.counterfactual(cells, do={"age": "90wk"}, steps=0)
     assert out.uns["causcell"]["output"] == "expected"
+
+
+def test_u_width_limits_u_and_its_embedding(small_sdata):
+    # u's entries beyond u_dim are fixed at zero: in the module, the tokens and obsm
+    from napari_causcell import CausCell
+    from napari_causcell.errors import SettingError
+
+    model = CausCell(small_sdata, ["age", "cell_type"], [("age", "cell_type")], seed=0,
+                     token_dim=8, hidden=32, width=32, depth=1, u_dim=3)
+    assert model.module.config.u_dim == 3
+    model.train(2)
+    x = torch.rand(5, len(model.genes))
+    mu, logvar = model.module.encode(x)
+    assert torch.all(mu[:, -1, 3:] == 0) and torch.all(logvar[:, -1, 3:] == 0)
+    assert torch.any(mu[:, -1, :3] != 0)
+    model.module.train()
+    y = torch.zeros(5, 2, dtype=torch.long)
+    _, parts, eps = model.module.loss(x, y, LossWeights())
+    assert torch.all(eps[:, -1, 3:] == 0) and torch.any(eps[:, -1, :3] != 0)
+    model.module.eval()
+    emb = model.concept_embeddings(write=False)
+    assert emb["u"].shape[1] == 3 and emb["age"].shape[1] == 8
+    for bad in (0, 9, 2.5):
+        with pytest.raises(SettingError, match="u_dim"):
+            CausCell(small_sdata, ["age", "cell_type"], token_dim=8, u_dim=bad)
+    full = CausCell(small_sdata, ["age", "cell_type"], token_dim=8, u_dim=None)
+    assert full.module.u_off is None

@@ -48,6 +48,16 @@ def architecture(kwargs: Mapping[str, Any]) -> None:
     for name, (low, high, high_open) in _ARCH_SHARES.items():
         if name in kwargs:
             number(name, kwargs[name], low=low, high=high, high_open=high_open)
+    if kwargs.get("u_dim") is not None:
+        import dataclasses
+
+        from .model import ModuleConfig
+
+        dim = kwargs.get("token_dim", {f.name: f.default for f in
+                                       dataclasses.fields(ModuleConfig)}["token_dim"])
+        count("u_dim", kwargs["u_dim"], 1)
+        if int(kwargs["u_dim"]) > int(dim):
+            raise SettingError(f"u_dim ({kwargs['u_dim']}) must be at most token_dim ({dim})")
     if "t_power" in kwargs:
         number("t_power", kwargs["t_power"], low=0.0, low_open=True)
     if "width" in kwargs or "heads" in kwargs:

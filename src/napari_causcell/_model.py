@@ -110,7 +110,10 @@ class CausCell:
     **module_kwargs
         Architecture options of :class:`~napari_causcell.model.ModuleConfig` (``token_dim``,
         ``hidden``, ``width``, ``depth``, ``heads``, ``n_queries``, ``n_steps``, ``dropout``,
-        ``anchor``, ``u_shuffle``, ``t_power``).
+        ``anchor``, ``u_shuffle``, ``t_power``, ``standardize``, ``u_dim``). ``u_dim``
+        (default 2) is how many of the ``u`` token's ``token_dim`` entries carry information
+        (``None``: all); a narrow ``u`` keeps the labels out of it (docs/benchmarks.md,
+        "Fifth round").
     """
 
     def __init__(
@@ -612,7 +615,7 @@ class CausCell:
         self, data: Any = None, *, table_key: str | None = None, exogenous: bool = False,
         write: bool = True, use_labels: bool | None = None,
     ) -> dict[str, np.ndarray]:
-        """Per-concept embeddings (``n_cells, token_dim``), including ``u``.
+        """Per-concept embeddings (``n_cells, token_dim``), including ``u`` (``n_cells, u_dim``).
 
         By default the endogenous tokens ``z`` (after the SCM); ``exogenous=True`` gives
         ``eps``. With ``write=True`` each is also stored in ``obsm['X_causcell_<concept>']``.
@@ -624,6 +627,9 @@ class CausCell:
         eps = self._exogenous(adata, self._source(adata), use_labels)
         tok = eps if exogenous else self.module.tokens(eps)
         out = {name: tok[:, k].cpu().numpy() for k, name in enumerate(self.token_names)}
+        u_dim = self.module.config.u_dim
+        if u_dim is not None:  # u's other entries are fixed at zero
+            out["u"] = out["u"][:, :u_dim]
         if write:
             for name, emb in out.items():
                 adata.obsm[Key.obsm.embedding(name)] = emb
@@ -1028,6 +1034,7 @@ class CausCell:
             _check_settings(self.concept_space, self.edges, self.genes, meta["config"])
             config = _without_retired(dict(meta["config"]), path, meta.get("version"))
             config.setdefault("standardize", False)  # saved before diffusion was standardised
+            config.setdefault("u_dim", None)  # saved before u was narrowed: all entries
             self.module = CausCellModule(ModuleConfig(**config))
             self.module.load_state_dict(_with_new_buffers(state["module"], self.module))
             self._donors = {str(k): {str(kk): vv for kk, vv in v.items()}

@@ -37,6 +37,7 @@ class ModuleConfig:
     anchor: bool = True  # add a learned prototype of the cell's label to each concept token
     t_power: float = 0.5  # training steps drawn as T * U**t_power; < 1 favours high noise
     standardize: bool = True  # diffuse per-gene standardised expression (equal weight per gene)
+    u_dim: int | None = 2  # entries of the u token that carry information (None: token_dim)
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -95,6 +96,11 @@ class CausCellModule(nn.Module):
         )
         self.schedule = NoiseSchedule(c.n_steps)
         self.register_buffer("clip_max", torch.tensor(20.0))
+        off = None  # (K, d) mask of u's unused entries
+        if c.u_dim is not None and c.u_dim < c.token_dim:
+            off = torch.zeros(self.n_tokens, c.token_dim, dtype=torch.bool)
+            off[-1, c.u_dim:] = True
+        self.register_buffer("u_off", off, persistent=False)
         self.register_buffer("label_prior", torch.zeros(sum(c.n_classes)))
         # per-gene centre and scale of the diffused expression (identity until set_scale)
         self.register_buffer("x_mean", torch.zeros(c.n_genes))
@@ -128,9 +134,17 @@ class CausCellModule(nn.Module):
         return [p for p in self.parameters() if id(p) not in skip]
 
     def encode(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """Posterior mean and log-variance of the exogenous tokens, each ``(B, K, d)``."""
+        """Posterior mean and log-variance of the exogenous tokens, each ``(B, K, d)``.
+
+        ``u``'s entries beyond ``config.u_dim`` are the prior's (mean 0, log-variance 0: no
+        KL, no information) and :meth:`loss` sets their samples to 0: a narrow ``u`` holds
+        what the labels do not explain and little of the labels."""
         h = self.encoder(x).view(x.shape[0], self.n_tokens, 2, self.config.token_dim)
-        return h[:, :, 0], h[:, :, 1].clamp(-10.0, 10.0)
+        mu, logvar = h[:, :, 0], h[:, :, 1].clamp(-10.0, 10.0)
+        if self.u_off is not None:
+            mu = mu.masked_fill(self.u_off, 0.0)
+            logvar = logvar.masked_fill(self.u_off, 0.0)
+        return mu, logvar
 
     def tokens(self, eps: torch.Tensor) -> torch.Tensor:
         return self.scm(eps)
@@ -171,6 +185,8 @@ class CausCellModule(nn.Module):
         """Main loss, its averaged parts, and the sampled encoded tokens (for the adversary)."""
         mu, logvar = self.encode(x)
         eps = mu + torch.randn_like(mu) * (0.5 * logvar).exp() if self.training else mu
+        if self.u_off is not None:
+            eps = eps.masked_fill(self.u_off, 0.0)
         z = self.tokens(self.anchor(eps, y))
         if self.training and self.config.u_shuffle > 0:
             # some cells get another cell's u: the decoder must read labels from the concepts
