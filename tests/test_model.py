@@ -39,7 +39,7 @@ def test_embeddings_written_to_obsm(trained, sdata):
     emb = trained.concept_embeddings(sdata)
     assert set(emb) == {"age", "domain", "cell_type", "u"}
     for name, value in emb.items():
-        width = trained.module.config.u_dim if name == "u" else trained.module.config.token_dim
+        width = trained.module.config.token_dim  # u too: full width unless u_dim is set
         assert value.shape == (table.n_obs, width)
         assert np.allclose(table.obsm[f"X_causcell_{name}"], value)
 

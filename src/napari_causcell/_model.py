@@ -111,9 +111,10 @@ class CausCell:
         Architecture options of :class:`~napari_causcell.model.ModuleConfig` (``token_dim``,
         ``hidden``, ``width``, ``depth``, ``heads``, ``n_queries``, ``n_steps``, ``dropout``,
         ``anchor``, ``u_shuffle``, ``t_power``, ``standardize``, ``u_dim``). ``u_dim``
-        (default 2) is how many of the ``u`` token's ``token_dim`` entries carry information
-        (``None``: all); a narrow ``u`` keeps the labels out of it (docs/benchmarks.md,
-        "Fifth round").
+        is how many of the ``u`` token's ``token_dim`` entries carry information (default
+        ``None``: all). ``u_dim=2`` keeps the labels out of ``u`` (leakage 0.105 -> 0.005 on
+        the built-in tissue) at equal counterfactual accuracy on the simulated tissues and
+        STARmap but 0.03 lower on MERFISH (docs/benchmarks.md, "Fifth round").
     """
 
     def __init__(
@@ -1034,7 +1035,7 @@ class CausCell:
             _check_settings(self.concept_space, self.edges, self.genes, meta["config"])
             config = _without_retired(dict(meta["config"]), path, meta.get("version"))
             config.setdefault("standardize", False)  # saved before diffusion was standardised
-            config.setdefault("u_dim", None)  # saved before u was narrowed: all entries
+            config.setdefault("u_dim", None)  # saved before the option existed: all entries
             self.module = CausCellModule(ModuleConfig(**config))
             self.module.load_state_dict(_with_new_buffers(state["module"], self.module))
             self._donors = {str(k): {str(kk): vv for kk, vv in v.items()}

@@ -37,7 +37,7 @@ class ModuleConfig:
     anchor: bool = True  # add a learned prototype of the cell's label to each concept token
     t_power: float = 0.5  # training steps drawn as T * U**t_power; < 1 favours high noise
     standardize: bool = True  # diffuse per-gene standardised expression (equal weight per gene)
-    u_dim: int | None = 2  # entries of the u token that carry information (None: token_dim)
+    u_dim: int | None = None  # entries of the u token that carry information (None: token_dim)
 
     def to_dict(self) -> dict:
         return asdict(self)
