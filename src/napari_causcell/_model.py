@@ -616,7 +616,8 @@ class CausCell:
         self, data: Any = None, *, table_key: str | None = None, exogenous: bool = False,
         write: bool = True, use_labels: bool | None = None,
     ) -> dict[str, np.ndarray]:
-        """Per-concept embeddings (``n_cells, token_dim``), including ``u`` (``n_cells, u_dim``).
+        """Per-concept embeddings (``n_cells, token_dim``), including ``u`` (``u_dim`` columns
+        when the model was built with ``u_dim``).
 
         By default the endogenous tokens ``z`` (after the SCM); ``exogenous=True`` gives
         ``eps``. With ``write=True`` each is also stored in ``obsm['X_causcell_<concept>']``.
