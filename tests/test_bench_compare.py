@@ -270,3 +270,24 @@ def test_recon_foils_label_means(ds):
     typ = (obs[ds.type_key] == obs[ds.type_key].iloc[first]).to_numpy()
     np.testing.assert_allclose(out["cell type's training mean"][0], x[tr & typ].mean(0),
                                rtol=1e-5)
+
+
+def test_ablation_model_seeds_train_each_variant_per_weight_seed():
+    from benchmarks import ablation
+
+    logs = []
+    variant = "kl 1 (default)"
+    mk, tk, ck = ablation.VARIANTS[variant]
+    saved = dict(tk)
+    tk.update(max_epochs=1, max_time=None)
+    try:
+        rows = ablation.run([variant], ["brain_aging"], seeds=1, budget=5.0, cells=600,
+                            log=logs.append, settings=["id"], model_seeds=2)
+    finally:
+        tk.clear()
+        tk.update(saved)
+    ours = [r for r in rows if r["method"] == variant]
+    assert sorted(r["model_seed"] for r in ours) == [0, 100]
+    assert ours[0]["cf_r"] != ours[1]["cf_r"]  # different weights, same split
+    foils = [r for r in rows if r["method"] == "mean shift"]
+    assert len(foils) == 1 and foils[0]["model_seed"] is None
