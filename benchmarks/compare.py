@@ -82,6 +82,13 @@ def _clean(adata, concepts):
     return ad.AnnData(x, obs=obs, var=pd.DataFrame(index=adata.var_names.astype(str)))
 
 
+def train_mask(sp: dict, n: int) -> np.ndarray:
+    """Boolean mask of a split's training cells among ``n`` cells."""
+    tr = np.zeros(n, bool)
+    tr[sp["train"]] = True
+    return tr
+
+
 def base_name(name: str) -> str:
     """The dataset a name refers to, without a ``@<data seed>`` suffix."""
     return name.partition("@")[0]
@@ -327,8 +334,7 @@ def run_foils(ds: Dataset, sp: dict, x_all: np.ndarray) -> dict[str, Output]:
     obs = ds.adata.obs
     key, src = next(iter(ds.cf_source.items()))
     tgt = ds.cf_do[key]
-    tr = np.zeros(len(obs), bool)
-    tr[sp["train"]] = True
+    tr = train_mask(sp, len(obs))
     lab = obs[key].astype(str).to_numpy()
     typ = obs[ds.type_key].astype(str).to_numpy()
     pooled = x_all[tr & (lab == tgt)].mean(0) - x_all[tr & (lab == src)].mean(0)
@@ -353,8 +359,7 @@ def _pooled_foils(ds: Dataset, sp: dict, x_all: np.ndarray) -> dict[str, Output]
     mean of training cells with the target value minus that of training cells with the cell's
     own value; the held-out type has no target-valued training cells)."""
     obs = ds.adata.obs
-    tr = np.zeros(len(obs), bool)
-    tr[sp["train"]] = True
+    tr = train_mask(sp, len(obs))
     shifts = []
     for g in sp["cf_groups"]:
         (key, val), = g["do"].items()

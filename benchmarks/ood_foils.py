@@ -22,8 +22,7 @@ def variants(ds: compare.Dataset, sp: dict, x: np.ndarray) -> dict[str, np.ndarr
     tgt = ds.cf_do[key]
     obs = ds.adata.obs
     lab, typ = obs[key].astype(str).to_numpy(), obs[ds.type_key].astype(str).to_numpy()
-    tr = np.zeros(len(obs), bool)
-    tr[sp["train"]] = True
+    tr = compare.train_mask(sp, len(obs))
     rest = tr & ~np.isin(typ, np.unique(typ[sp["cf"]]))
     without = x[rest & (lab == tgt)].mean(0) - x[rest & (lab == src)].mean(0)
     both = [t for t in np.unique(typ[tr])

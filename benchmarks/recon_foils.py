@@ -28,8 +28,7 @@ def predictors(ds: compare.Dataset, sp: dict, x: np.ndarray) -> dict[str, np.nda
     combo = obs[ds.concepts].astype(str).agg("|".join, axis=1).to_numpy()
     typ = obs[ds.type_key].astype(str).to_numpy()
     means = {c: x[combo == c].mean(0) for c in np.unique(combo[cells])}
-    tr = np.zeros(len(obs), bool)
-    tr[sp["train"]] = True
+    tr = compare.train_mask(sp, len(obs))
     type_means = {t: x[tr & (typ == t)].mean(0) for t in np.unique(typ[cells])}
     return {"own combination's mean (oracle)": np.stack([means[c] for c in combo[cells]]),
             "cell type's training mean": np.stack([type_means[t] for t in typ[cells]])}
@@ -44,7 +43,7 @@ def main(argv=None) -> None:
     a = p.parse_args(argv)
     for name in a.datasets:
         ds = compare.load_dataset(name)
-        x = np.asarray(compare.lognorm(ds.adata))
+        x = compare.lognorm(ds.adata)
         setting = SETTING[compare.base_name(name)]
         for seed in range(a.seeds):
             sp = compare.split(ds, setting, seed)

@@ -40,6 +40,15 @@ _ARCH_COUNTS = ("token_dim", "hidden", "width", "depth", "heads", "n_queries", "
 _ARCH_SHARES = {"dropout": (0.0, 1.0, True), "u_shuffle": (0.0, 1.0, False)}
 
 
+def _config_defaults() -> dict[str, Any]:
+    """Default value of each :class:`~napari_causcell.model.ModuleConfig` field."""
+    import dataclasses
+
+    from .model import ModuleConfig
+
+    return {f.name: f.default for f in dataclasses.fields(ModuleConfig)}
+
+
 def architecture(kwargs: Mapping[str, Any]) -> None:
     """Architecture options of :class:`~napari_causcell.model.ModuleConfig` that cannot work."""
     for name in _ARCH_COUNTS:
@@ -49,23 +58,14 @@ def architecture(kwargs: Mapping[str, Any]) -> None:
         if name in kwargs:
             number(name, kwargs[name], low=low, high=high, high_open=high_open)
     if kwargs.get("u_dim") is not None:
-        import dataclasses
-
-        from .model import ModuleConfig
-
-        dim = kwargs.get("token_dim", {f.name: f.default for f in
-                                       dataclasses.fields(ModuleConfig)}["token_dim"])
+        dim = kwargs.get("token_dim", _config_defaults()["token_dim"])
         count("u_dim", kwargs["u_dim"], 1)
         if int(kwargs["u_dim"]) > int(dim):
             raise SettingError(f"u_dim ({kwargs['u_dim']}) must be at most token_dim ({dim})")
     if "t_power" in kwargs:
         number("t_power", kwargs["t_power"], low=0.0, low_open=True)
     if "width" in kwargs or "heads" in kwargs:
-        import dataclasses
-
-        from .model import ModuleConfig
-
-        defaults = {f.name: f.default for f in dataclasses.fields(ModuleConfig)}
+        defaults = _config_defaults()
         width, heads = (int(kwargs.get(k, defaults.get(k, 1))) for k in ("width", "heads"))
         if width % heads:
             raise SettingError(f"width ({width}) must be a multiple of heads ({heads})")
