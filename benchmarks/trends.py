@@ -4,10 +4,11 @@ Simulates the built-in tissue with 4 mice per age, keeps 2 mice per age
 (``tl.subsample_donors``, highest cell counts), trains an ensemble of CausCell models on them
 (the demo's settings, one per seed), and runs on the same cells:
 
-- ``tl.age_trends`` with the ensemble (units of replication: donors and model seeds), and with
-  each single model (units: donors only);
-- ``tl.direct_trends`` with donors as the units (pseudobulk), and with cells as the units (the
-  pseudo-replicated test this package used to run);
+- ``tl.age_trends`` with the ensemble (units of replication: donors and model seeds), with
+  the same ensemble and an empirical null (``null="empirical"``), and with each single model
+  (units: donors only);
+- ``tl.direct_trends`` with donors as the units (pseudobulk; also with an empirical null), and
+  with cells as the units (the pseudo-replicated test this package used to run);
 - ``tl.direct_trends`` with donors on all 4 mice per age (the "big data" reference).
 
 Scored at 90wk per cell type (4wk -> 90wk, ``groupby=["cell_type"]``) against the simulator's
@@ -232,11 +233,15 @@ def main() -> None:
             runs[f"causcell_ensemble_{args.seeds}_jackknife"] = tl.age_trends(
                 models + jk_models, small, seed=0, copy=True, **kw)
             timing["ensemble_jackknife_s"] = time.perf_counter() - t0
+        runs[f"causcell_ensemble_{args.seeds}_empirical_null"] = tl.age_trends(
+            models, small, seed=0, copy=True, null="empirical", **kw)
         for i, m in enumerate(models):
             runs[f"causcell_seed{i}"] = tl.age_trends(m, small, seed=0, copy=True, **kw)
         tl.direct_trends(small, unit="donors", **kw)  # in place
         runs[f"direct_donors_{args.per_age}_per_age"] = small.uns["causcell_direct_trends"][
             "results"]
+        runs[f"direct_donors_{args.per_age}_per_age_empirical_null"] = tl.direct_trends(
+            small, unit="donors", copy=True, null="empirical", **kw)
         runs[f"direct_cells_{args.per_age}_per_age"] = tl.direct_trends(small, unit="cells",
                                                                        copy=True, **kw)
         runs[f"direct_donors_all_{args.mice_per_age}_per_age"] = tl.direct_trends(

@@ -349,6 +349,87 @@ def test_trend_statistics_by_hand_and_moderation():
     assert np.median(post[hi]) > 5 * np.median(post[lo])
 
 
+def _conservative_replicates(seed: int = 0, n_genes: int = 400, n_true: int = 40):
+    """Replicates of 3 models x 2 source donors for ``n_genes`` genes of one group, and a
+    donor variance 4x the one that actually moves the effects (an overstated donor term, as
+    the observed donors' variance is for the model's pooled effects)."""
+    rng = np.random.default_rng(seed)
+    true = np.zeros(n_genes)
+    true[:n_true] = rng.choice([-0.35, 0.35], n_true)
+    shared = rng.normal(0.0, 0.1, n_genes)  # donor sampling, variance 0.01 (c_d = 1)
+    rows = []
+    for m in range(3):
+        eff = true + shared + rng.normal(0.0, 0.05, n_genes)
+        for d in ("a", "b"):
+            rows.append(pd.DataFrame({
+                "model": m, "target": "old", "cell_type": "T", "donor": d,
+                "gene": [f"g{j}" for j in range(n_genes)], "n_cells": 50,
+                "mean_delta": eff, "mean_factual": 1.0}))
+    dv = pd.DataFrame({"cell_type": "T", "gene": [f"g{j}" for j in range(n_genes)],
+                       "donor_s2": 0.04 * rng.chisquare(3, n_genes) / 3, "donor_df": 3.0,
+                       "donor_cells": 50.0})
+    n_target = pd.DataFrame({"target": ["old"], "cell_type": ["T"], "n_donors_target": [2]})
+    return pd.concat(rows, ignore_index=True), dv, n_target, true
+
+
+def test_empirical_null_calibrates_an_overstated_donor_term():
+    """The donor term is 4x too large: the theoretical null calls too little, the empirical
+    null (Efron) finds the scale (~0.5) from the tests themselves, so the null genes' p-values
+    become uniform and more true effects are called."""
+    reps, dv, nt, true = _conservative_replicates()
+    kw = dict(n_donors_target=nt, alpha=0.1, min_effect=0.0)
+    theo = tl.trend_statistics(reps, dv, **kw)
+    emp = tl.trend_statistics(reps, dv, null="empirical", **kw)
+    assert theo.attrs["null"] == {"null": "theoretical"}
+    fit = emp.attrs["null"]
+    assert fit["null"] == "empirical" and fit["n_tests"] == 400
+    assert 0.35 < fit["scale"] < 0.7 and abs(fit["center"]) < 0.2
+    null = true == 0.0
+    p_theo, p_emp = theo["pvalue"].to_numpy()[null], emp["pvalue"].to_numpy()[null]
+    assert (p_theo <= 0.1).mean() < 0.03
+    assert 0.04 < (p_emp <= 0.1).mean() < 0.18
+    assert emp["significant"].to_numpy()[~null].sum() > theo["significant"].to_numpy()[~null].sum()
+    # the interval is rescaled with the same factor, and still covers the estimate
+    assert np.allclose(emp["se"], theo["se"] * fit["scale"])
+    assert (emp["ci_low"] < emp["mean_change"]).all() and (emp["mean_change"] < emp["ci_high"]).all()
+    # effects and everything but the uncertainty are unchanged
+    assert np.allclose(emp["mean_change"], theo["mean_change"])
+
+
+def test_empirical_null_bad_inputs():
+    reps, dv, nt, _ = _conservative_replicates(n_genes=150)
+    with pytest.raises(DataError, match="at least 200 defined tests; this call has 150"):
+        tl.trend_statistics(reps, dv, n_donors_target=nt, null="empirical")
+    with pytest.raises(ValueError, match="null must be one of"):
+        tl.trend_statistics(reps, dv, null="bayes")
+    with pytest.raises(DataError, match="at least 200"):
+        tl.empirical_null(np.array([1.0, np.nan, 2.0]), np.array([3.0, 3.0, 3.0]))
+    adata = _toy()
+    with pytest.raises(ValueError, match="null must be one of"):
+        tl.direct_trends(adata, targets="90wk", groupby="cell_type", null="locfdr")
+    with pytest.raises(ValueError, match="use test='t-test'"):
+        tl.direct_trends(adata, targets="90wk", groupby="cell_type", unit="cells",
+                         test="wilcoxon", null="empirical")
+    with pytest.raises(DataError, match="at least 200 defined tests"):  # 6 genes x 3 groups
+        tl.direct_trends(adata, targets="90wk", groupby="cell_type", null="empirical")
+    with pytest.raises(ValueError, match="null must be one of"):
+        tl.age_trends(_FakeModel(list("ABCDEF")), _toy3(), groupby="cell_type", null="x")
+
+
+def test_age_trends_with_an_empirical_null_records_its_fit():
+    adata = _null_toy(n_genes=80)  # 80 genes x (2 types + all) = 240 tests
+    genes = list(adata.var_names)
+    ensemble = [_FakeModel(genes, noise=0.05, bias=0.15, model_seed=m, effect=0.0)
+                for m in range(3)]
+    tl.age_trends(ensemble, adata, source="4wk", targets="90wk", groupby="cell_type",
+                  null="empirical", store_counterfactuals=False)
+    params = adata.uns["causcell_trends"]["params"]
+    assert params["null"] == "empirical" and params["null_tests"] == 240
+    assert params["null_scale"] > 0 and np.isfinite(params["null_center"])
+    tl.direct_trends(adata, source="4wk", targets="90wk", groupby="cell_type")
+    assert adata.uns["causcell_direct_trends"]["params"]["null"] == "theoretical"
+
+
 def test_compare_trends_counts_k_of_n():
     adata = _toy3()
     df = tl.age_trends(_FakeModel(list("ABCDEF")), adata, source="4wk", groupby="cell_type",

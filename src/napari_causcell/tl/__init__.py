@@ -13,6 +13,7 @@ from ._trends import (
     compare_trends,
     direct_trends,
     domains_per_slice,
+    empirical_null,
     moderate_variances,
     subsample_donors,
     train_ensemble,
@@ -27,5 +28,5 @@ __all__ = [
     # brain-aging trends (docs/brain_aging.md)
     "TrendComparison", "age_trends", "compare_trends", "direct_trends", "domains_per_slice",
     "subsample_donors", "trend_matrix", "trend_statistics", "moderate_variances",
-    "train_ensemble",
+    "empirical_null", "train_ensemble",
 ]

@@ -44,11 +44,16 @@ from ._utils import added
 
 __all__ = [
     "TrendComparison", "age_trends", "compare_trends", "direct_trends", "subsample_donors",
-    "trend_statistics", "moderate_variances", "train_ensemble", "TESTS", "DEFAULT_MIN_EFFECT",
+    "trend_statistics", "moderate_variances", "train_ensemble", "empirical_null", "TESTS",
+    "NULLS", "DEFAULT_MIN_EFFECT",
 ]
 
 #: Statistical tests offered.
 TESTS = ("t-test", "wilcoxon")
+#: Null distributions of the test statistics (``null=`` of the trend tests).
+NULLS = ("theoretical", "empirical")
+#: Fewest defined tests from which an empirical null is estimated.
+MIN_EMPIRICAL_TESTS = 200
 #: Default effect-size threshold (log-normalised units, natural log1p of counts per 10k).
 DEFAULT_MIN_EFFECT = 0.1
 ALL = "all"  # value of a groupby column in marginal rows
@@ -80,7 +85,10 @@ def _check_columns(adata: ad.AnnData, columns: Sequence[str], what: str) -> None
         )
 
 
-def _check_params(test: str, alpha: float, min_effect: float, min_cells: int) -> None:
+def _check_params(test: str, alpha: float, min_effect: float, min_cells: int,
+                  null: str = "theoretical") -> None:
+    if null not in NULLS:
+        raise ValueError(f"null must be one of {NULLS}, got {null!r}")
     if test not in TESTS:
         raise ValueError(f"test must be one of {TESTS}, got {test!r}")
     if not 0 < alpha < 1:
@@ -157,11 +165,17 @@ def _two_sample(a: np.ndarray, b: np.ndarray, test: str) -> tuple[np.ndarray, np
         return stat, p
 
 
-def _finish(df: pd.DataFrame, groupby: list[str], alpha: float,
-            min_effect: float) -> pd.DataFrame:
-    """Benjamini-Hochberg over all defined tests, direction, significance, one-donor flag."""
+def _finish(df: pd.DataFrame, groupby: list[str], alpha: float, min_effect: float,
+            null: str = "theoretical", level: float = 0.95) -> pd.DataFrame:
+    """Benjamini-Hochberg over all defined tests, direction, significance, one-donor flag.
+
+    With ``null="empirical"`` the standard errors are first rescaled by the empirical null's
+    scale (:func:`empirical_null`); ``df.attrs['null']`` records it."""
     from scipy.stats import false_discovery_control
 
+    df.attrs["null"] = {"null": null}
+    if null == "empirical":
+        _apply_empirical_null(df, level)
     p = df["pvalue"].to_numpy(float)
     ok = np.isfinite(p)  # undefined tests (no replicate spread) are not tested, not evidence
     q = np.full(len(p), np.nan)
@@ -176,6 +190,85 @@ def _finish(df: pd.DataFrame, groupby: list[str], alpha: float,
     cols = ["method", "target", *groupby] + [c for c in _RESULT_COLUMNS
                                              if c not in ("method", "target")]
     return df[cols].reset_index(drop=True)
+
+
+def empirical_null(statistic: np.ndarray, df: np.ndarray) -> dict[str, float]:
+    """Centre and scale of the null distribution of many test statistics, estimated from
+    the statistics themselves (Efron 2004, 2007: the "empirical null").
+
+    Each t statistic is mapped to a z-value of the same tail probability; a normal
+    ``N(center, scale²)`` is fitted by maximum likelihood to the z-values in the central
+    interval ``median ± b · IQR / 1.349`` with ``b = 4.3 exp(-0.26 log10 N)`` (truncated-normal
+    likelihood; the interval and ``b`` are the defaults of Efron's ``locfdr``), where most
+    tests are assumed null. ``scale < 1`` says the theoretical null overstates the spread of
+    null statistics (a conservative test), ``> 1`` that it understates it.
+
+    Parameters
+    ----------
+    statistic, df
+        t statistics and their degrees of freedom (non-finite entries are ignored).
+
+    Returns
+    -------
+    dict
+        ``center``, ``scale`` and ``n_tests`` (finite statistics used).
+
+    Raises
+    ------
+    DataError
+        Fewer than :data:`MIN_EMPIRICAL_TESTS` finite statistics.
+    """
+    from scipy import optimize, stats
+
+    t = np.asarray(statistic, float)
+    dfree = np.asarray(df, float)
+    ok = np.isfinite(t) & np.isfinite(dfree) & (dfree > 0)
+    if ok.sum() < MIN_EMPIRICAL_TESTS:
+        raise DataError(
+            f"An empirical null needs at least {MIN_EMPIRICAL_TESTS} defined tests; this call "
+            f"has {int(ok.sum())}. Test more genes or groups, or use null='theoretical'.")
+    z = np.sign(t[ok]) * stats.norm.isf(stats.t.sf(np.abs(t[ok]), dfree[ok]))
+    z = z[np.isfinite(z)]
+    n = len(z)
+    b = 4.3 * np.exp(-0.26 * np.log10(n)) if n <= 500_000 else 1.0
+    med, sd = float(np.median(z)), float(stats.iqr(z) / (2 * stats.norm.ppf(0.75)))
+    lo, hi = med - b * sd, med + b * sd
+    zc = z[(z >= lo) & (z <= hi)]
+
+    def nll(par: np.ndarray) -> float:
+        c, s = par[0], np.exp(par[1])
+        mass = stats.norm.cdf((hi - c) / s) - stats.norm.cdf((lo - c) / s)
+        return -(stats.norm.logpdf(zc, c, s).sum() - len(zc) * np.log(max(mass, 1e-300)))
+
+    fit = optimize.minimize(nll, [med, np.log(max(sd, 1e-6))], method="Nelder-Mead",
+                            options={"xatol": 1e-6, "fatol": 1e-8})
+    return {"center": float(fit.x[0]), "scale": float(np.exp(fit.x[1])), "n_tests": n}
+
+
+def _apply_empirical_null(df: pd.DataFrame, level: float) -> None:
+    """Rescale ``se`` (and the interval, statistic and p-value) of every defined test by the
+    empirical null's scale, in place."""
+    ok = np.isfinite(df["pvalue"].to_numpy(float)) & np.isfinite(df["se"].to_numpy(float))
+    fit = empirical_null(df["statistic"].to_numpy(float)[ok], df["df"].to_numpy(float)[ok])
+    sub = df.loc[ok]
+    se = sub["se"].to_numpy(float) * fit["scale"]
+    se_, lo, hi, stat, p = _t_interval(sub["mean_change"].to_numpy(float), se ** 2,
+                                       sub["df"].to_numpy(float), level)
+    for k, v in (("se", se_), ("ci_low", lo), ("ci_high", hi), ("statistic", stat),
+                 ("pvalue", p)):
+        df.loc[ok, k] = v
+    df.attrs["null"] = {"null": "empirical", **fit}
+
+
+def _null_params(df: pd.DataFrame) -> dict:
+    """``null`` and, for an empirical null, its fit (``null_center``, ``null_scale``,
+    ``null_tests``) for a call's ``params``."""
+    info = df.attrs.get("null", {"null": "theoretical"})
+    out = {"null": info["null"]}
+    if info["null"] == "empirical":
+        out.update(null_center=info["center"], null_scale=info["scale"],
+                   null_tests=info["n_tests"])
+    return out
 
 
 def _store(table: ad.AnnData, key: str, df: pd.DataFrame, params: dict,
@@ -342,6 +435,7 @@ def age_trends(
     min_effect: float = DEFAULT_MIN_EFFECT,
     min_cells: int = 10,
     min_donor_cells: int = 5,
+    null: str = "theoretical",
     switched: str = "exclude",
     marginal: bool = True,
     cells: Any = None,
@@ -419,6 +513,14 @@ def age_trends(
         Groups with fewer source cells are not tested.
     min_donor_cells
         Donors with fewer source cells in a group are not replicates of that group.
+    null
+        ``"theoretical"`` (default): p-values from the t distribution of each test.
+        ``"empirical"``: the standard errors of all tests of the call are first rescaled by
+        the scale of the empirical null (:func:`empirical_null`, Efron's method), estimated
+        from the central statistics of the call; needs at least 200 defined tests. With
+        2 mice per age it made the ensemble's test calibrated and as powerful as the direct
+        donor test on the simulated tissue, with 11-12 % false calls at q <= 0.1 where the
+        default had 0-2 % (docs/brain_aging.md, "An empirical null").
     switched
         ``"exclude"`` (default): cells whose groupby labels the intervention changes (e.g. an
         OPC that becomes an oligodendrocyte under do(age), as the label SCM allows) are left
@@ -482,7 +584,7 @@ def age_trends(
     DataError
         Missing groupby column, no source cells, or no group with ``min_cells`` cells.
     """
-    _check_params(test, alpha, min_effect, min_cells)
+    _check_params(test, alpha, min_effect, min_cells, null)
     if test != "t-test":
         raise ValueError("age_trends tests replicates (donors, models) with a t-test; "
                          f"test={test!r} is for direct_trends(unit='cells').")
@@ -607,7 +709,7 @@ def age_trends(
     df = trend_statistics(replicates, donor_variance, level=level, alpha=alpha,
                           min_effect=min_effect, min_donor_cells=min_donor_cells,
                           n_donors_target=pd.DataFrame(td_rows),
-                          jackknife=jack if len(jack) else None)
+                          jackknife=jack if len(jack) else None, null=null)
     prior = df.attrs.get("prior", {})
     n_full = len(models) - len(jack)
     params = {
@@ -618,7 +720,7 @@ def age_trends(
         "n_jackknife": len(jack),
         "switched": switched, "n_switched_excluded": n_excluded,
         "n_source_cells": int(mask.sum()), "counterfactuals": keys,
-        "prior_df": {k: v["d0"] for k, v in prior.items()},
+        "prior_df": {k: v["d0"] for k, v in prior.items()}, **_null_params(df),
     }
     if not copy:
         _store(table, key_added, df, params, skipped, replicates=replicates,
@@ -817,6 +919,7 @@ def trend_statistics(
     min_donor_cells: int = 5,
     n_donors_target: pd.DataFrame | None = None,
     jackknife: pd.DataFrame | None = None,
+    null: str = "theoretical",
 ) -> pd.DataFrame:
     """Trend rows (effect, interval, p, BH q) from per-model, per-donor mean changes.
 
@@ -866,12 +969,16 @@ def trend_statistics(
         with ``sum_s (n_s - 1)`` degrees of freedom, instead of the observed donors'
         variance (which overstates the model's: its effects are shrunk and pooled over
         groups); the other models give the effect and the seed term.
+    null
+        ``"theoretical"`` or ``"empirical"`` (see :func:`age_trends`).
 
     Returns
     -------
     pandas.DataFrame
         See :func:`age_trends`.
     """
+    if null not in NULLS:
+        raise ValueError(f"null must be one of {NULLS}, got {null!r}")
     need = {"model", "target", "donor", "gene", "n_cells", "mean_delta", "mean_factual"}
     missing = need - set(replicates.columns)
     if missing:
@@ -954,7 +1061,7 @@ def trend_statistics(
     df.loc[one, "unit"] = "donors"  # observed donors and/or the source donors' spread
     if jk:
         df["unit"] = df["unit"].str.replace("donors", "donors (jackknife)", regex=False)
-    out = _finish(df, groupby, alpha, min_effect)
+    out = _finish(df, groupby, alpha, min_effect, null, level)
     out.attrs["prior"] = st["prior"]
     return out
 
@@ -976,6 +1083,7 @@ def direct_trends(
     min_effect: float = DEFAULT_MIN_EFFECT,
     min_cells: int = 10,
     min_donor_cells: int = 5,
+    null: str = "theoretical",
     marginal: bool = True,
     layer: str | None = None,
     log_normalized: bool = False,
@@ -1018,6 +1126,10 @@ def direct_trends(
         tests are Welch t-tests.
     min_donor_cells
         Donors with fewer cells in a group are not replicates of that group.
+    null
+        ``"theoretical"`` (default) or ``"empirical"``: standard errors rescaled by the
+        empirical null of the call's t statistics (see :func:`age_trends`; not with
+        ``test="wilcoxon"``).
     layer, log_normalized
         Where the counts are, and whether they are already log-normalised.
     table_key
@@ -1044,7 +1156,9 @@ def direct_trends(
     "skipped": <groups below min_cells>}`` in the table (logged at INFO level, logger
     ``napari_causcell.tl``).
     """
-    _check_params(test, alpha, min_effect, min_cells)
+    _check_params(test, alpha, min_effect, min_cells, null)
+    if null == "empirical" and test != "t-test":
+        raise ValueError("null='empirical' rescales t statistics; use test='t-test'.")
     if unit not in ("auto", "donors", "cells"):
         raise ValueError(f"unit must be 'auto', 'donors' or 'cells', got {unit!r}")
     if not 0 < level < 1:
@@ -1138,13 +1252,13 @@ def direct_trends(
             res.loc[don, k] = st[k]
         res.loc[don & ~np.isfinite(res["pvalue"].to_numpy(float)), "unit"] = "none"
         prior = st["prior"]
-    df = _finish(res, groupby, alpha, min_effect)
+    df = _finish(res, groupby, alpha, min_effect, null, level)
     params = {
         "method": "direct", "concept": concept, "source": str(source), "targets": targets,
         "groupby": groupby, "test": test, "unit": unit, "alpha": alpha,
         "min_effect": min_effect, "min_cells": min_cells, "min_donor_cells": min_donor_cells,
         "level": level, "marginal": marginal, "donor_key": donor_col or "",
-        "prior_df": {k: v["d0"] for k, v in prior.items()},
+        "prior_df": {k: v["d0"] for k, v in prior.items()}, **_null_params(df),
     }
     if not copy:
         _store(table, key_added, df, params, skipped)
