@@ -4,9 +4,9 @@ Simulates the built-in tissue with 4 mice per age, keeps 2 mice per age
 (``tl.subsample_donors``, highest cell counts), trains an ensemble of CausCell models on them
 (the demo's settings, one per seed), and runs on the same cells:
 
-- ``tl.age_trends`` with the ensemble (units of replication: donors and model seeds), with
-  the same ensemble and an empirical null (``null="empirical"``), and with each single model
-  (units: donors only);
+- ``tl.age_trends`` with the ensemble (units of replication: donors and model seeds; the
+  default ``null="auto"``, i.e. the empirical null), with the same ensemble and the
+  theoretical null, and with each single model (units: donors only);
 - ``tl.direct_trends`` with donors as the units (pseudobulk; also with an empirical null), and
   with cells as the units (the pseudo-replicated test this package used to run);
 - ``tl.direct_trends`` with donors on all 4 mice per age (the "big data" reference).
@@ -233,8 +233,8 @@ def main() -> None:
             runs[f"causcell_ensemble_{args.seeds}_jackknife"] = tl.age_trends(
                 models + jk_models, small, seed=0, copy=True, **kw)
             timing["ensemble_jackknife_s"] = time.perf_counter() - t0
-        runs[f"causcell_ensemble_{args.seeds}_empirical_null"] = tl.age_trends(
-            models, small, seed=0, copy=True, null="empirical", **kw)
+        runs[f"causcell_ensemble_{args.seeds}_theoretical_null"] = tl.age_trends(
+            models, small, seed=0, copy=True, null="theoretical", **kw)
         for i, m in enumerate(models):
             runs[f"causcell_seed{i}"] = tl.age_trends(m, small, seed=0, copy=True, **kw)
         tl.direct_trends(small, unit="donors", **kw)  # in place
@@ -262,6 +262,8 @@ def main() -> None:
                      "groupby": ["cell_type"],
                      "donors": small.uns["causcell_subsample"]["donors"],
                      "n_cells_small": int(small.n_obs), "n_cells_full": int(full.n_obs),
+                     "null": {k: v for k, v in small.uns["causcell_trends"]["params"].items()
+                              if k.startswith("null")},
                      "prior_df": {
                          "ensemble": small.uns["causcell_trends"]["params"]["prior_df"],
                          "direct_donors": small.uns["causcell_direct_trends"]["params"][

@@ -378,9 +378,14 @@ def test_empirical_null_calibrates_an_overstated_donor_term():
     become uniform and more true effects are called."""
     reps, dv, nt, true = _conservative_replicates()
     kw = dict(n_donors_target=nt, alpha=0.1, min_effect=0.0)
-    theo = tl.trend_statistics(reps, dv, **kw)
+    theo = tl.trend_statistics(reps, dv, null="theoretical", **kw)
     emp = tl.trend_statistics(reps, dv, null="empirical", **kw)
     assert theo.attrs["null"] == {"null": "theoretical"}
+    # the default ("auto") is the empirical null for an ensemble with donors and 400 tests
+    auto = tl.trend_statistics(reps, dv, **kw)
+    assert auto.attrs["null"] == emp.attrs["null"] and np.allclose(auto["pvalue"], emp["pvalue"])
+    one_model = tl.trend_statistics(reps[reps["model"] == 0], dv, **kw)
+    assert one_model.attrs["null"] == {"null": "theoretical"}
     fit = emp.attrs["null"]
     assert fit["null"] == "empirical" and fit["n_tests"] == 400
     assert 0.35 < fit["scale"] < 0.7 and abs(fit["center"]) < 0.2
@@ -396,6 +401,35 @@ def test_empirical_null_calibrates_an_overstated_donor_term():
     assert np.allclose(emp["mean_change"], theo["mean_change"])
 
 
+def test_empirical_null_adds_the_donors_shared_offsets():
+    """With null='empirical' the counterfactual test also carries the donors' shared
+    (gene-level) variance, times 1/D_s + 1/D_t, before the scale is calibrated; the
+    helper finds a donor offset that every cell type shares."""
+    reps, dv, nt, _ = _conservative_replicates()
+    kw = dict(n_donors_target=nt, alpha=0.1, min_effect=0.0)
+    theo = tl.trend_statistics(reps, dv, null="theoretical", **kw)
+    emp = tl.trend_statistics(reps, dv.assign(shared_s2=0.01, shared_df=3.0), null="empirical",
+                              **kw)
+    c_d = 1 / 2 + 1 / 2
+    shared = tl.moderate_variances(np.full(400, 0.01), np.full(400, 3.0))[0]  # one per gene
+    assert np.allclose(emp["se"], emp.attrs["null"]["scale"]
+                       * np.sqrt(theo["se"] ** 2 + c_d * shared), rtol=1e-6)
+    from napari_causcell.tl._trends import _shared_donor_variance
+
+    rng = np.random.default_rng(0)
+    n, genes = 2400, 30
+    age = np.array(["young", "old"])[np.arange(n) % 2]
+    donor = np.array([f"{a}{i}" for a, i in zip(age, (np.arange(n) // 2) % 3)])
+    ctype = np.array(["T1", "T2", "T3"])[(np.arange(n) // 6) % 3]
+    offset = {d: rng.normal(0, [0.5] + [0.02] * (genes - 1)) for d in set(donor)}
+    x = np.stack([offset[d] for d in donor]) + rng.normal(0, 0.3, (n, genes))
+    obs = pd.DataFrame({"cell_type": ctype})
+    s2, dfree = _shared_donor_variance(x, obs, age, donor, ["cell_type"], 5)
+    assert dfree == 4.0  # 3 donors at each of 2 ages
+    assert 0.05 < s2[0] < 0.8 and s2[0] > 20 * np.median(s2[1:])
+    assert np.isnan(_shared_donor_variance(x, obs, age, donor, [], 5)[0]).all()
+
+
 def test_empirical_null_bad_inputs():
     reps, dv, nt, _ = _conservative_replicates(n_genes=150)
     with pytest.raises(DataError, match="at least 200 defined tests; this call has 150"):
@@ -407,6 +441,8 @@ def test_empirical_null_bad_inputs():
     adata = _toy()
     with pytest.raises(ValueError, match="null must be one of"):
         tl.direct_trends(adata, targets="90wk", groupby="cell_type", null="locfdr")
+    with pytest.raises(ValueError, match="'theoretical' \\(default\\) or 'empirical'"):
+        tl.direct_trends(adata, targets="90wk", groupby="cell_type", null="auto")
     with pytest.raises(ValueError, match="use test='t-test'"):
         tl.direct_trends(adata, targets="90wk", groupby="cell_type", unit="cells",
                          test="wilcoxon", null="empirical")
