@@ -41,6 +41,8 @@ VARIANTS: dict[str, tuple[dict, dict, dict]] = {
     "no weight averaging (ema 0)": ({}, {**KL1, "ema": 0.0}, {}),
     "ema 0.999": ({}, {**KL1, "ema": 0.999}, {}),
     "t_power 0.25": ({"t_power": 0.25}, KL1, {}),
+    "width 256": ({"width": 256}, KL1, {}),
+    "depth 3": ({"depth": 3}, KL1, {}),
     "patience 60, up to 200 epochs": ({}, {**KL1, "patience": 60, "max_epochs": 200}, {}),
 }
 
