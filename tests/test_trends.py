@@ -414,7 +414,7 @@ def test_empirical_null_adds_the_donors_shared_offsets():
     shared = tl.moderate_variances(np.full(400, 0.01), np.full(400, 3.0))[0]  # one per gene
     assert np.allclose(emp["se"], emp.attrs["null"]["scale"]
                        * np.sqrt(theo["se"] ** 2 + c_d * shared), rtol=1e-6)
-    from napari_causcell.tl._trends import _shared_donor_variance
+    from napari_causcell.tl._trends import _donor_variance, _shared_donor_variance
 
     rng = np.random.default_rng(0)
     n, genes = 2400, 30
@@ -424,10 +424,12 @@ def test_empirical_null_adds_the_donors_shared_offsets():
     offset = {d: rng.normal(0, [0.5] + [0.02] * (genes - 1)) for d in set(donor)}
     x = np.stack([offset[d] for d in donor]) + rng.normal(0, 0.3, (n, genes))
     obs = pd.DataFrame({"cell_type": ctype})
-    s2, dfree = _shared_donor_variance(x, obs, age, donor, ["cell_type"], 5)
+    dvar = _donor_variance(x, obs, age, donor, ["cell_type"], True, 5)
+    s2, dfree = _shared_donor_variance(dvar, genes)
     assert dfree == 4.0  # 3 donors at each of 2 ages
     assert 0.05 < s2[0] < 0.8 and s2[0] > 20 * np.median(s2[1:])
-    assert np.isnan(_shared_donor_variance(x, obs, age, donor, [], 5)[0]).all()
+    one_group = _donor_variance(x, obs[[]], age, donor, [], True, 5)
+    assert np.isnan(_shared_donor_variance(one_group, genes)[0]).all()
 
 
 def test_empirical_null_bad_inputs():

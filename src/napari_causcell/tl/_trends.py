@@ -712,9 +712,7 @@ def age_trends(
     dvar = _donor_variance(x_obs, table.obs[groupby] if groupby else table.obs[[]],
                            table.obs[concept].astype(str).to_numpy(), donors_all, groupby,
                            marginal, min_donor_cells)
-    shared_s2, shared_df = _shared_donor_variance(
-        x_obs, table.obs[groupby] if groupby else table.obs[[]],
-        table.obs[concept].astype(str).to_numpy(), donors_all, groupby, min_donor_cells)
+    shared_s2, shared_df = _shared_donor_variance(dvar, len(genes))
     dv_rows, td_rows = [], []
     for gkey, v in dvar.items():
         vals = dict(zip(groupby, gkey))
@@ -860,18 +858,19 @@ def moderate_variances(s2: np.ndarray, df: np.ndarray, covariate: np.ndarray | N
 
 def _donor_variance(x: np.ndarray, obs: pd.DataFrame, labels: np.ndarray, donors: np.ndarray,
                     groupby: list[str], marginal: bool, min_donor_cells: int) -> dict:
-    """Per group: each label's donor (pseudobulk) means, and the within-label variance of
-    donor means pooled over all labels with its degrees of freedom (sum of D_label - 1).
+    """Per group: each label's donor (pseudobulk) means and donor names, and the within-label
+    variance of donor means pooled over all labels with its degrees of freedom (sum of
+    D_label - 1); ``finest`` marks the groups of the full ``groupby``.
 
     Keys are tuples of the groupby values (``"all"`` in marginal rows)."""
     out = {}
     n_genes = x.shape[1]
     for lev in _levels(groupby, marginal):
         for key_vals, pos in _groups(obs, lev, groupby):
-            ss, dfree, means, sizes = np.zeros(n_genes), 0, {}, []
+            ss, dfree, means, names, sizes = np.zeros(n_genes), 0, {}, {}, []
             for lab in sorted(set(labels[pos])):
                 p_lab = pos[labels[pos] == lab]
-                m = _donor_means(x, donors, p_lab, min_donor_cells)
+                m, names[lab] = _donor_means(x, donors, p_lab, min_donor_cells)
                 means[lab] = m
                 if len(m) >= 2:
                     ss += ((m - m.mean(0)) ** 2).sum(0)
@@ -880,36 +879,29 @@ def _donor_variance(x: np.ndarray, obs: pd.DataFrame, labels: np.ndarray, donors
                     sizes += list(counts[counts >= min_donor_cells])
             out[tuple(key_vals[c] for c in groupby)] = {
                 "s2": ss / dfree if dfree else np.full(n_genes, np.nan), "df": dfree,
-                "means": means, "cells": float(np.mean(sizes)) if sizes else np.nan}
+                "means": means, "donors": names, "finest": len(lev) == len(groupby),
+                "cells": float(np.mean(sizes)) if sizes else np.nan}
     return out
 
 
-def _shared_donor_variance(x: np.ndarray, obs: pd.DataFrame, labels: np.ndarray,
-                           donors: np.ndarray, groupby: list[str],
-                           min_donor_cells: int) -> tuple[np.ndarray, float]:
+def _shared_donor_variance(dvar: dict, n_genes: int) -> tuple[np.ndarray, float]:
     """Per gene, the part of the donors' deviations that all groups share (a mouse's offset
-    in every cell type), and its degrees of freedom.
+    in every cell type), and its degrees of freedom, from :func:`_donor_variance`'s output.
 
     In each finest group and label, each donor's mean minus the mean of that label's donors;
     averaged per donor over the groups; the within-label variance of these averages, pooled
     over labels. ``(NaN, 0)`` without two groups or two donors at a label."""
-    n_genes = x.shape[1]
     nothing = np.full(n_genes, np.nan), 0.0
-    if not groupby:
-        return nothing
-    resid: dict[tuple[str, str], list[np.ndarray]] = {}
-    groups = list(_groups(obs, groupby, groupby))
+    groups = [v for v in dvar.values() if v["finest"]]
     if len(groups) < 2:
         return nothing
-    for _, pos in groups:
-        for lab in sorted(set(labels[pos])):
-            p_lab = pos[labels[pos] == lab]
-            names = [d for d in sorted(set(donors[p_lab]))
-                     if (donors[p_lab] == d).sum() >= min_donor_cells]
-            if len(names) < 2:
+    resid: dict[tuple[str, str], list[np.ndarray]] = {}
+    for v in groups:
+        for lab in sorted(v["means"]):
+            m = v["means"][lab]
+            if len(m) < 2:
                 continue
-            m = np.stack([x[p_lab[donors[p_lab] == d]].mean(0) for d in names])
-            for d, r in zip(names, m - m.mean(0)):
+            for d, r in zip(v["donors"][lab], m - m.mean(0)):
                 resid.setdefault((lab, d), []).append(r)
     ss, dfree = np.zeros(n_genes), 0
     for lab in sorted({k[0] for k in resid}):
@@ -1356,14 +1348,16 @@ def direct_trends(
 
 
 def _donor_means(x: np.ndarray, donors: np.ndarray, pos: np.ndarray,
-                 min_donor_cells: int) -> np.ndarray:
-    """Donors x genes mean expression of the donors with ``min_donor_cells`` cells in pos."""
-    out = []
+                 min_donor_cells: int) -> tuple[np.ndarray, list[str]]:
+    """Donors x genes mean expression of the donors with ``min_donor_cells`` cells in pos,
+    and those donors' names (sorted)."""
+    out, names = [], []
     for d in sorted(set(donors[pos])):
         p = pos[donors[pos] == d]
         if len(p) >= min_donor_cells:
             out.append(x[p].mean(0))
-    return np.asarray(out).reshape(len(out), x.shape[1])
+            names.append(d)
+    return np.asarray(out).reshape(len(out), x.shape[1]), names
 
 
 def _welch(a: np.ndarray, b: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
