@@ -364,3 +364,63 @@ def test_u_width_limits_u_and_its_embedding(small_sdata):
             CausCell(small_sdata, ["age", "cell_type"], token_dim=8, u_dim=bad)
     full = CausCell(small_sdata, ["age", "cell_type"], token_dim=8, u_dim=None)
     assert full.module.u_off is None
+
+
+def test_u_residual_label_means_and_fallback():
+    # the module's running means: exact per combination, additive where one is unseen
+    from napari_causcell.model import CausCellModule, ModuleConfig
+
+    adj = [[0, 0, 0], [0, 0, 0], [0, 0, 0]]
+    mod = CausCellModule(ModuleConfig(n_genes=3, n_classes=[2, 2], adjacency=adj,
+                                      token_dim=4, hidden=8, width=8, depth=1,
+                                      u_residual=True))
+    y = torch.tensor([[0, 0], [0, 0], [0, 1], [1, 0]])
+    x = torch.tensor([[1.0, 0, 0], [3.0, 0, 0], [0, 2.0, 0], [0, 0, 4.0]])
+    mod.update_label_means(x[:2], y[:2])
+    mod.update_label_means(x[2:], y[2:])
+    seen = mod.label_mean(y)
+    assert torch.allclose(seen, torch.tensor([[2.0, 0, 0], [2.0, 0, 0], [0, 2, 0], [0, 0, 4]]))
+    # (1, 1) was never seen: mean(a=1) + mean(b=1) - global mean
+    glob = x.mean(0)
+    a1, b1 = x[3], x[2]
+    assert torch.allclose(mod.label_mean(torch.tensor([[1, 1]])), (a1 + b1 - glob)[None])
+
+
+def test_u_residual_option(small_sdata, tmp_path):
+    # u is encoded from the cell minus its label combination's mean: the same expression
+    # under other labels gives another u; the heads' labels stand in for missing ones
+    from napari_causcell import CausCell, _checks
+    from napari_causcell.errors import SettingError
+
+    kw = dict(token_dim=8, hidden=32, width=32, depth=1, seed=0)
+    model = CausCell(small_sdata, ["age", "cell_type"], [("age", "cell_type")],
+                     u_residual=True, **kw)
+    assert model.module.config.u_kl == 0.1  # the option's default KL weight on u
+    assert CausCell(small_sdata, ["age", "cell_type"], u_residual=True, u_kl=0.5,
+                    **kw).module.config.u_kl == 0.5
+    assert CausCell(small_sdata, ["age", "cell_type"], **kw).module.u_encoder is None
+    model.train(3)
+    assert model.module.combo_cnt.sum() > 0
+    mod = model.module.eval()
+    x = torch.rand(4, len(model.genes))
+    y0 = torch.zeros(4, 2, dtype=torch.long)
+    y1 = torch.ones(4, 2, dtype=torch.long)
+    assert not torch.allclose(mod.encode(x, y0)[0][:, -1], mod.encode(x, y1)[0][:, -1])
+    # concept tokens do not depend on the labels given
+    assert torch.equal(mod.encode(x, y0)[0][:, :-1], mod.encode(x, y1)[0][:, :-1])
+    mu = mod.encode(x)[0]
+    heads = torch.stack([lg.argmax(-1) for lg in mod.classify(mu)], 1)
+    assert torch.allclose(mu, mod.encode(x, heads)[0])
+    cells = small_sdata["table"][:40].copy()
+    cf = model.counterfactual(cells, do={"age": "90wk"})
+    assert np.isfinite(cf.layers["delta"]).all()
+    rec = model.reconstruct(cells, seed=1)
+    model.save(tmp_path / "m")
+    again = CausCell.load(tmp_path / "m", data=small_sdata)
+    assert np.allclose(again.reconstruct(cells, seed=1).X, rec.X)
+    with pytest.raises(SettingError, match="u_kl"):
+        CausCell(small_sdata, ["age", "cell_type"], u_residual=True, u_kl=0, **kw)
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr(_checks, "MAX_LABEL_COMBINATIONS", 2)
+        with pytest.raises(SettingError, match="label combination"):
+            CausCell(small_sdata, ["age", "cell_type"], u_residual=True, **kw)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import math
 import numbers
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 import numpy as np
@@ -64,11 +64,27 @@ def architecture(kwargs: Mapping[str, Any]) -> None:
             raise SettingError(f"u_dim ({kwargs['u_dim']}) must be at most token_dim ({dim})")
     if "t_power" in kwargs:
         number("t_power", kwargs["t_power"], low=0.0, low_open=True)
+    if "u_kl" in kwargs:
+        number("u_kl", kwargs["u_kl"], low=0.0, low_open=True)
     if "width" in kwargs or "heads" in kwargs:
         defaults = _config_defaults()
         width, heads = (int(kwargs.get(k, defaults.get(k, 1))) for k in ("width", "heads"))
         if width % heads:
             raise SettingError(f"width ({width}) must be a multiple of heads ({heads})")
+
+
+#: most label combinations u_residual keeps a mean for (one row of genes each)
+MAX_LABEL_COMBINATIONS = 100_000
+
+
+def label_combinations(n_classes: Sequence[int]) -> None:
+    """Refuse ``u_residual`` when the concepts have too many label combinations."""
+    n = math.prod(int(k) for k in n_classes)
+    if n > MAX_LABEL_COMBINATIONS:
+        raise SettingError(
+            f"u_residual keeps one mean per label combination: {' x '.join(map(str, n_classes))}"
+            f" = {n:,} combinations is more than {MAX_LABEL_COMBINATIONS:,}; use fewer or "
+            "coarser concepts, or u_dim instead")
 
 
 def train_args(*, max_epochs: Any, batch_size: Any, lr: Any, weight_decay: Any,

@@ -37,6 +37,7 @@ META_FILE = "causcell.json"
 FORMAT_VERSION = 2  # 2: model.pt and causcell.json carry a shared token and checksums
 DONOR_BANK = 256  # exogenous tokens kept per label for random-donor interventions
 EMA_DECAY = 0.995  # weight averaging in train(): ablation in docs/benchmarks.md
+U_RESIDUAL_KL = 0.1  # u's KL weight with u_residual=True (docs/benchmarks.md, seventh round)
 DENSE_CACHE_VALUES = 50_000_000  # in-memory data up to this size are held densely in training
 
 
@@ -110,11 +111,18 @@ class CausCell:
     **module_kwargs
         Architecture options of :class:`~napari_causcell.model.ModuleConfig` (``token_dim``,
         ``hidden``, ``width``, ``depth``, ``heads``, ``n_queries``, ``n_steps``, ``dropout``,
-        ``anchor``, ``u_shuffle``, ``t_power``, ``standardize``, ``u_dim``). ``u_dim``
-        is how many of the ``u`` token's ``token_dim`` entries carry information (default
-        ``None``: all). ``u_dim=2`` keeps the labels out of ``u`` (leakage 0.105 -> 0.005 on
-        the built-in tissue) at equal counterfactual accuracy on the simulated tissues and
-        STARmap but 0.03 lower on MERFISH (docs/benchmarks.md, "Fifth round").
+        ``anchor``, ``u_shuffle``, ``t_power``, ``standardize``, ``u_dim``, ``u_residual``,
+        ``u_kl``). ``u_dim`` is how many of the ``u`` token's ``token_dim`` entries carry
+        information (default ``None``: all). ``u_dim=2`` keeps the labels out of ``u``
+        (leakage 0.105 -> 0.005 on the built-in tissue) at equal counterfactual accuracy on
+        the simulated tissues and STARmap but 0.03 lower on MERFISH (docs/benchmarks.md,
+        "Fifth round"). ``u_residual=True`` encodes ``u`` from each cell minus the training
+        mean of its label combination, with ``u``'s KL weight ``u_kl`` (default 0.1 with it,
+        else 1): ``u`` then carries the cell's own detail but not its labels (leakage 0.105
+        -> 0.00, per-cell reconstruction r 0.58 -> 0.67 on the built-in tissue) at about
+        equal counterfactual accuracy (docs/benchmarks.md, "Seventh round"). It keeps one
+        mean per label combination, so the product of the concepts' label counts is
+        limited.
     """
 
     def __init__(
@@ -138,6 +146,9 @@ class CausCell:
         device = pick_device(device)
         adata, table_key = resolve_table(data, table_key)
         self.concept_space = ConceptSpace.from_obs(adata.obs, concepts)
+        if module_kwargs.get("u_residual"):
+            module_kwargs.setdefault("u_kl", U_RESIDUAL_KL)
+            _checks.label_combinations(self.concept_space.n_classes())
         self.edges = validate_dag(self.concept_space.names, dag)
         self.genes = select_genes(adata, layer, log_normalized, max_genes)
         self.layer, self.log_normalized, self.table_key = layer, log_normalized, table_key
@@ -557,8 +568,10 @@ class CausCell:
                 chosen[f"{name}={label}"] = rows
         union = np.unique(np.concatenate([np.zeros(0, np.int64), *chosen.values()]))
         self.module.eval()
-        parts = [self.module.encode(torch.from_numpy(block).to(self.device))[0]
-                 for _, block in source.chunks(cells[union], 2048, check=False)]
+        y_u = torch.from_numpy(y[union]).to(self.device)
+        parts = [self.module.encode(torch.from_numpy(block).to(self.device),
+                                    y_u[i * 2048 : (i + 1) * 2048])[0]
+                 for i, (_, block) in enumerate(source.chunks(cells[union], 2048, check=False))]
         resid = torch.cat(parts) if parts else torch.zeros(
             (0, self.module.n_tokens, self.module.config.token_dim), device=self.device)
         eps = self.module.anchor(resid, torch.from_numpy(y[union]).to(self.device))
@@ -576,18 +589,23 @@ class CausCell:
 
     @torch.no_grad()
     def _encode_matrix(
-        self, x: sparse.csr_matrix | ExpressionSource, batch_size: int = 2048
+        self, x: sparse.csr_matrix | ExpressionSource, batch_size: int = 2048,
+        y: torch.Tensor | None = None,
     ) -> torch.Tensor:
         """Posterior means of the exogenous tokens ``(n, K, d)`` (abduction).
 
-        ``x`` is the normalised matrix, or an :class:`ExpressionSource` read chunk-wise.
+        ``x`` is the normalised matrix, or an :class:`ExpressionSource` read chunk-wise;
+        ``y`` the cells' label codes where known.
         """
         self.module.eval()
+        enc = self.module.encode
         if isinstance(x, ExpressionSource):
-            out = [self.module.encode(torch.from_numpy(b).to(self.device))[0]
-                   for _, b in x.chunks(size=batch_size)]
+            out = [enc(torch.from_numpy(b).to(self.device),
+                       None if y is None else y[torch.from_numpy(r).to(y.device)])[0]
+                   for r, b in x.chunks(size=batch_size)]
         else:
-            out = [self.module.encode(self._dense(x, slice(i, i + batch_size)))[0]
+            out = [enc(self._dense(x, slice(i, i + batch_size)),
+                       None if y is None else y[i : i + batch_size])[0]
                    for i in range(0, x.shape[0], batch_size)]
         return torch.cat(out)
 
@@ -601,12 +619,11 @@ class CausCell:
         ``use_labels=None`` uses the labels when every concept column is present, else the
         labels predicted from expression; ``True`` requires them.
         """
-        resid = self._encode_matrix(x)
         has = all(c in adata.obs for c in self.concepts)
         if use_labels or (use_labels is None and has):
             y = torch.from_numpy(self.concept_space.encode(adata.obs)).to(self.device)
-            return self.module.anchor(resid, y)
-        return self.module.anchor(resid)
+            return self.module.anchor(self._encode_matrix(x, y=y), y)
+        return self.module.anchor(self._encode_matrix(x))
 
     def _check_cells(self, adata: ad.AnnData) -> None:
         if adata.n_obs == 0:
@@ -799,7 +816,10 @@ class CausCell:
         do_codes = {self.concepts.index(name): self.concept_space.code(name, value)
                     for name, value in do.items()}  # unknown concept or label: fail here
         x = self._source(adata)  # read chunk-wise: CSR, backed .h5ad or dask
-        resid = self._encode_matrix(x)
+        labelled = all(c in adata.obs for c in self.concepts)
+        y_obs = (torch.from_numpy(self.concept_space.encode(adata.obs)).to(self.device)
+                 if labelled else None)
+        resid = self._encode_matrix(x, y=y_obs)
         y = self._codes(adata, resid)
         # unlabelled cells: the heads' soft prototypes, as in reconstruct (hard labels only
         # drive the label SCM)

@@ -6,6 +6,7 @@ concept codes ``y`` ``(B, M)``.
 
 from __future__ import annotations
 
+import math
 from dataclasses import asdict, dataclass, field
 
 import torch
@@ -38,6 +39,8 @@ class ModuleConfig:
     t_power: float = 0.5  # training steps drawn as T * U**t_power; < 1 favours high noise
     standardize: bool = True  # diffuse per-gene standardised expression (equal weight per gene)
     u_dim: int | None = None  # entries of the u token that carry information (None: token_dim)
+    u_residual: bool = False  # u encoded from the cell's residual from its labels' mean
+    u_kl: float = 1.0  # multiplier of u's KL term
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -101,6 +104,22 @@ class CausCellModule(nn.Module):
             off = torch.zeros(self.n_tokens, c.token_dim, dtype=torch.bool)
             off[-1, c.u_dim:] = True
         self.register_buffer("u_off", off, persistent=False)
+        self.u_encoder = None
+        if c.u_residual:  # u's own encoder, of what the cell's label combination leaves
+            self.u_encoder = nn.Sequential(
+                nn.Linear(c.n_genes, c.hidden), nn.LayerNorm(c.hidden), nn.Mish(),
+                nn.Linear(c.hidden, 2 * c.token_dim))
+            n_combo = math.prod(c.n_classes)
+            # running sums of the training cells' scaled expression per label and per
+            # label combination (one row per combination, row-major over the concepts)
+            self.register_buffer("label_sum", torch.zeros(sum(c.n_classes), c.n_genes))
+            self.register_buffer("label_cnt", torch.zeros(sum(c.n_classes)))
+            self.register_buffer("combo_sum", torch.zeros(n_combo, c.n_genes))
+            self.register_buffer("combo_cnt", torch.zeros(n_combo))
+            strides = [math.prod(c.n_classes[k + 1:]) for k in range(len(c.n_classes))]
+            self.register_buffer("combo_stride", torch.tensor(strides), persistent=False)
+            offsets = [sum(c.n_classes[:k]) for k in range(len(c.n_classes))]
+            self.register_buffer("label_offset", torch.tensor(offsets), persistent=False)
         self.register_buffer("label_prior", torch.zeros(sum(c.n_classes)))
         # per-gene centre and scale of the diffused expression (identity until set_scale)
         self.register_buffer("x_mean", torch.zeros(c.n_genes))
@@ -133,18 +152,51 @@ class CausCellModule(nn.Module):
         skip |= {id(p) for p in self.label_scm.parameters()}  # fitted to labels, not trained
         return [p for p in self.parameters() if id(p) not in skip]
 
-    def encode(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    def encode(self, x: torch.Tensor, y: torch.Tensor | None = None
+               ) -> tuple[torch.Tensor, torch.Tensor]:
         """Posterior mean and log-variance of the exogenous tokens, each ``(B, K, d)``.
 
         ``u``'s entries beyond ``config.u_dim`` are the prior's (mean 0, log-variance 0: no
         KL, no information) and :meth:`loss` sets their samples to 0: a narrow ``u`` holds
-        what the labels do not explain and little of the labels."""
+        what the labels do not explain and little of the labels. With
+        ``config.u_residual`` ``u`` is encoded from the cell minus the mean of its label
+        combination ``y`` ``(B, M)`` (the heads' labels when ``y`` is None)."""
         h = self.encoder(x).view(x.shape[0], self.n_tokens, 2, self.config.token_dim)
+        if self.u_encoder is not None:
+            if y is None:
+                y = torch.stack([head(h[:, k, 0]).argmax(-1)
+                                 for k, head in enumerate(self.heads)], 1)
+            hu = self.u_encoder(self.to_scaled(x) - self.label_mean(y))
+            h = torch.cat([h[:, :-1], hu.view(x.shape[0], 1, 2, -1)], 1)
         mu, logvar = h[:, :, 0], h[:, :, 1].clamp(-10.0, 10.0)
         if self.u_off is not None:
             mu = mu.masked_fill(self.u_off, 0.0)
             logvar = logvar.masked_fill(self.u_off, 0.0)
         return mu, logvar
+
+    @torch.no_grad()
+    def label_mean(self, y: torch.Tensor) -> torch.Tensor:
+        """Mean scaled expression of the training cells with each row's label combination
+        ``(B, G)``; where a combination was never seen, the additive model of the labels'
+        means (global mean plus each label's difference from it)."""
+        means = self.label_sum / self.label_cnt.clamp(min=1).unsqueeze(-1)
+        k0 = self.config.n_classes[0]
+        glob = self.label_sum[:k0].sum(0) / self.label_cnt[:k0].sum().clamp(min=1)
+        additive = means[y + self.label_offset].sum(1) - (y.shape[1] - 1) * glob
+        c = (y * self.combo_stride).sum(1)
+        n = self.combo_cnt[c].unsqueeze(-1)
+        return torch.where(n > 0, self.combo_sum[c] / n.clamp(min=1), additive)
+
+    @torch.no_grad()
+    def update_label_means(self, x: torch.Tensor, y: torch.Tensor) -> None:
+        """Add a training batch to the running per-label and per-combination sums."""
+        xs = self.to_scaled(x)
+        c = (y * self.combo_stride).sum(1)
+        self.combo_sum.index_add_(0, c, xs)
+        self.combo_cnt.index_add_(0, c, torch.ones_like(c, dtype=xs.dtype))
+        idx = (y + self.label_offset).reshape(-1)
+        self.label_sum.index_add_(0, idx, xs.repeat_interleave(y.shape[1], 0))
+        self.label_cnt.index_add_(0, idx, torch.ones_like(idx, dtype=xs.dtype))
 
     def tokens(self, eps: torch.Tensor) -> torch.Tensor:
         return self.scm(eps)
@@ -183,7 +235,9 @@ class CausCellModule(nn.Module):
         generator: torch.Generator | None = None,
     ) -> tuple[torch.Tensor, dict[str, torch.Tensor], torch.Tensor]:
         """Main loss, its averaged parts, and the sampled encoded tokens (for the adversary)."""
-        mu, logvar = self.encode(x)
+        if self.training and self.u_encoder is not None:
+            self.update_label_means(x, y)
+        mu, logvar = self.encode(x, y)
         eps = mu + torch.randn_like(mu) * (0.5 * logvar).exp() if self.training else mu
         if self.u_off is not None:
             eps = eps.masked_fill(self.u_off, 0.0)
@@ -197,7 +251,10 @@ class CausCellModule(nn.Module):
         concept = torch.stack(
             [F.cross_entropy(lg, y[:, k]) for k, lg in enumerate(self.classify(eps))]
         ).mean()
-        kl = 0.5 * (mu.pow(2) + logvar.exp() - 1.0 - logvar).mean()
+        kl = 0.5 * (mu.pow(2) + logvar.exp() - 1.0 - logvar)
+        if self.config.u_kl != 1.0:  # u's KL term weighted on its own
+            kl = torch.cat([kl[:, :-1], kl[:, -1:] * self.config.u_kl], 1)
+        kl = kl.mean()
         priors = self.priors()
         confusion = torch.stack([
             soft_cross_entropy(adv(eps[:, k]), priors[j])
