@@ -43,6 +43,7 @@ VARIANTS: dict[str, tuple[dict, dict, dict]] = {
     "t_power 0.25": ({"t_power": 0.25}, KL1, {}),
     "width 256": ({"width": 256}, KL1, {}),
     "depth 3": ({"depth": 3}, KL1, {}),
+    "u_residual": ({"u_residual": True}, KL1, {}),  # 'u combo-free, u kl 0.1' in ablation-Y
     "patience 60, up to 200 epochs": ({}, {**KL1, "patience": 60, "max_epochs": 200}, {}),
 }
 
@@ -96,7 +97,7 @@ def run(variants: list[str], datasets: list[str], seeds: int, budget: float, cel
 
 def table(rows: list[dict]) -> pd.DataFrame:
     df = pd.DataFrame(rows)
-    keys = ["cf_r", "cf_mse", "cf_auroc", "planted_slope", "planted_signs", "cf_switched",
+    keys = ["cf_r", "cf_mse", "cf_auroc", "planted_slope", "responsive_slope", "planted_signs", "cf_switched",
             "cf_r_matched", "latent_leakage", "per_cell_r"]
     keys = [k for k in keys if k in df]
     g = df.groupby(["dataset", "setting", "method"], sort=False)[keys]

@@ -530,6 +530,8 @@ def score_cf(truth: dict, out: Output, seed: int) -> dict[str, float]:
         p, t = pred[rows, cols], true[rows, cols]
         s["planted_signs"] = float(np.sum(np.sign(p) == np.sign(t)))
         s["planted_slope"] = float(np.polyfit(t, p, 1)[0])
+        resp = np.abs(true) >= CF_THRESHOLD  # every responsive (type, gene), shared ones too
+        s["responsive_slope"] = float(np.polyfit(true[resp], pred[resp], 1)[0])
     if "matched_rows" in truth:  # truth within regions (see _matched_truth)
         ok = [i for i, r in enumerate(truth["matched_rows"]) if len(r)]
         pm = np.stack([out.cf_delta[truth["matched_rows"][i]].mean(0) for i in ok])
