@@ -823,7 +823,6 @@ class CausCell:
         y = self._codes(adata, resid)
         # unlabelled cells: the heads' soft prototypes, as in reconstruct (hard labels only
         # drive the label SCM)
-        labelled = all(c in adata.obs for c in self.concepts)
         eps0 = self.module.anchor(resid, y if labelled else None)
         z0 = self.module.tokens(eps0)
         n = adata.n_obs
