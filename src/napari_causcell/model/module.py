@@ -189,7 +189,8 @@ class CausCellModule(nn.Module):
 
     @torch.no_grad()
     def update_label_means(self, x: torch.Tensor, y: torch.Tensor) -> None:
-        """Add a training batch to the running per-label and per-combination sums."""
+        """Add a training batch to the running per-label and per-combination sums (under
+        DistributedDataParallel the buffers follow rank 0: the means of its shares)."""
         xs = self.to_scaled(x)
         c = (y * self.combo_stride).sum(1)
         self.combo_sum.index_add_(0, c, xs)
