@@ -97,8 +97,8 @@ def run(variants: list[str], datasets: list[str], seeds: int, budget: float, cel
 
 def table(rows: list[dict]) -> pd.DataFrame:
     df = pd.DataFrame(rows)
-    keys = ["cf_r", "cf_mse", "cf_auroc", "planted_slope", "responsive_slope", "planted_signs", "cf_switched",
-            "cf_r_matched", "latent_leakage", "per_cell_r"]
+    keys = ["cf_r", "cf_mse", "cf_auroc", "planted_slope", "responsive_slope", "planted_signs",
+            "cf_switched", "cf_r_matched", "latent_leakage", "per_cell_r"]
     keys = [k for k in keys if k in df]
     g = df.groupby(["dataset", "setting", "method"], sort=False)[keys]
     mean, sd = g.mean(), g.std()

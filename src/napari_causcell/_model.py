@@ -574,7 +574,7 @@ class CausCell:
                  for i, (_, block) in enumerate(source.chunks(cells[union], 2048, check=False))]
         resid = torch.cat(parts) if parts else torch.zeros(
             (0, self.module.n_tokens, self.module.config.token_dim), device=self.device)
-        eps = self.module.anchor(resid, torch.from_numpy(y[union]).to(self.device))
+        eps = self.module.anchor(resid, y_u)
         z = self.module.tokens(eps)
         self._donors = {}
         for key, rows in chosen.items():
@@ -820,7 +820,7 @@ class CausCell:
         y_obs = (torch.from_numpy(self.concept_space.encode(adata.obs)).to(self.device)
                  if labelled else None)
         resid = self._encode_matrix(x, y=y_obs)
-        y = self._codes(adata, resid)
+        y = y_obs if labelled else self._codes(adata, resid)
         # unlabelled cells: the heads' soft prototypes, as in reconstruct (hard labels only
         # drive the label SCM)
         eps0 = self.module.anchor(resid, y if labelled else None)
@@ -954,7 +954,7 @@ class CausCell:
         the heads' predictions from expression."""
         if all(c in adata.obs for c in self.concepts):
             return torch.from_numpy(self.concept_space.encode(adata.obs)).to(self.device)
-        return torch.stack([lg.argmax(-1) for lg in self.module.classify(resid)], 1)
+        return self.module.predicted_labels(resid)
 
     def _cf_obs(self, adata, y, y_cf, desc, s, n_samples) -> pd.DataFrame:
         """obs of one counterfactual sample: counterfactual labels, factual descendants."""

@@ -164,8 +164,7 @@ class CausCellModule(nn.Module):
         h = self.encoder(x).view(x.shape[0], self.n_tokens, 2, self.config.token_dim)
         if self.u_encoder is not None:
             if y is None:
-                y = torch.stack([head(h[:, k, 0]).argmax(-1)
-                                 for k, head in enumerate(self.heads)], 1)
+                y = self.predicted_labels(h[:, :, 0])
             hu = self.u_encoder(self.to_scaled(x) - self.label_mean(y))
             h = torch.cat([h[:, :-1], hu.view(x.shape[0], 1, 2, -1)], 1)
         mu, logvar = h[:, :, 0], h[:, :, 1].clamp(-10.0, 10.0)
@@ -205,6 +204,10 @@ class CausCellModule(nn.Module):
     def classify(self, resid: torch.Tensor) -> list[torch.Tensor]:
         """Logits of each observed concept from its encoded (exogenous) token."""
         return [head(resid[:, k]) for k, head in enumerate(self.heads)]
+
+    def predicted_labels(self, resid: torch.Tensor) -> torch.Tensor:
+        """The heads' most likely label of each concept ``(B, M)``."""
+        return torch.stack([lg.argmax(-1) for lg in self.classify(resid)], 1)
 
     def anchor(self, resid: torch.Tensor, y: torch.Tensor | None = None) -> torch.Tensor:
         """Exogenous tokens: the encoded part plus the prototype of each concept's label.

@@ -86,10 +86,14 @@ def _check_columns(adata: ad.AnnData, columns: Sequence[str], what: str) -> None
         )
 
 
-def _check_params(test: str, alpha: float, min_effect: float, min_cells: int,
-                  null: str = "theoretical") -> None:
+def _check_null(null: str) -> None:
     if null not in NULLS:
         raise ValueError(f"null must be one of {NULLS}, got {null!r}")
+
+
+def _check_params(test: str, alpha: float, min_effect: float, min_cells: int,
+                  null: str = "theoretical") -> None:
+    _check_null(null)
     if test not in TESTS:
         raise ValueError(f"test must be one of {TESTS}, got {test!r}")
     if not 0 < alpha < 1:
@@ -1047,8 +1051,7 @@ def trend_statistics(
     pandas.DataFrame
         See :func:`age_trends`.
     """
-    if null not in NULLS:
-        raise ValueError(f"null must be one of {NULLS}, got {null!r}")
+    _check_null(null)
     need = {"model", "target", "donor", "gene", "n_cells", "mean_delta", "mean_factual"}
     missing = need - set(replicates.columns)
     if missing:
