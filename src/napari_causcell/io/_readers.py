@@ -1,0 +1,86 @@
+"""Reading the inputs of the command line: an ``.h5ad`` file or a SpatialData ``.zarr`` folder.
+
+The heavy readers (anndata, spatialdata, zarr) are imported by the function that needs them.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import warnings
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+from ..errors import DataError, SettingError
+
+__all__ = ["quiet_zarr_warnings", "read_data", "read_zarr_table_lazily"]
+
+
+def read_data(path: str | Path, backed: bool = False, table_key: str | None = None) -> Any:
+    """An ``.h5ad`` file (AnnData) or a SpatialData ``.zarr`` folder.
+
+    With ``backed``, the expression matrix stays on disk: an ``.h5ad`` is opened with
+    ``backed="r"``; for a ``.zarr`` only the table (``table_key``) is read, its matrix lazily
+    (:func:`read_zarr_table_lazily`).
+
+    Raises
+    ------
+    FileNotFoundError
+        ``path`` does not exist.
+    DataError
+        The reader failed (a corrupt or foreign file).
+    SettingError
+        ``path`` is neither an ``.h5ad`` file nor a folder.
+    """
+    path = Path(path)
+    if not path.exists():
+        raise FileNotFoundError(f"{path} does not exist")
+    try:
+        if path.is_dir() and backed:
+            return read_zarr_table_lazily(path, table_key)
+        if path.is_dir():
+            import spatialdata
+
+            return spatialdata.read_zarr(path)
+        if path.suffix == ".h5ad":
+            import anndata
+
+            return anndata.read_h5ad(path, backed="r" if backed else None)
+    except Exception as err:  # noqa: BLE001 - any reader failure is bad input
+        raise DataError(f"cannot read {path}: {type(err).__name__}: {err}") from err
+    raise SettingError(f"{path}: expected an .h5ad file or a SpatialData .zarr folder")
+
+
+def read_zarr_table_lazily(path: str | Path, table_key: str | None = None) -> Any:
+    """The table of a SpatialData ``.zarr`` as an AnnData whose ``X`` is a lazy dask array.
+
+    ``table_key`` defaults to ``"table"``, or to the only table of the store.
+    """
+    import anndata
+    import zarr
+    from anndata.experimental import read_elem_lazy
+
+    path = Path(path)
+    tables = path / "tables"
+    keys = sorted(p.name for p in tables.iterdir() if p.is_dir()) if tables.is_dir() else []
+    if table_key is None:
+        if "table" in keys or len(keys) == 1:
+            table_key = "table" if "table" in keys else keys[0]
+        else:
+            raise DataError(f"{path} holds tables {keys}; pass --table-key")
+    if table_key not in keys:
+        raise DataError(f"Table {table_key!r} not found in {path}; tables are {keys}.")
+    group = zarr.open_group(str(tables / table_key), mode="r")
+    return anndata.AnnData(
+        X=read_elem_lazy(group["X"]),
+        obs=anndata.io.read_elem(group["obs"]),
+        var=anndata.io.read_elem(group["var"]),
+    )
+
+
+@contextlib.contextmanager
+def quiet_zarr_warnings() -> Iterator[None]:
+    """Silence zarr's repeated format notices while writing a SpatialData."""
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message=".*autosharding.*", category=UserWarning)
+        yield
