@@ -175,10 +175,10 @@ def test_u_shuffle_option_trains_and_round_trips(small_sdata, tmp_path):
     y = torch.from_numpy(m.concept_space.encode(small_sdata.tables["table"][:64].obs))
     m.module.eval()
     torch.manual_seed(0)
-    a = m.module.loss(x, y, LossWeights())[1]["recon"]
+    a = m.module.loss(x, y, LossWeights()).parts["recon"]
     m.module.config.u_shuffle = 0.0
     torch.manual_seed(0)
-    b = m.module.loss(x, y, LossWeights())[1]["recon"]
+    b = m.module.loss(x, y, LossWeights()).parts["recon"]
     assert float(a) == float(b)
 
 
@@ -354,7 +354,8 @@ def test_u_width_limits_u_and_its_embedding(small_sdata):
     assert torch.any(mu[:, -1, :3] != 0)
     model.module.train()
     y = torch.zeros(5, 2, dtype=torch.long)
-    _, parts, eps = model.module.loss(x, y, LossWeights())
+    out = model.module.loss(x, y, LossWeights())
+    parts, eps = out.parts, out.eps
     assert torch.all(eps[:, -1, 3:] == 0) and torch.any(eps[:, -1, :3] != 0)
     model.module.eval()
     emb = model.concept_embeddings(write=False)

@@ -101,3 +101,48 @@ def train_args(*, max_epochs: Any, batch_size: Any, lr: Any, weight_decay: Any,
     if max_time is not None:
         number("max_time", max_time, low=0.0)
     number("ema", ema, low=0.0, high=1.0, high_open=True)
+
+
+def loss_weights(weights: Any):
+    """``weights`` as :class:`~napari_causcell.model.LossWeights`: known names, finite, >= 0."""
+    import dataclasses
+
+    from .model import LossWeights
+
+    if isinstance(weights, LossWeights):
+        weights = {f.name: getattr(weights, f.name) for f in dataclasses.fields(LossWeights)
+                   if f.name != "extra"}
+    if weights is not None and not isinstance(weights, Mapping):
+        raise SettingError(f"weights must be a mapping of loss names to numbers, got "
+                           f"{type(weights).__name__}")
+    names = [f.name for f in dataclasses.fields(LossWeights) if f.name != "extra"]
+    for key, value in dict(weights or {}).items():
+        if key not in names:
+            raise SettingError(f"weights: unknown loss {key!r}; the losses are "
+                               f"{', '.join(names)}")
+        number(f"weights[{key!r}]", value, low=0.0)
+    return LossWeights(**dict(weights or {}))
+
+
+def choice(name: str, value: Any, options: Sequence[str]) -> str:
+    """``value`` if it is one of ``options``, else a :class:`SettingError`."""
+    if not isinstance(value, str) or value not in options:
+        raise SettingError(f"{name} must be one of {', '.join(map(repr, options))}, got "
+                           f"{value!r}")
+    return value
+
+
+def sampling(kwargs: Mapping[str, Any]) -> None:
+    """Sampler settings of ``reconstruct`` / ``counterfactual`` that cannot work."""
+    from ._constants import SAMPLERS
+
+    sampler = choice("sampler", kwargs.get("sampler", "mean"), SAMPLERS)
+    for name in ("n_samples", "steps", "batch_size"):
+        if name in kwargs and (name != "steps" or sampler == "ddim"):
+            count(name, kwargs[name], 1)
+    if kwargs.get("seed") is not None:
+        count("seed", kwargs["seed"], 0)
+    for name, options in (("donor", ("random", "mean")), ("propagate", ("labels", "tokens")),
+                          ("unseen", ("average", "decoder"))):
+        if name in kwargs:
+            choice(name, kwargs[name], options)

@@ -36,5 +36,9 @@ class TrainingError(CausCellError, RuntimeError):
     """Training could not produce a usable model (e.g. the loss became NaN or infinite)."""
 
 
+class NotTrainedError(CausCellError, RuntimeError):
+    """The model must be trained (or a trained one loaded) first."""
+
+
 __all__ = ["CausCellError", "ConceptError", "DAGError", "DataError", "ModelFileError",
-           "SettingError", "TrainingError"]
+           "NotTrainedError", "SettingError", "TrainingError"]

@@ -137,6 +137,10 @@ class ExpressionSource:
             normalize_rows(block)
         return block if len(uniq) == len(idx) and np.array_equal(uniq, idx) else block[inverse]
 
+    def dense(self) -> np.ndarray:
+        """Every cell's input, dense float32 (for outputs that are dense anyway)."""
+        return np.concatenate([b for _, b in self.chunks(check=False)])
+
     def chunks(
         self, idx: np.ndarray | None = None, size: int = 8192, check: bool = True
     ) -> Iterator[tuple[np.ndarray, np.ndarray]]:

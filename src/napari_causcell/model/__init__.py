@@ -1,7 +1,10 @@
 """Pure PyTorch CausCell network (no AnnData)."""
 
 from .diffusion import Denoiser, NoiseSchedule, sample
-from .module import CausCellModule, LossWeights, ModuleConfig
+from .module import CausCellModule, LossOutput, LossWeights, ModuleConfig
 from .scm import LinearSCM
 
-__all__ = ["CausCellModule", "Denoiser", "LinearSCM", "LossWeights", "ModuleConfig", "NoiseSchedule", "sample"]
+__all__ = [
+    "CausCellModule", "Denoiser", "LinearSCM", "LossOutput", "LossWeights", "ModuleConfig",
+    "NoiseSchedule", "sample",
+]

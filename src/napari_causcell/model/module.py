@@ -57,6 +57,17 @@ class LossWeights:
     extra: dict = field(default_factory=dict)
 
 
+@dataclass
+class LossOutput:
+    """What :meth:`CausCellModule.loss` returns: the weighted total, its averaged parts
+    (``recon``, ``concept``, ``confusion``, ``kl``) and the sampled exogenous tokens, which
+    the adversaries' step reads detached."""
+
+    total: torch.Tensor
+    parts: dict[str, torch.Tensor]
+    eps: torch.Tensor
+
+
 def mlp(n_in: int, n_hidden: int, n_out: int, dropout: float = 0.0) -> nn.Sequential:
     return nn.Sequential(
         nn.Linear(n_in, n_hidden), nn.LayerNorm(n_hidden), nn.Mish(), nn.Dropout(dropout),
@@ -237,7 +248,7 @@ class CausCellModule(nn.Module):
         y: torch.Tensor,
         weights: LossWeights,
         generator: torch.Generator | None = None,
-    ) -> tuple[torch.Tensor, dict[str, torch.Tensor], torch.Tensor]:
+    ) -> LossOutput:
         """Main loss, its averaged parts, and the sampled encoded tokens (for the adversary)."""
         if self.training and self.u_encoder is not None:
             self.update_label_means(x, y)
@@ -277,7 +288,7 @@ class CausCellModule(nn.Module):
             + weights.kl * kl
         )
         parts = {"recon": recon, "concept": concept, "confusion": confusion, "kl": kl}
-        return total, parts, eps
+        return LossOutput(total, parts, eps)
 
     def adversary_loss(self, eps: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
         """Cross-entropy of the adversaries on detached tokens (their own update)."""

@@ -1,0 +1,219 @@
+"""Abduction, action, prediction and transport: one ``do()`` on a set of cells."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import torch
+
+from .._constants import MEAN_DRAWS
+from .._utils import make_generator
+from ..errors import ConceptError
+
+
+@dataclass
+class Abduction:
+    """The cells as the model sees them: encoded parts, label codes, tokens."""
+
+    resid: torch.Tensor  # posterior means of the encoded tokens (n, K, d)
+    y: torch.Tensor  # label codes (n, M): obs, or the heads' predictions
+    eps0: torch.Tensor  # exogenous tokens, anchored on the labels
+    z0: torch.Tensor  # endogenous tokens (after the SCM)
+
+
+@dataclass
+class Action:
+    """One counterfactual draw: new labels and tokens."""
+
+    y_cf: torch.Tensor
+    eps: torch.Tensor  # exogenous tokens, switched labels' replaced by donors'
+    z: torch.Tensor  # tokens after do() and the SCM
+    values: dict[int, torch.Tensor]  # the intervened concepts' tokens
+    kept: torch.Tensor  # (n, M): label kept for lack of training evidence
+    unsupported: float | None = None  # share of cells with a kept label (propagate="labels")
+    switched: float = 0.0  # share of cells whose descendant label changed
+    extra: dict[str, Any] = field(default_factory=dict)
+
+
+@torch.no_grad()
+def encode(model, source, y: torch.Tensor | None = None, batch_size: int = 2048
+           ) -> torch.Tensor:
+    """Posterior means of the encoded tokens ``(n, K, d)``, read chunk-wise from ``source``
+    (an :class:`~napari_causcell.data.stream.ExpressionSource`); ``y`` the cells' label codes
+    where known."""
+    model.module.eval()
+    enc = model.module.encode
+    out = [enc(torch.from_numpy(b).to(model.device),
+               None if y is None else y[torch.from_numpy(r).to(y.device)])[0]
+           for r, b in source.chunks(size=batch_size)]
+    return torch.cat(out)
+
+
+@torch.no_grad()
+def exogenous(model, adata, source, use_labels: bool | None = None) -> torch.Tensor:
+    """Exogenous tokens, anchored on the labels when obs has every concept column
+    (``use_labels=None``; ``True`` requires them), else on the heads' predictions."""
+    has = all(c in adata.obs for c in model.concepts)
+    if use_labels or (use_labels is None and has):
+        y = torch.from_numpy(model.concept_space.encode(adata.obs)).to(model.device)
+        return model.module.anchor(encode(model, source, y=y), y)
+    return model.module.anchor(encode(model, source))
+
+
+@torch.no_grad()
+def abduct(model, adata, source) -> Abduction:
+    """Encode the cells; labels from obs when every concept column is there, else from the
+    heads (their soft prototypes anchor the tokens, as in ``reconstruct``)."""
+    labelled = all(c in adata.obs for c in model.concepts)
+    y_obs = (torch.from_numpy(model.concept_space.encode(adata.obs)).to(model.device)
+             if labelled else None)
+    resid = encode(model, source, y=y_obs)
+    y = y_obs if labelled else model.module.predicted_labels(resid)
+    eps0 = model.module.anchor(resid, y if labelled else None)
+    return Abduction(resid, y, eps0, model.module.tokens(eps0))
+
+
+@torch.no_grad()
+def act(model, ab: Abduction, do: dict[str, Any], *, desc_k: list[int], donor: str,
+        hard: bool, propagate: str, rng: np.random.Generator,
+        g: torch.Generator) -> Action:
+    """``do()``: descendants' labels through the label SCM with each cell's own abducted
+    noise (``propagate="labels"``), donor tokens for switched labels and the intervened
+    concepts, then the token SCM (``hard``: edges into the intervened concepts cut)."""
+    mod, concepts = model.module, model.concepts
+    do_codes = {concepts.index(c): model.concept_space.code(c, v) for c, v in do.items()}
+    y_cf, eps = ab.y.clone(), ab.eps0.clone()
+    for k, code in do_codes.items():
+        y_cf[:, k] = code
+    kept = torch.zeros_like(ab.y, dtype=torch.bool)
+    unsupported = None
+    if propagate == "labels":
+        y_cf, kept = mod.label_scm.counterfactual(ab.y, do_codes, mod.label_scm.abduct(ab.y, g))
+        unsupported = float(kept.any(-1).float().mean())
+        for k in desc_k:
+            moved = torch.nonzero(y_cf[:, k] != ab.y[:, k]).flatten()
+            for code in y_cf[moved, k].unique().tolist():
+                rows = moved[y_cf[moved, k] == code]
+                eps[rows, k] = _switched_token(model, k, code, ab.resid[rows, k], donor, rng)
+    switched = (float((y_cf[:, desc_k] != ab.y[:, desc_k]).any(-1).float().mean())
+                if desc_k else 0.0)
+    kind, n = ("z" if hard else "eps"), ab.y.shape[0]
+    values = {k: model.donors.value(concepts[k], do[concepts[k]], kind, donor, n, rng)
+              .to(model.device) for k in do_codes}
+    z = mod.scm.intervene(eps, values, hard=hard)
+    return Action(y_cf, eps, z, values, kept, unsupported, switched)
+
+
+def _switched_token(model, k: int, code: int, resid: torch.Tensor, donor: str,
+                    rng) -> torch.Tensor:
+    """Exogenous token of concept ``k`` for cells whose label became ``code``: a donor's,
+    or without donors the cells' own encoded part plus the new label's prototype."""
+    name = model.concepts[k]
+    label = model.concept_space.categories[name][code]
+    try:
+        return model.donors.value(name, label, "eps", donor, len(resid), rng).to(model.device)
+    except ConceptError:
+        mod = model.module
+        return resid + mod.prototypes[k][code] if mod.config.anchor else resid
+
+
+@torch.no_grad()
+def predict(module, z: torch.Tensor, sampler: str, steps: int, seed: int, batch_size: int,
+            progress: Callable[[float], Any] | None = None) -> np.ndarray:
+    """Expression generated from tokens ``z``: the expected value (``sampler="mean"``) or
+    one sample per cell (``"ddim"``, ``"ddpm"``); ``progress(fraction)`` after each step."""
+    g = make_generator(seed, z.device)
+    starts = range(0, z.shape[0], batch_size)
+    parts = []
+    for b, i in enumerate(starts):
+        step = None
+        if progress is not None:
+            def step(done, total, b=b):  # fraction of this call's work
+                progress((b + done / total) / len(starts))
+        if sampler == "mean":
+            parts.append(module.expected(z[i : i + batch_size], MEAN_DRAWS, g))
+            if step is not None:
+                step(1, 1)
+        else:
+            parts.append(module.generate(z[i : i + batch_size], sampler, steps, g, step))
+    return torch.cat(parts).cpu().numpy().astype(np.float32)
+
+
+@torch.no_grad()
+def transport(model, ab: Abduction, action: Action, *, hard: bool, donor: str,
+              rng: np.random.Generator, gen_args: tuple) -> np.ndarray:
+    """Change of the cells with an unsupported label (``action.kept``): the mean, weighted
+    by training frequency, of their change when that label is replaced by each label seen
+    with both their factual and their counterfactual parent labels (NaN where none was)."""
+    kept, y, y_cf = action.kept, ab.y, action.y_cf
+    rows = torch.nonzero(kept.any(-1)).flatten()
+    mod = model.module
+    scm, priors = mod.label_scm, mod.priors()
+    acc = np.zeros((len(rows), mod.config.n_genes), np.float32)
+    total = np.zeros(len(rows), np.float32)
+    for j in torch.nonzero(kept.any(0)).flatten().tolist():
+        sub = rows[kept[rows, j]]
+        pos = torch.searchsorted(rows, sub).cpu().numpy()
+        name = model.concepts[j]
+        for code, label in enumerate(model.concept_space.categories[name]):
+            ok = scm.seen_with_parents(j, y[sub], code) & scm.seen_with_parents(j, y_cf[sub],
+                                                                                code)
+            w = float(priors[j][code])
+            if not bool(ok.any()) or w <= 0 or f"{name}={label}" not in model.donors:
+                continue
+            cells = sub[ok]
+            tok = model.donors.value(name, label, "eps", donor, len(cells), rng).to(model.device)
+            e1, e0 = action.eps[cells].clone(), ab.eps0[cells].clone()
+            e1[:, j], e0[:, j] = tok, tok
+            vals = {k: v if v.dim() == 1 else v[cells] for k, v in action.values.items()}
+            change = (predict(mod, mod.scm.intervene(e1, vals, hard=hard), *gen_args)
+                      - predict(mod, mod.tokens(e0), *gen_args))
+            at = pos[ok.cpu().numpy()]
+            acc[at] += w * change
+            total[at] += w
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return acc / total[:, None]
+
+
+@dataclass
+class Draw:
+    """One counterfactual sample of every cell."""
+
+    action: Action
+    generated: np.ndarray
+    reconstructed: np.ndarray
+    extrapolated: np.ndarray
+
+
+def run(model, ab: Abduction, do: dict[str, Any], *, desc_k: list[int], donor: str,
+        hard: bool, propagate: str, unseen: str, sampler: str, steps: int, n_samples: int,
+        seed: int, batch_size: int, progress: Callable[[float], Any] | None) -> list[Draw]:
+    """``n_samples`` counterfactual draws: each with its own donors, label noise and sampler
+    noise, paired with the cells generated without intervention from the same noise."""
+    rng = np.random.default_rng(seed)
+    passes, draws = 2 * n_samples, []
+
+    def part(k):  # progress of pass k out of ``passes``
+        return None if progress is None else (lambda f: progress((k + f) / passes))
+
+    for s in range(n_samples):
+        g = make_generator(seed + 7919 * (s + 1), model.device)
+        action = act(model, ab, do, desc_k=desc_k, donor=donor, hard=hard,
+                     propagate=propagate, rng=rng, g=g)
+        gen_args = (sampler, steps, seed + s, batch_size)
+        gen = predict(model.module, action.z, *gen_args, part(2 * s))
+        # the same cell without intervention, same noise: cancels decoder bias
+        recon = predict(model.module, ab.z0, *gen_args, part(2 * s + 1))
+        extrapolated = np.zeros(ab.y.shape[0], bool)
+        if unseen == "average" and bool(action.kept.any()):
+            idx = torch.nonzero(action.kept.any(-1)).flatten().cpu().numpy()
+            change = transport(model, ab, action, hard=hard, donor=donor, rng=rng,
+                               gen_args=gen_args)
+            ok = np.isfinite(change).all(1)
+            gen[idx[ok]] = recon[idx[ok]] + change[ok]
+            extrapolated[idx[ok]] = True
+        draws.append(Draw(action, gen, recon, extrapolated))
+    return draws
