@@ -69,22 +69,44 @@ def dag(graph: Any, ax: Any = None, *, concepts: Sequence[str] | None = None,
         undirected edges are dashed orange lines without arrow heads.
     """
     import matplotlib.pyplot as plt
-    import networkx as nx
-    from matplotlib.lines import Line2D
 
     frame, names = _edge_frame(graph, concepts)
     if ax is None:
         _, ax = plt.subplots(figsize=(4.0, 3.0))
+    g, pos = _layout(names, frame)
+    ax.set_axis_off()
+    _draw(g, pos, ax, frame, show_p)
+    if title is None and hasattr(graph, "method"):
+        title = f"suggested graph ({graph.method.upper()}, alpha={graph.alpha})"
+    if title:
+        ax.set_title(title, fontsize=9)
+    ax.margins(0.2)
+    return ax
+
+
+def _layout(names: list[str], frame: pd.DataFrame) -> tuple[Any, dict]:
+    """The networkx graph of the nodes and their positions: layers left to right once any
+    edge is oriented, else a circle (no order to show)."""
+    import networkx as nx
+
     g = nx.DiGraph()
+    layers = _layers(names, frame)
     for n in names:
-        g.add_node(n, layer=_layers(names, frame)[n])
+        g.add_node(n, layer=layers[n])
     if not names:
         pos = {}
     elif (frame["status"] != "undirected").any():
         pos = nx.multipartite_layout(g, subset_key="layer")
     else:  # nothing oriented yet: no left-to-right order to show
         pos = nx.circular_layout(g)
-    ax.set_axis_off()
+    return g, pos
+
+
+def _draw(g: Any, pos: dict, ax: Any, frame: pd.DataFrame, show_p: bool) -> None:
+    """Nodes, then the edges of each status in its colour (with p-values), then the legend."""
+    import networkx as nx
+    from matplotlib.lines import Line2D
+
     nx.draw_networkx_nodes(g, pos, ax=ax, node_color="#dbe9f6", edgecolors="#333333",
                            node_size=1200)
     nx.draw_networkx_labels(g, pos, ax=ax, font_size=8)
@@ -94,26 +116,27 @@ def dag(graph: Any, ax: Any = None, *, concepts: Sequence[str] | None = None,
         if part.empty:
             continue
         used.append(status)
-        edgelist = list(zip(part["source"], part["target"]))
-        undirected = status == "undirected"
-        nx.draw_networkx_edges(
-            g, pos, edgelist=edgelist, ax=ax, edge_color=color, width=2.0,
-            style="dashed" if undirected else "solid", arrows=True,
-            arrowstyle="-" if undirected else "-|>", arrowsize=16, node_size=1200,
-        )
-        if show_p and "p_value" in part:
-            labels = {(a, b): f"p={p:.1g}" if p > 0 else "p<1e-300" for a, b, p in
-                      zip(part["source"], part["target"], part["p_value"]) if pd.notna(p)}
-            nx.draw_networkx_edge_labels(g, pos, edge_labels=labels, ax=ax, font_size=6,
-                                         font_color=color)
+        _draw_edges(g, pos, ax, part, color, undirected=status == "undirected", show_p=show_p)
     if used:
         handles = [Line2D([], [], color=STATUS_COLORS[s], lw=2,
                           ls="--" if s == "undirected" else "-", label=s) for s in used]
         ax.legend(handles=handles, fontsize=7, loc="lower center", ncol=len(used),
                   frameon=False, bbox_to_anchor=(0.5, -0.12))
-    if title is None and hasattr(graph, "method"):
-        title = f"suggested graph ({graph.method.upper()}, alpha={graph.alpha})"
-    if title:
-        ax.set_title(title, fontsize=9)
-    ax.margins(0.2)
-    return ax
+
+
+def _draw_edges(g: Any, pos: dict, ax: Any, part: pd.DataFrame, color: str, *,
+                undirected: bool, show_p: bool) -> None:
+    """Edges of one status: solid arrows, or dashed lines without heads when undirected."""
+    import networkx as nx
+
+    edgelist = list(zip(part["source"], part["target"]))
+    nx.draw_networkx_edges(
+        g, pos, edgelist=edgelist, ax=ax, edge_color=color, width=2.0,
+        style="dashed" if undirected else "solid", arrows=True,
+        arrowstyle="-" if undirected else "-|>", arrowsize=16, node_size=1200,
+    )
+    if show_p and "p_value" in part:
+        labels = {(a, b): f"p={p:.1g}" if p > 0 else "p<1e-300" for a, b, p in
+                  zip(part["source"], part["target"], part["p_value"]) if pd.notna(p)}
+        nx.draw_networkx_edge_labels(g, pos, edge_labels=labels, ax=ax, font_size=6,
+                                     font_color=color)

@@ -120,6 +120,46 @@ class Denoiser(nn.Module):
         return self.out(self.norm_out(h).reshape(b, -1))
 
 
+def _timesteps(schedule: NoiseSchedule, sampler: str, steps: int) -> list[int]:
+    """The steps visited, from ``T - 1`` down to 0: all for DDPM, ``steps`` for DDIM."""
+    T = schedule.n_steps
+    if sampler == "ddpm":
+        return list(range(T - 1, -1, -1))
+    if sampler == "ddim":
+        if not 1 <= steps <= T:
+            raise ValueError(f"steps must be in 1..{T}, got {steps}")
+        return torch.linspace(T - 1, 0, steps).round().long().unique_consecutive().tolist()
+    raise ValueError(f"sampler must be 'ddpm' or 'ddim', got {sampler!r}")
+
+
+def _ddpm_step(schedule: NoiseSchedule, x: torch.Tensor, x0: torch.Tensor, t: int,
+               t_prev: int, ab_t: torch.Tensor, ab_prev: torch.Tensor,
+               randn: Callable[[Any], torch.Tensor]) -> torch.Tensor:
+    """One step of the posterior ``q(x_{t-1} | x_t, x0)``; noise added except at the end."""
+    beta_t = schedule.betas[t]
+    coef0 = ab_prev.sqrt() * beta_t / (1 - ab_t)
+    coeft = (1 - beta_t).sqrt() * (1 - ab_prev) / (1 - ab_t)
+    mean = coef0 * x0 + coeft * x
+    if t_prev < 0:
+        return mean
+    var = beta_t * (1 - ab_prev) / (1 - ab_t)
+    return mean + var.sqrt() * randn(x.shape)
+
+
+def _ddim_step(x: torch.Tensor, x0: torch.Tensor, t_prev: int, ab_t: torch.Tensor,
+               ab_prev: torch.Tensor, eta: float,
+               randn: Callable[[Any], torch.Tensor]) -> torch.Tensor:
+    """One DDIM step to ``t_prev`` (``x0`` itself at the end); noise only with ``eta > 0``."""
+    if t_prev < 0:
+        return x0
+    eps = (x - ab_t.sqrt() * x0) / (1 - ab_t).sqrt()
+    sigma = eta * ((1 - ab_prev) / (1 - ab_t) * (1 - ab_t / ab_prev)).sqrt()
+    x = ab_prev.sqrt() * x0 + (1 - ab_prev - sigma**2).clamp(min=0).sqrt() * eps
+    if eta > 0:
+        x = x + sigma * randn(x.shape)
+    return x
+
+
 @torch.no_grad()
 def sample(
     denoiser: Denoiser,
@@ -140,15 +180,7 @@ def sample(
     called as ``progress(done, total)`` after every step.
     """
     n, dev = z.shape[0], z.device
-    T = schedule.n_steps
-    if sampler == "ddpm":
-        times = list(range(T - 1, -1, -1))
-    elif sampler == "ddim":
-        if not 1 <= steps <= T:
-            raise ValueError(f"steps must be in 1..{T}, got {steps}")
-        times = torch.linspace(T - 1, 0, steps).round().long().unique_consecutive().tolist()
-    else:
-        raise ValueError(f"sampler must be 'ddpm' or 'ddim', got {sampler!r}")
+    times = _timesteps(schedule, sampler, steps)
 
     def randn(shape):
         g_dev = generator.device if generator is not None else dev
@@ -167,23 +199,7 @@ def sample(
         ab_t = abar[t]
         ab_prev = abar[t_prev] if t_prev >= 0 else torch.ones((), device=dev)
         if sampler == "ddpm" and t_prev == t - 1:
-            # posterior q(x_{t-1} | x_t, x0)
-            beta_t = schedule.betas[t]
-            coef0 = ab_prev.sqrt() * beta_t / (1 - ab_t)
-            coeft = (1 - beta_t).sqrt() * (1 - ab_prev) / (1 - ab_t)
-            mean = coef0 * x0 + coeft * x
-            if t_prev >= 0:
-                var = beta_t * (1 - ab_prev) / (1 - ab_t)
-                x = mean + var.sqrt() * randn(x.shape)
-            else:
-                x = mean
+            x = _ddpm_step(schedule, x, x0, t, t_prev, ab_t, ab_prev, randn)
         else:
-            eps = (x - ab_t.sqrt() * x0) / (1 - ab_t).sqrt()
-            if t_prev < 0:
-                x = x0
-                continue
-            sigma = eta * ((1 - ab_prev) / (1 - ab_t) * (1 - ab_t / ab_prev)).sqrt()
-            x = ab_prev.sqrt() * x0 + (1 - ab_prev - sigma**2).clamp(min=0).sqrt() * eps
-            if eta > 0:
-                x = x + sigma * randn(x.shape)
+            x = _ddim_step(x, x0, t_prev, ab_t, ab_prev, eta, randn)
     return x
