@@ -263,7 +263,7 @@ class Output:
 def time_to_quality(history: list[dict], share: float = 0.95) -> float:
     """Seconds until the validation loss that picks the kept weights (``train(select=...)``,
     default reconstruction) had made ``share`` of its total improvement."""
-    from napari_causcell._model import validation_loss
+    from napari_causcell.train import validation_loss
 
     vals = [validation_loss(h, prefix="val_") for h in history]
     vals = [np.nan if v is None else v for v in vals]

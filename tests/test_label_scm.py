@@ -129,7 +129,7 @@ def test_unseen_combination_takes_the_transported_change(small_sdata):
 
 
 def test_warning_share_is_never_rounded_to_zero_or_all():
-    from napari_causcell._model import _share
+    from napari_causcell.cf import share as _share
 
     assert _share(0.0004) == "0.04%" and _share(1e-6) == "under 0.01%"
     assert _share(0.5) == "50%" and _share(1.0) == "100%" and _share(0.998) == "over 99.5%"

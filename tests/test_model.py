@@ -69,10 +69,11 @@ def test_counterfactual_output_contract(trained, sdata):
 
 
 def tokens_under(model, cells, do, hard=True):
-    x = model._expression(cells)
-    eps = model._exogenous(cells, x)
+    from napari_causcell import cf
+
+    eps = cf.exogenous(model, cells, model._source(cells))
     k = model.concepts.index(next(iter(do)))
-    value = model._donor_value(next(iter(do)), do[next(iter(do))], "z" if hard else "eps",
+    value = model.donors.value(next(iter(do)), do[next(iter(do))], "z" if hard else "eps",
                                "mean", cells.n_obs, np.random.default_rng(0))
     return model.module.tokens(eps), model.module.scm.intervene(eps, {k: value}, hard=hard)
 
@@ -171,7 +172,7 @@ def test_u_shuffle_option_trains_and_round_trips(small_sdata, tmp_path):
     loaded = CausCell.load(m.save(tmp_path / "m"))
     assert loaded.module.config.u_shuffle == 0.5
     # shuffling acts in training only: switching it off changes nothing in evaluation
-    x = torch.from_numpy(m._expression(small_sdata.tables["table"][:64]).toarray())
+    x = torch.from_numpy(m._source(small_sdata.tables["table"][:64]).dense())
     y = torch.from_numpy(m.concept_space.encode(small_sdata.tables["table"][:64].obs))
     m.module.eval()
     torch.manual_seed(0)

@@ -1,7 +1,7 @@
 """Issue 15, "Nothing lost, nothing silent": one test (or more) per numbered case.
 
 Kill tests run the real command line (or ``save``) in a child process that SIGKILLs itself at
-a named dangerous moment (``CAUSCELL_TEST_KILL_AT``, see ``napari_causcell._safe_io``), then
+a named dangerous moment (``CAUSCELL_TEST_KILL_AT``, see ``napari_causcell.io._atomic``), then
 check that the store or model directory still reads and holds the old or the new result.
 """
 
@@ -430,15 +430,17 @@ def test_9_stop_from_callback_still_keeps_model(tiny_sdata):
 
 def test_9_cli_ctrl_c_during_setup_stops_after_first_step(disk, tmp_path, capsys,
                                                          monkeypatch):
-    from napari_causcell import _model
+    from napari_causcell.train import _callbacks, _plan
 
-    real = _model.CausCell._set_data_stats
+    real = _plan.TrainingPlan.on_fit_start
 
-    def stop(self, *a, **k):  # what the CLI's Ctrl-C handler does, during set-up
-        real(self, *a, **k)
-        self.request_stop()
+    def stop(self):  # what the CLI's Ctrl-C handler does, during set-up
+        real(self)
+        for cb in self.trainer.callbacks:
+            if isinstance(cb, _callbacks.Stop):
+                cb.event.set()
 
-    monkeypatch.setattr(_model.CausCell, "_set_data_stats", stop)
+    monkeypatch.setattr(_plan.TrainingPlan, "on_fit_start", stop)
     out = tmp_path / "m"
     rc, stdout, err = _run(capsys, "train", disk / "data.h5ad", "--concepts",
                            ",".join(CONCEPTS), "--out", out, "--epochs", "1000", "--quiet")
@@ -591,7 +593,8 @@ def test_13_one_error_hierarchy():
 
 def _as_saved_by_older_version(path: Path, change) -> None:
     """Rewrite a saved model's settings as an older version would have saved them."""
-    from napari_causcell._model import _settings_digest, _sha256
+    from napari_causcell.io._model_dir import settings_digest as _settings_digest
+    from napari_causcell.io._model_dir import sha256 as _sha256
 
     meta = json.loads((path / "causcell.json").read_text())
     change(meta)

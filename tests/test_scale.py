@@ -12,7 +12,7 @@ import pytest
 from scipy import sparse
 
 from napari_causcell import CausCell, DataError
-from napari_causcell import _model as model_mod
+from napari_causcell.train import _data as train_data
 from napari_causcell.data import ExpressionSource, expression
 
 CONCEPTS = ["age", "domain", "cell_type"]
@@ -101,7 +101,7 @@ def test_training_from_backed_h5ad_matches_in_memory(table_file, monkeypatch):
     backed_data = ad.read_h5ad(table_file, backed="r")
     backed = CausCell(backed_data, CONCEPTS, **kw)
     backed.train(max_epochs=2, early_stopping=False)  # on disk: rows read per batch
-    monkeypatch.setattr(model_mod, "DENSE_CACHE_VALUES", 0)
+    monkeypatch.setattr(train_data, "DENSE_CACHE_VALUES", 0)
     streamed = CausCell(ad.read_h5ad(table_file), CONCEPTS, **kw)
     streamed.train(max_epochs=2, early_stopping=False)  # in memory, densified per batch
     assert backed_data.isbacked
@@ -111,8 +111,8 @@ def test_training_from_backed_h5ad_matches_in_memory(table_file, monkeypatch):
             for k in a:
                 assert b[k] == pytest.approx(a[k], rel=1e-4, abs=1e-5), k
         assert float(other.module.clip_max) == pytest.approx(float(mem.module.clip_max))
-        for key, bank in mem._donors.items():
-            np.testing.assert_allclose(other._donors[key]["z"], bank["z"], atol=1e-4)
+        for key, bank in mem.donors.banks.items():
+            np.testing.assert_allclose(other.donors.banks[key]["z"], bank["z"], atol=1e-4)
     # predictions and embeddings stream from the backed file too, equal to in-memory ones
     pred = backed.predict_concepts(backed_data)
     again = backed.predict_concepts(ad.read_h5ad(table_file))
@@ -169,13 +169,13 @@ def test_two_process_ddp_matches_single_process(table_file, tmp_path):
 
 def test_zarr_table_read_lazily_for_training(tmp_path):
     """``train --backed`` on a SpatialData .zarr: the table's matrix is a lazy dask array."""
-    from napari_causcell.cli import _read_data
     from napari_causcell.datasets import brain_aging
+    from napari_causcell.io import read_data
 
     sdata = brain_aging(n_cells=400, n_genes=60, seed=1)
     sdata.write(tmp_path / "tissue.zarr")
     table = sdata.tables["table"]
-    lazy = _read_data(tmp_path / "tissue.zarr", backed=True)
+    lazy = read_data(tmp_path / "tissue.zarr", backed=True)
     assert hasattr(lazy.X, "compute") and lazy.n_obs == 400
     genes = list(table.var_names)
     src = ExpressionSource(lazy, genes)

@@ -7,7 +7,7 @@ from typing import Any
 import numpy as np
 from qtpy.QtWidgets import QSizePolicy, QVBoxLayout, QWidget
 
-from .._model import SELECT_LABELS
+from ..train import SELECT_LABELS
 
 _BACKGROUND = "#262930"
 _TEXT = "#dddddd"

@@ -8,7 +8,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from .._model import SELECT_LABELS, CausCell, TrainProgress, validation_loss
+from .._model import CausCell
+from ..train import SELECT_LABELS, TrainProgress, validation_loss
 from ..data import validate_dag
 from ..errors import DataError
 from .jobs import Job, Progress, pump

@@ -68,5 +68,5 @@ def assemble(model, adata: ad.AnnData, factual: np.ndarray, y, draws: list[Draw]
             "(uns['causcell']['unsupported'])"
             + ("; their change is averaged over the labels seen with both parent labels "
                "(obs['extrapolated'])." if settings["unseen"] == "average" else "."),
-            UserWarning, stacklevel=4)  # the user's call
+            UserWarning, stacklevel=5)  # the user's call (past the two decorators)
     return out

@@ -17,10 +17,7 @@ from .._version import __version__
 from ..data import adjacency, validate_dag
 from ..data.concepts import ConceptSpace
 from ..errors import ModelFileError
-try:
-    from . import _atomic
-except ImportError:  # TEMP until io._atomic lands
-    from .. import _safe_io as _atomic
+from . import _atomic
 
 WEIGHTS_FILE = "model.pt"
 META_FILE = "causcell.json"

@@ -1,0 +1,88 @@
+"""Training speed of this checkout against another commit, measured in one run.
+
+    python -m benchmarks.trainer_speed --ref 5a97aba --cells 6000 --epochs 8 --repeats 3
+
+Checks ``--ref`` out into a temporary git worktree, then trains the same model on the same
+built-in tissue alternately with the old and the new code (each in a fresh process, one torch
+thread, ``PYTHONPATH`` pointing at that tree's ``src``) and reports training cells/s (training
+cells x epochs / wall time of ``train()``, set-up included), the median of each and their
+ratio. The old and new runs also print their last validation loss: with equal seeds they
+should agree (same algorithm). Writes ``benchmarks/results/trainer-speed-<date>.json``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import json
+import os
+import platform
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+
+import numpy as np
+
+from ._results import write_result
+
+ROOT = Path(__file__).resolve().parents[1]
+CHILD = """
+import sys, time, warnings, torch, anndata as ad
+warnings.filterwarnings("ignore")
+torch.set_num_threads(1)
+from napari_causcell import CausCell
+adata = ad.read_h5ad(sys.argv[1])
+m = CausCell(adata, ["age", "domain", "cell_type"],
+             dag=[("age", "cell_type"), ("domain", "cell_type")], seed=0)
+t = time.perf_counter()
+h = m.train(max_epochs=int(sys.argv[2]), early_stopping=False)
+dt = time.perf_counter() - t
+print(m.train_params["n_train"] * len(h) / dt, h[-1]["val_recon"])
+"""
+
+
+def _run(src: Path, data: Path, epochs: int) -> tuple[float, float]:
+    env = {**os.environ, "PYTHONPATH": str(src), "OMP_NUM_THREADS": "1"}
+    out = subprocess.run([sys.executable, "-c", CHILD, str(data), str(epochs)], env=env,
+                         capture_output=True, text=True, check=True, cwd=tempfile.gettempdir())
+    speed, loss = out.stdout.split()[-2:]
+    return float(speed), float(loss)
+
+
+def main(argv: list[str] | None = None) -> dict:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--ref", default="5a97aba", help="the commit to compare against")
+    p.add_argument("--cells", type=int, default=6000)
+    p.add_argument("--epochs", type=int, default=8)
+    p.add_argument("--repeats", type=int, default=3)
+    args = p.parse_args(argv)
+    from napari_causcell import datasets
+
+    with tempfile.TemporaryDirectory() as tmp:
+        tmp = Path(tmp)
+        data = tmp / "tissue.h5ad"
+        datasets.brain_aging(n_cells=args.cells, seed=0).tables["table"].write_h5ad(data)
+        old = tmp / "old"
+        subprocess.run(["git", "-C", str(ROOT), "worktree", "add", "--detach", str(old),
+                        args.ref], check=True, capture_output=True)
+        try:
+            runs = {"old": [], "new": []}
+            for _ in range(args.repeats):  # alternate, so load on the machine hits both
+                runs["old"].append(_run(old / "src", data, args.epochs))
+                runs["new"].append(_run(ROOT / "src", data, args.epochs))
+        finally:
+            subprocess.run(["git", "-C", str(ROOT), "worktree", "remove", "--force", str(old)],
+                           check=False, capture_output=True)
+    med = {k: float(np.median([s for s, _ in v])) for k, v in runs.items()}
+    result = {"date": dt.date.today().isoformat(), "machine": platform.processor() or
+              platform.machine(), "cpus": os.cpu_count(), "threads": 1, "args": vars(args),
+              "runs": runs, "median_cells_per_s": med, "ratio_new_over_old":
+              med["new"] / med["old"]}
+    print(json.dumps(result, indent=1))
+    write_result(ROOT / "benchmarks" / "results", f"trainer-speed-{result['date']}", result)
+    return result
+
+
+if __name__ == "__main__":
+    main()
