@@ -25,7 +25,7 @@ from ._utils import pick_device
 from .data import adjacency, descendants, resolve_table, select_genes, validate_dag
 from .data.concepts import ConceptSpace
 from .data.stream import ExpressionSource
-from .errors import ConceptError, DataError, ModelFileError, NotTrainedError
+from .errors import ConceptError, DataError, ModelFileError, NotTrainedError, SettingError
 from .io import _model_dir as model_dir
 from .model import CausCellModule, LossWeights, ModuleConfig
 from .train import TrainProgress
@@ -360,7 +360,7 @@ class CausCell:
             model = cls(data, table_key=meta["table_key"], layer=meta["layer"],
                         log_normalized=meta["log_normalized"], seed=meta["seed"],
                         device=device, _saved=saved)
-        except (ModelFileError, DataError):
+        except (ModelFileError, DataError, SettingError):  # the file is fine: the call is not
             raise
         except (KeyError, TypeError, ValueError, AttributeError, RuntimeError) as err:
             raise model_dir.bad_settings(path, err) from err
