@@ -414,7 +414,8 @@ def test_empirical_null_adds_the_donors_shared_offsets():
     shared = tl.moderate_variances(np.full(400, 0.01), np.full(400, 3.0))[0]  # one per gene
     assert np.allclose(emp["se"], emp.attrs["null"]["scale"]
                        * np.sqrt(theo["se"] ** 2 + c_d * shared), rtol=1e-6)
-    from napari_causcell.tl._trends import _donor_variance, _shared_donor_variance
+    from napari_causcell.tl._pseudobulk import donor_variance as _donor_variance
+    from napari_causcell.tl._pseudobulk import shared_donor_variance as _shared_donor_variance
 
     rng = np.random.default_rng(0)
     n, genes = 2400, 30
@@ -452,6 +453,32 @@ def test_empirical_null_bad_inputs():
         tl.direct_trends(adata, targets="90wk", groupby="cell_type", null="empirical")
     with pytest.raises(ValueError, match="null must be one of"):
         tl.age_trends(_FakeModel(list("ABCDEF")), _toy3(), groupby="cell_type", null="x")
+
+
+def test_pseudobulk_means_equal_a_loop_over_donors():
+    """Donor means through scanpy.get.aggregate equal the plain loop they replaced."""
+    from napari_causcell.tl._pseudobulk import donor_variance, pseudobulk
+
+    rng = np.random.default_rng(5)
+    x = rng.normal(size=(300, 4))
+    keys = np.stack([rng.integers(0, 3, 300), rng.integers(0, 5, 300)], 1)
+    uniq, (means,), counts = pseudobulk([x], keys)
+    for k, m, n in zip(uniq, means, counts):
+        rows = (keys == k).all(1)
+        assert n == rows.sum()
+        np.testing.assert_allclose(m, x[rows].mean(0), rtol=1e-12)
+    obs = pd.DataFrame({"cell_type": np.array(["T1", "T2"])[keys[:, 0] % 2]})
+    labels = np.array(["old", "young"])[rng.integers(0, 2, 300)]
+    donors = np.array([f"d{i}" for i in keys[:, 1]])
+    dvar = donor_variance(x, obs, labels, donors, ["cell_type"], True, 5)
+    v = dvar[("T1",)]
+    for lab in ("old", "young"):
+        loop = [x[(obs["cell_type"] == "T1").to_numpy() & (labels == lab) & (donors == d)]
+                for d in sorted(set(donors))]
+        loop = np.array([c.mean(0) for c in loop if len(c) >= 5])
+        np.testing.assert_allclose(v["means"][lab], loop, rtol=1e-12)
+    pooled = sum(((m - m.mean(0)) ** 2).sum(0) for m in v["means"].values())
+    np.testing.assert_allclose(v["s2"], pooled / v["df"], rtol=1e-12)
 
 
 def test_age_trends_with_an_empirical_null_records_its_fit():

@@ -6,7 +6,7 @@ import pytest
 
 from napari_causcell import CausCell, tl
 from napari_causcell.data.preprocess import DataError
-from napari_causcell.tl._trends import _jackknife_variance
+from napari_causcell.stats import jackknife_variance as _jackknife_variance
 
 from test_trends import _FakeModel, _null_toy
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import dataclass
 from typing import Any
 
 import anndata as ad
@@ -38,20 +39,11 @@ def _column(x: Any, j: int) -> np.ndarray:
     return np.asarray(col.toarray() if hasattr(col, "toarray") else col, float).ravel()
 
 
-def age_trends(
-    data: Any,
-    genes: Sequence[str] | str | None = None,
-    cell_types: Sequence[str] | str | None = None,
-    *,
-    kind: str = "box",
-    key: str = "causcell_trends",
-    cell_type_key: str = "cell_type",
-    table_key: str | None = None,
-    target: str | None = None,
-    n_genes: int = 30,
-    legend: bool = True,
-    fig: Any = None,
-):
+def age_trends(data: Any, genes: Sequence[str] | str | None = None,
+               cell_types: Sequence[str] | str | None = None, *, kind: str = "box",
+               key: str = "causcell_trends", cell_type_key: str = "cell_type",
+               table_key: str | None = None, target: str | None = None, n_genes: int = 30,
+               legend: bool = True, fig: Any = None):
     """Observed vs counterfactual expression along age, or a heatmap of changed genes.
 
     ``kind="box"`` (the paper's Fig. 5a/b): one panel per gene (rows) and cell type (columns);
@@ -95,13 +87,57 @@ def age_trends(
         return trend_heatmap(store["results"], target=target, n_genes=n_genes, fig=fig)
     if kind != "box":
         raise ValueError(f"kind must be 'box' or 'heatmap', got {kind!r}")
+    return _box_figure(data, genes, cell_types, key, cell_type_key, table_key, legend, fig)
+
+
+@dataclass
+class _Panels:
+    """What every panel of the box figure reads."""
+
+    ages: list[str]
+    source: str
+    cfs: dict[str, ad.AnnData]
+    model_genes: list[str]
+    x_obs: Any
+    obs_age: np.ndarray
+    obs_type: np.ndarray
+    results: pd.DataFrame
+    cell_type_key: str
+    other: list[str]
+
+
+def _box_figure(data: Any, genes: Any, cell_types: Any, key: str, cell_type_key: str,
+                table_key: str | None, legend: bool, fig: Any):
+    """``kind="box"`` of :func:`age_trends`: one panel per gene and cell type."""
     genes = [genes] if isinstance(genes, str) else list(genes or [])
     cell_types = [cell_types] if isinstance(cell_types, str) else list(cell_types or [])
     if not genes or not cell_types:
         raise DataError("Choose at least one gene and one cell type to draw.")
     table, store = _store(data, key, table_key)
+    panels = _panels(data, table, store, genes, cell_types, cell_type_key)
+    if fig is None:
+        import matplotlib.pyplot as plt
+
+        fig = plt.figure(figsize=(1.2 + 0.9 * len(panels.ages) * len(cell_types),
+                                  0.6 + 2.6 * len(genes)), layout="constrained")
+    axes = np.atleast_2d(fig.subplots(len(genes), len(cell_types), squeeze=False))
+    for r, gene in enumerate(genes):
+        j = panels.model_genes.index(gene)
+        all_obs = _column(panels.x_obs, j)
+        for c, ctype in enumerate(cell_types):
+            _draw_panel(axes[r, c], panels, gene, j, all_obs, ctype)
+            if c == 0:
+                axes[r, c].set_ylabel("log-normalised")
+    if legend:
+        _legend(fig, store["params"])
+    return fig
+
+
+def _panels(data: Any, table: ad.AnnData, store: dict, genes: list[str],
+            cell_types: list[str], cell_type_key: str) -> _Panels:
+    """Check the genes and cell types; the ages, counterfactuals and observed expression."""
     params = store["params"]
-    concept, source, targets = params["concept"], params["source"], list(params["targets"])
+    concept, targets = params["concept"], list(params["targets"])
     if cell_type_key not in table.obs:
         raise DataError(f"Column {cell_type_key!r} is not in obs.")
     cfs = {t: _counterfactual(data, store, t) for t in targets}
@@ -117,104 +153,99 @@ def age_trends(
     ages = ([str(c) for c in col.cat.categories] if isinstance(col.dtype, pd.CategoricalDtype)
             else sorted(map(str, col.unique())))
     ages = [a for a in ages if a in set(col.astype(str)) or a in targets]
-    x_obs = expression(table, model_genes)
-    obs_age = col.astype(str).to_numpy()
-    obs_type = table.obs[cell_type_key].astype(str).to_numpy()
-    res = store["results"]
-    other = [c for c in params.get("groupby", []) if c != cell_type_key]
+    return _Panels(ages, params["source"], cfs, model_genes, expression(table, model_genes),
+                   col.astype(str).to_numpy(), table.obs[cell_type_key].astype(str).to_numpy(),
+                   store["results"], cell_type_key,
+                   [c for c in params.get("groupby", []) if c != cell_type_key])
 
-    def trend_row(age: str, gene: str, ctype: str):
-        """The result row of this target, gene and cell type (other groups 'all')."""
-        if cell_type_key not in res:
-            return None
-        sel = ((res["target"].astype(str) == age) & (res["gene"] == gene)
-               & (res[cell_type_key].astype(str) == ctype))
-        for c in other:
-            if c in res:
-                sel &= res[c].astype(str) == "all"
-        return res[sel].iloc[0] if sel.any() else None
 
-    if fig is None:
-        import matplotlib.pyplot as plt
+def _trend_row(p: _Panels, age: str, gene: str, ctype: str):
+    """The result row of this target, gene and cell type (other groups 'all')."""
+    res = p.results
+    if p.cell_type_key not in res:
+        return None
+    sel = ((res["target"].astype(str) == age) & (res["gene"] == gene)
+           & (res[p.cell_type_key].astype(str) == ctype))
+    for c in p.other:
+        if c in res:
+            sel &= res[c].astype(str) == "all"
+    return res[sel].iloc[0] if sel.any() else None
 
-        fig = plt.figure(figsize=(1.2 + 0.9 * len(ages) * len(cell_types),
-                                  0.6 + 2.6 * len(genes)), layout="constrained")
-    axes = np.atleast_2d(fig.subplots(len(genes), len(cell_types), squeeze=False))
-    for r, gene in enumerate(genes):
-        j = model_genes.index(gene)
-        all_obs = _column(x_obs, j)
-        for c, ctype in enumerate(cell_types):
-            ax = axes[r, c]
-            boxes, pos, colors, marks, one_donor = [], [], [], [], False
-            for i, age in enumerate(ages):
-                row = trend_row(age, gene, ctype) if age in cfs else None
-                if row is not None and np.isfinite(row.get("mean_change", np.nan)):
-                    marks.append((i * 3 + 1, row))
-                    one_donor |= bool(row.get("one_donor", False))
-                observed = all_obs[(obs_age == age) & (obs_type == ctype)]
-                if age == source:
-                    cf_vals = all_obs[(obs_age == source) & (obs_type == ctype)]
-                elif age in cfs:
-                    cf = cfs[age]
-                    m = cf.obs[cell_type_key].astype(str).to_numpy() == ctype
-                    cf_vals = np.maximum(_column(cf.layers["factual"], j)[m]
-                                         + _column(cf.layers["delta"], j)[m], 0.0)
-                else:
-                    cf_vals = np.array([])
-                for k, (vals, color) in enumerate(((observed, _OBS_COLOR), (cf_vals, _CF_COLOR))):
-                    if len(vals):
-                        boxes.append(vals)
-                        pos.append(i * 3 + k)
-                        colors.append(color)
-            if boxes:
-                bp = ax.boxplot(boxes, positions=pos, widths=0.8, patch_artist=True,
-                                showfliers=False)
-                for patch, color in zip(bp["boxes"], colors):
-                    patch.set_facecolor(color)
-                for median in bp["medians"]:
-                    median.set_color("black")
-                ax.margins(y=0.15)  # room for the means above the whiskers
-                mark = ax.get_xaxis_transform()  # x in data, y in axes fraction
-                for p_, b in zip(pos, boxes):
-                    ax.text(p_, 0.985, f"{np.mean(b):.2f}", ha="center", va="top",
-                            fontsize=6, transform=mark)
-            for p_, row in marks:  # the trend's estimate and its interval
-                centre = float(row["mean_source"] + row["mean_change"])
-                lo = float(row["mean_source"] + row.get("ci_low", np.nan))
-                hi = float(row["mean_source"] + row.get("ci_high", np.nan))
-                err = ([[centre - lo], [hi - centre]] if np.isfinite(lo) and np.isfinite(hi)
-                       else None)
-                ax.errorbar([p_], [centre], yerr=err, fmt="D", color="black", markersize=3,
-                            capsize=2, linewidth=1, zorder=5)
-            ax.set_xticks([i * 3 + 0.5 for i in range(len(ages))], ages, fontsize=8)
-            ax.set_title(f"{gene} in {ctype}" + (" (1 donor/age)" if one_donor else ""),
-                         fontsize=9)
-            if c == 0:
-                ax.set_ylabel("log-normalised")
-    if not legend:
-        return fig
+
+def _age_values(p: _Panels, age: str, j: int, all_obs: np.ndarray,
+                ctype: str) -> tuple[np.ndarray, np.ndarray]:
+    """Observed values of the cell type at ``age``, and its source cells' counterfactual
+    values at ``age`` (observed plus the paired change, floored at 0)."""
+    observed = all_obs[(p.obs_age == age) & (p.obs_type == ctype)]
+    if age == p.source:
+        return observed, all_obs[(p.obs_age == p.source) & (p.obs_type == ctype)]
+    if age not in p.cfs:
+        return observed, np.array([])
+    cf = p.cfs[age]
+    m = cf.obs[p.cell_type_key].astype(str).to_numpy() == ctype
+    return observed, np.maximum(_column(cf.layers["factual"], j)[m]
+                                + _column(cf.layers["delta"], j)[m], 0.0)
+
+
+def _draw_panel(ax: Any, p: _Panels, gene: str, j: int, all_obs: np.ndarray,
+                ctype: str) -> None:
+    """One gene and cell type: a grey and a red box per age, the trend's estimate."""
+    boxes, pos, colors, marks, one_donor = [], [], [], [], False
+    for i, age in enumerate(p.ages):
+        row = _trend_row(p, age, gene, ctype) if age in p.cfs else None
+        if row is not None and np.isfinite(row.get("mean_change", np.nan)):
+            marks.append((i * 3 + 1, row))
+            one_donor |= bool(row.get("one_donor", False))
+        observed, cf_vals = _age_values(p, age, j, all_obs, ctype)
+        for k, (vals, color) in enumerate(((observed, _OBS_COLOR), (cf_vals, _CF_COLOR))):
+            if len(vals):
+                boxes.append(vals)
+                pos.append(i * 3 + k)
+                colors.append(color)
+    if boxes:
+        _draw_boxes(ax, boxes, pos, colors)
+    for p_, row in marks:  # the trend's estimate and its interval
+        centre = float(row["mean_source"] + row["mean_change"])
+        lo = float(row["mean_source"] + row.get("ci_low", np.nan))
+        hi = float(row["mean_source"] + row.get("ci_high", np.nan))
+        err = ([[centre - lo], [hi - centre]] if np.isfinite(lo) and np.isfinite(hi)
+               else None)
+        ax.errorbar([p_], [centre], yerr=err, fmt="D", color="black", markersize=3,
+                    capsize=2, linewidth=1, zorder=5)
+    ax.set_xticks([i * 3 + 0.5 for i in range(len(p.ages))], p.ages, fontsize=8)
+    ax.set_title(f"{gene} in {ctype}" + (" (1 donor/age)" if one_donor else ""), fontsize=9)
+
+
+def _draw_boxes(ax: Any, boxes: list[np.ndarray], pos: list[int], colors: list[str]) -> None:
+    """Coloured boxes with black medians, each box's mean written above it."""
+    bp = ax.boxplot(boxes, positions=pos, widths=0.8, patch_artist=True, showfliers=False)
+    for patch, color in zip(bp["boxes"], colors):
+        patch.set_facecolor(color)
+    for median in bp["medians"]:
+        median.set_color("black")
+    ax.margins(y=0.15)  # room for the means above the whiskers
+    mark = ax.get_xaxis_transform()  # x in data, y in axes fraction
+    for p_, b in zip(pos, boxes):
+        ax.text(p_, 0.985, f"{np.mean(b):.2f}", ha="center", va="top", fontsize=6,
+                transform=mark)
+
+
+def _legend(fig: Any, params: dict) -> None:
     from matplotlib.lines import Line2D
     from matplotlib.patches import Patch
 
     level = params.get("level", 0.95)
     fig.legend(handles=[Patch(color=_OBS_COLOR, label="observed cells of that age"),
-                        Patch(color=_CF_COLOR, label=f"{source} cells, counterfactual age"),
+                        Patch(color=_CF_COLOR, label=f"{params['source']} cells, "
+                                                     "counterfactual age"),
                         Line2D([], [], color="black", marker="D", markersize=3,
                                label=f"trend estimate, {level:.0%} interval")],
                loc="outside lower center", ncols=3, fontsize=8, frameon=False)
-    return fig
 
 
-def trend_heatmap(
-    result: pd.DataFrame,
-    target: str | None = None,
-    *,
-    value: str = "mean_change",
-    n_genes: int = 30,
-    fig: Any = None,
-    cmap: str = "RdBu_r",
-    intervals: bool = True,
-):
+def trend_heatmap(result: pd.DataFrame, target: str | None = None, *,
+                  value: str = "mean_change", n_genes: int = 30, fig: Any = None,
+                  cmap: str = "RdBu_r", intervals: bool = True):
     """Heatmap of significant changes: groups (e.g. cell type x domain) x changed genes.
 
     Cells are ``value`` (default the mean change) where the call is significant, blank
@@ -266,44 +297,43 @@ def trend_heatmap(
     targets = list(dict.fromkeys(result["target"].astype(str)))
     title = f"significant {value} at {target or targets[-1]}"
     if "one_donor" in result:
-        flag = trend_matrix(result.assign(one_donor=result["one_donor"].astype(float)),
-                            target=target, value="one_donor").reindex(
-            index=mat.index, columns=mat.columns)
-        lows = highs = None
-        if intervals and {"ci_low", "ci_high"} <= set(result.columns) and max(mat.shape) <= 20:
-            lows = trend_matrix(result, target=target, value="ci_low").reindex(
-                index=mat.index, columns=mat.columns)
-            highs = trend_matrix(result, target=target, value="ci_high").reindex(
-                index=mat.index, columns=mat.columns)
-        for i in range(mat.shape[0]):
-            for j in range(mat.shape[1]):
-                if not np.isfinite(mat.iat[i, j]):
-                    continue
-                text = ""
-                if lows is not None:
-                    text = f"{lows.iat[i, j]:.1f}..{highs.iat[i, j]:.1f}"
-                if flag.iat[i, j] == 1:
-                    text += "*"
-                if text:
-                    ax.text(j, i, text, ha="center", va="center", fontsize=5)
-        if (flag.to_numpy() == 1).any():
-            title += "  (* one donor per age: mouse and age confounded)"
+        title += _annotate_cells(ax, result, mat, target, intervals)
     ax.set_title(title, fontsize=9)
     fig.colorbar(im, ax=ax, shrink=0.8, label=value)
     return fig
 
 
-def spatial_trend(
-    data: Any,
-    gene: str,
-    target: str | None = None,
-    *,
-    key: str = "causcell_trends",
-    table_key: str | None = None,
-    ax: Any = None,
-    size: float = 4.0,
-    cmap: str = "RdBu_r",
-):
+def _annotate_cells(ax: Any, result: pd.DataFrame, mat: pd.DataFrame, target: str | None,
+                    intervals: bool) -> str:
+    """Write each coloured cell's interval (small maps) and a ``*`` where the trend rests on
+    one donor per age; the title's note when any does."""
+    from ..tl import trend_matrix
+
+    def matrix(res: pd.DataFrame, value: str) -> pd.DataFrame:
+        return trend_matrix(res, target=target, value=value).reindex(index=mat.index,
+                                                                     columns=mat.columns)
+
+    flag = matrix(result.assign(one_donor=result["one_donor"].astype(float)), "one_donor")
+    lows = highs = None
+    if intervals and {"ci_low", "ci_high"} <= set(result.columns) and max(mat.shape) <= 20:
+        lows, highs = matrix(result, "ci_low"), matrix(result, "ci_high")
+    for i in range(mat.shape[0]):
+        for j in range(mat.shape[1]):
+            if not np.isfinite(mat.iat[i, j]):
+                continue
+            text = "" if lows is None else f"{lows.iat[i, j]:.1f}..{highs.iat[i, j]:.1f}"
+            if flag.iat[i, j] == 1:
+                text += "*"
+            if text:
+                ax.text(j, i, text, ha="center", va="center", fontsize=5)
+    if (flag.to_numpy() == 1).any():
+        return "  (* one donor per age: mouse and age confounded)"
+    return ""
+
+
+def spatial_trend(data: Any, gene: str, target: str | None = None, *,
+                  key: str = "causcell_trends", table_key: str | None = None, ax: Any = None,
+                  size: float = 4.0, cmap: str = "RdBu_r"):
     """A gene's counterfactual change on the tissue.
 
     The source cells are coloured by the paired change ``layers['delta']`` of ``gene`` under
@@ -329,18 +359,8 @@ def spatial_trend(
     -------
     matplotlib.axes.Axes
     """
-    table, store = _store(data, key, table_key)
-    targets = list(store["params"]["targets"])
-    target = targets[-1] if target is None else str(target)
-    if target not in targets:
-        raise DataError(f"Target {target!r} is not in the result; targets are {targets}.")
-    cf = _counterfactual(data, store, target)
-    if gene not in cf.var_names:
-        raise DataError(f"Gene {gene!r} is not in the counterfactual.")
-    if "spatial" not in cf.obsm:
-        raise DataError("The counterfactual has no obsm['spatial'] coordinates.")
-    xy = np.asarray(cf.obsm["spatial"], float)
-    delta = _column(cf.layers["delta"], list(cf.var_names).index(gene))
+    _, store = _store(data, key, table_key)
+    target, xy, delta = _spatial_change(data, store, gene, target)
     bg = coordinates(data, table_key)
     if ax is None:
         import matplotlib.pyplot as plt
@@ -359,3 +379,20 @@ def spatial_trend(
                  fontsize=9)
     ax.figure.colorbar(sc, ax=ax, shrink=0.7, label="counterfactual change")
     return ax
+
+
+def _spatial_change(data: Any, store: dict, gene: str,
+                    target: str | None) -> tuple[str, np.ndarray, np.ndarray]:
+    """The target (default the last), and the source cells' positions and paired change of
+    ``gene`` in its stored counterfactual."""
+    targets = list(store["params"]["targets"])
+    target = targets[-1] if target is None else str(target)
+    if target not in targets:
+        raise DataError(f"Target {target!r} is not in the result; targets are {targets}.")
+    cf = _counterfactual(data, store, target)
+    if gene not in cf.var_names:
+        raise DataError(f"Gene {gene!r} is not in the counterfactual.")
+    if "spatial" not in cf.obsm:
+        raise DataError("The counterfactual has no obsm['spatial'] coordinates.")
+    xy = np.asarray(cf.obsm["spatial"], float)
+    return target, xy, _column(cf.layers["delta"], list(cf.var_names).index(gene))
