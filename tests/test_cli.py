@@ -14,10 +14,10 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from napari_causcell._demo import counterfactual_accuracy, pearson
 from napari_causcell.cli import main
 from napari_causcell.data import log_normalize
 from napari_causcell.datasets import PLANTED_AGE_EFFECTS, brain_aging, brain_aging_truth
+from napari_causcell.metrics import change_correlation, counterfactual_accuracy
 
 CONCEPTS = "age,domain,cell_type"
 DAG = "age->cell_type,domain->cell_type"
@@ -387,14 +387,14 @@ def test_accuracy_no_change_and_mismatch(small):
         counterfactual_accuracy(sd, cf, do, other)
 
 
-def test_pearson_helper():
-    assert pearson(np.zeros(5), np.arange(5)) == 0.0
-    assert pearson(np.arange(5), 2 * np.arange(5) + 1) == pytest.approx(1.0)
-    assert pearson(np.arange(5), -np.arange(5)) == pytest.approx(-1.0)
+def test_change_correlation_of_flat_arrays():
+    assert change_correlation(np.zeros(5), np.arange(5)) == 0.0
+    assert change_correlation(np.arange(5), 2 * np.arange(5) + 1) == pytest.approx(1.0)
+    assert change_correlation(np.arange(5), -np.arange(5)) == pytest.approx(-1.0)
 
 
 def test_marker_table_by_hand():
-    from napari_causcell._demo import marker_table
+    from napari_causcell.metrics import marker_table
     from napari_causcell.datasets import merfish_brain_aging
 
     table = merfish_brain_aging(as_anndata=True)

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from napari_causcell import CausCell
-from napari_causcell._demo import counterfactual_accuracy
+from napari_causcell.metrics import counterfactual_accuracy
 from napari_causcell.datasets import brain_aging
 
 CONCEPTS = ["age", "domain", "cell_type"]

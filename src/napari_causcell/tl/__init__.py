@@ -4,7 +4,13 @@ Those that write into the data do it in place and return ``None``, logging each 
 (logger ``napari_causcell.tl``); ``copy=True`` returns the result and writes nothing.
 """
 
-from ._counterfactual import counterfactual, mean_change, select_cells, top_changed_genes
+from ._counterfactual import (
+    counterfactual,
+    counterfactual_table_name,
+    mean_change,
+    select_cells,
+    top_changed_genes,
+)
 from ._diagnostics import leakage
 from ._domains import spatial_domains
 from ._trends import (
@@ -23,8 +29,8 @@ from ._trends import (
 from ._suggest import DagSuggestion, compare_dags, suggest_dag
 
 __all__ = [
-    "DagSuggestion", "compare_dags", "counterfactual", "leakage", "mean_change", "select_cells",
-    "spatial_domains", "suggest_dag", "top_changed_genes",
+    "DagSuggestion", "compare_dags", "counterfactual", "counterfactual_table_name", "leakage",
+    "mean_change", "select_cells", "spatial_domains", "suggest_dag", "top_changed_genes",
     # brain-aging trends (docs/brain_aging.md)
     "TrendComparison", "age_trends", "compare_trends", "direct_trends", "domains_per_slice",
     "subsample_donors", "trend_matrix", "trend_statistics", "moderate_variances",

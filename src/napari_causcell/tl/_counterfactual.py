@@ -12,8 +12,8 @@ import pandas as pd
 
 from .._keys import Key
 from ..data import add_table, annotating_table, is_spatialdata, resolve_table
-from ..data.preprocess import DataError
-from ._utils import added
+from ..errors import DataError, SettingError
+from ._utils import added, check_anndata, check_data, check_key_name
 
 
 def select_cells(adata: ad.AnnData, cells: Any = None) -> np.ndarray:
@@ -23,6 +23,7 @@ def select_cells(adata: ad.AnnData, cells: Any = None) -> np.ndarray:
     or ``{obs_column: label or [labels]}`` (cells matching every entry). An empty result
     raises :class:`~napari_causcell.DataError`.
     """
+    check_anndata(adata)
     n = adata.n_obs
     if cells is None:
         mask = np.ones(n, dtype=bool)
@@ -57,17 +58,26 @@ def select_cells(adata: ad.AnnData, cells: Any = None) -> np.ndarray:
     return mask
 
 
-def _table_name(do: Mapping[str, Any]) -> str:
+def counterfactual_table_name(do: Mapping[str, Any]) -> str:
+    """The default name of a counterfactual's result: ``causcell_<concept>_<label>[_...]``.
+
+    What :func:`counterfactual` writes under without ``key_added`` (a SpatialData table, or
+    an ``adata.uns['causcell']`` entry): each ``concept_label`` pair of ``do`` joined with
+    ``_``, every run of other characters than letters, digits and ``_`` replaced by ``_``.
+
+    >>> counterfactual_table_name({"age": "90wk", "domain": "L2/3"})
+    'causcell_age_90wk_domain_L2_3'
+    """
     text = "_".join(f"{k}_{v}" for k, v in do.items())
     return Key.table.PREFIX + re.sub(r"[^0-9A-Za-z_]+", "_", text).strip("_")
 
 
 def check_result_key(data: Any, name: str, table_key: str | None, overwrite: bool,
                      copy: bool = False) -> None:
-    """Refuse a result key that would replace the source table, or an existing result
-    without ``overwrite``; with ``copy`` nothing is written, so only the name is checked."""
-    if not isinstance(name, str) or not name:
-        raise DataError(f"key_added must be a non-empty string, got {name!r}.")
+    """Refuse a result key that is no valid name, that would replace the source table, or an
+    existing result without ``overwrite``; with ``copy`` nothing is written, so only the name
+    is checked."""
+    check_key_name(name)
     if copy:
         return
     if is_spatialdata(data):
@@ -110,18 +120,10 @@ def stored_counterfactual(data: Any, name: str) -> ad.AnnData:
     return found
 
 
-def counterfactual(
-    data: Any,
-    model: Any,
-    do: Mapping[str, Any],
-    cells: Any = None,
-    *,
-    table_key: str | None = None,
-    key_added: str | None = None,
-    copy: bool = False,
-    overwrite: bool = False,
-    **kwargs: Any,
-) -> ad.AnnData | None:
+def counterfactual(data: Any, model: Any, do: Mapping[str, Any], cells: Any = None, *,
+                   table_key: str | None = None, key_added: str | None = None,
+                   copy: bool = False, overwrite: bool = False,
+                   **kwargs: Any) -> ad.AnnData | None:
     """Counterfactual expression for the chosen cells, written into the data (scverse style:
     in place, returning ``None``, unless ``copy=True``).
 
@@ -138,13 +140,13 @@ def counterfactual(
     table_key
         Table of a SpatialData holding the cells (default its only table).
     key_added
-        Name of the result (default ``causcell_<concept>_<value>``).
+        Name of the result (letters, digits, ``_``, ``-``, ``.``; default
+        :func:`counterfactual_table_name`, ``causcell_<concept>_<value>``).
     copy
         Return the counterfactual instead of writing it; ``data`` is left untouched.
     overwrite
-        Replace an existing result of that name. Without it an existing table (or
-        ``uns['causcell']`` entry) is an error, checked before any work; the table the cells
-        come from is never replaced. Ignored with ``copy=True``.
+        Replace an existing result of that name (else an error, checked before any work); the
+        table the cells come from is never replaced. Ignored with ``copy=True``.
     **kwargs
         Passed to :meth:`CausCell.counterfactual` (``donor``, ``hard``, ``sampler``, ``steps``,
         ``n_samples``, ``seed``).
@@ -160,34 +162,45 @@ def counterfactual(
     Writes
     ------
     Unless ``copy=True`` (each key is logged at INFO level, logger ``napari_causcell.tl``):
+    **SpatialData**: table ``sdata.tables[key_added]``, annotating the same element and
+    instance ids as the source table (so napari-spatialdata, squidpy and spatialdata-plot show
+    it); **AnnData**: ``adata.uns['causcell'][key_added]``. The counterfactual's own
+    ``uns['causcell']['key']`` holds ``key_added``.
 
-    - **SpatialData**: table ``sdata.tables[key_added]``, annotating the same element and
-      instance ids as the source table (so napari-spatialdata, squidpy and spatialdata-plot
-      show it);
-    - **AnnData**: ``adata.uns['causcell'][key_added]``.
-
-    The counterfactual's own ``uns['causcell']['key']`` holds ``key_added``.
+    Raises
+    ------
+    DataError or SettingError
+        Before any work: ``data`` is no AnnData or SpatialData, the cells or ``key_added`` are
+        unusable, ``n_samples`` or ``steps`` < 1, ``n_samples > 1`` into a SpatialData table.
     """
-    from .._checks import count
-
-    count("n_samples", kwargs.get("n_samples", 1), 1)
-    if "steps" in kwargs:
-        count("steps", kwargs["steps"], 1)
-    table, table_key = resolve_table(data, table_key)
-    if is_spatialdata(data) and kwargs.get("n_samples", 1) > 1:
-        raise ValueError(
-            "A SpatialData table annotates each instance once: use n_samples=1 here, or call "
-            "model.counterfactual(...) for several samples per cell."
-        )
-    name = key_added or _table_name(do)
-    check_result_key(data, name, table_key, overwrite, copy)
-    mask = select_cells(table, cells)
-    cf = model.counterfactual(table[mask], do=do, **kwargs)
+    table, name = _checked_request(data, do, table_key, key_added, overwrite, copy, kwargs)
+    cf = model.counterfactual(table[select_cells(table, cells)], do=do, **kwargs)
     cf.uns[Key.uns.CAUSCELL]["key"] = name
     if copy:
         return annotating_table(cf, table) if is_spatialdata(data) else cf
     store_counterfactual(data, name, cf, table)
     return None
+
+
+def _checked_request(data: Any, do: Mapping[str, Any], table_key: str | None,
+                     key_added: str | None, overwrite: bool, copy: bool,
+                     kwargs: Mapping[str, Any]) -> tuple[ad.AnnData, str]:
+    """:func:`counterfactual`'s checks that need no model: the source table and the key."""
+    from .._checks import count
+
+    check_data(data)
+    count("n_samples", kwargs.get("n_samples", 1), 1)
+    if "steps" in kwargs:
+        count("steps", kwargs["steps"], 1)
+    table, table_key = resolve_table(data, table_key)
+    if is_spatialdata(data) and kwargs.get("n_samples", 1) > 1:
+        raise SettingError(
+            "A SpatialData table annotates each instance once: use n_samples=1 here, or call "
+            "model.counterfactual(...) for several samples per cell."
+        )
+    name = key_added or counterfactual_table_name(do)
+    check_result_key(data, name, table_key, overwrite, copy)
+    return table, name
 
 
 def mean_change(cf: ad.AnnData, groupby: str | None = None) -> pd.DataFrame:
@@ -196,6 +209,7 @@ def mean_change(cf: ad.AnnData, groupby: str | None = None) -> pd.DataFrame:
     Grouping by a descendant of the intervention (e.g. ``"cell_type"`` under do(age)) groups
     by the *counterfactual* label; ``groupby="factual_cell_type"`` groups by the cells' own.
     """
+    check_anndata(cf, "cf")
     delta = np.asarray(cf.layers["delta"])
     if groupby is None:
         return pd.DataFrame(delta.mean(0, keepdims=True), index=["all"], columns=cf.var_names)
@@ -209,6 +223,7 @@ def mean_change(cf: ad.AnnData, groupby: str | None = None) -> pd.DataFrame:
 
 def top_changed_genes(cf: ad.AnnData, n: int = 20, cells: Any = None) -> pd.DataFrame:
     """Genes ranked by absolute mean change over the chosen cells of a counterfactual."""
+    check_anndata(cf, "cf")
     mask = select_cells(cf, cells)
     delta = np.asarray(cf.layers["delta"])[mask]
     fact = np.asarray(cf.layers["factual"])[mask]
