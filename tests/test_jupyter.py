@@ -59,7 +59,7 @@ def test_train_panel_dag_ticks_and_errors(sdata):
     panel.set_parents({"cell_type": ["age"], "age": ["cell_type"]})
     assert panel.train() is False
     assert "cycle" in panel.status_text.lower()
-    assert panel.session.model is None
+    assert panel.state.model is None
     panel.concepts.value = ()
     assert panel.train() is False and "at least one concept" in panel.status_text
 
@@ -116,7 +116,7 @@ def panel(sdata, trained):
 
 
 def test_full_panel_intervene_and_overlay(panel):
-    s, iv_panel, ov_panel = panel.session, panel.intervene_panel, panel.overlay_panel
+    s, iv_panel, ov_panel = panel.state, panel.intervene_panel, panel.overlay_panel
     assert panel.tabs.selected_index == 1  # a trained model opens on Intervene
     assert iv_panel.concept.options[0] == "age"  # time first
     iv_panel.target.value = "90wk"

@@ -217,19 +217,19 @@ def test_plot_draws_undirected_edges_dashed():
     assert len([p for p in ax2.patches if isinstance(p, FancyArrowPatch)]) == 1
 
 
-def test_session_suggestion_and_ticks(small_sdata):
-    from napari_causcell.session import CausCellSession
+def test_app_suggestion_and_ticks(small_sdata):
+    from napari_causcell.app import AppState, graph
 
-    s = CausCellSession(small_sdata)
-    assert s.auto_tiers(CONCEPTS) == [["age"], ["domain"]]
-    assert s.auto_tiers(["cell_lineage", "cell_type"]) == []  # 'age' inside a word is no time
-    sug = s.suggest_dag(CONCEPTS)
+    s = AppState(small_sdata)
+    assert graph.auto_tiers(s, CONCEPTS) == [["age"], ["domain"]]
+    assert graph.auto_tiers(s, ["cell_lineage", "cell_type"]) == []  # 'age' in a word: no time
+    sug = graph.suggest_dag(s, CONCEPTS)
     assert sug.priors["tiers"] == {"age": 0, "domain": 1, "cell_type": 2}
-    parents, undirected = s.suggestion_ticks(sug)
+    parents, undirected = sug.parents(), sug.undirected
     assert parents["cell_type"] and set(parents["cell_type"]) <= {"age", "domain"}
     assert parents["age"] == [] and parents["domain"] == [] and undirected == []
-    chain = CausCellSession(_chain())
-    parents, undirected = chain.suggestion_ticks(chain.suggest_dag(["a", "b", "c"]))
+    sug = graph.suggest_dag(AppState(_chain()), ["a", "b", "c"])
+    parents, undirected = sug.parents(), sug.undirected
     assert parents == {"a": [], "b": [], "c": []} and undirected == [("a", "b"), ("b", "c")]
 
 

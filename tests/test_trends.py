@@ -665,19 +665,20 @@ def test_trend_plots(trends):
     plt.close("all")
 
 
-def test_session_age_trends_and_domains_per_slice(trained, sdata):
-    from napari_causcell.session import CausCellSession
+def test_app_age_trends_and_domains_per_slice(trained, sdata):
+    from napari_causcell.app import AppState, cells, intervene, trends
 
-    s = CausCellSession(sdata)
+    s = AppState(sdata)
     s.set_model(trained)
-    iv = s.intervene({"age": "90wk"}, s.select("label", "4wk", column="age"), steps=3)
-    df = s.age_trends("4wk", ["90wk"], steps=5, min_cells=5)
+    iv = s.add_intervention(intervene.compute_intervention(
+        s, {"age": "90wk"}, cells.select(s, "label", "4wk", column="age"), steps=3))
+    df = trends.age_trends(s, "4wk", ["90wk"], steps=5, min_cells=5)
     assert sdata.tables[iv.key] is iv.table  # the trends' counterfactual has its own key
     assert "causcell_trends_age_90wk" in sdata.tables
     assert list(df.columns[:4]) == ["method", "target", "cell_type", "domain"]
     assert set(df["target"]) == {"90wk"}
     with pytest.raises(DataError, match="equals the source"):
-        s.age_trends("4wk", "4wk")
+        trends.age_trends(s, "4wk", "4wk")
     table = sdata.tables["table"]
     tab = tl.domains_per_slice(sdata, slice_key="mouse")
     assert tab.to_numpy().sum() == table.n_obs

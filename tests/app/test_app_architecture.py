@@ -30,7 +30,7 @@ def _imports(path: Path) -> set[str]:
 
 
 def test_app_imports_no_gui():
-    code = ("import sys, napari_causcell.app, napari_causcell.session\n"
+    code = ("import sys, napari_causcell.app\n"
             "bad = [m for m in sys.modules if m.split('.')[0] in ('napari', 'qtpy', 'PyQt5', "
             "'PyQt6', 'PySide2', 'PySide6', 'ipywidgets', 'magicgui')]\n"
             "assert not bad, bad\n")

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import warnings
-
 import pytest
 
 from napari_causcell.app import AppState, data_from_metadata
@@ -46,19 +44,3 @@ def test_layer_metadata(small_sdata):
     assert data_from_metadata({"adata": table}) == (table, None)
     with pytest.raises(DataError, match="no SpatialData or AnnData"):
         data_from_metadata({})
-
-
-def test_the_old_session_is_a_deprecated_alias(small_sdata):
-    from napari_causcell.session import CausCellSession
-
-    with warnings.catch_warnings(record=True) as caught:
-        warnings.simplefilter("always")
-        s = CausCellSession(small_sdata)
-    assert any(issubclass(w.category, DeprecationWarning) for w in caught)
-    assert isinstance(s, AppState)
-    heard = []
-    s.subscribe(heard.append)
-    s.notify("obs")
-    s.unsubscribe(heard.append)
-    s.notify("obs")
-    assert heard == ["obs"]

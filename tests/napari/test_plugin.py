@@ -96,7 +96,7 @@ def test_manifest_sample_and_dock_widgets(viewer):
     for name in ("Train", "Intervene", "Overlay"):
         dock, widget = viewer.window.add_plugin_dock_widget("napari-causcell", name)
         assert widget.source_layer is layer
-        assert widget.session.adata is adata
+        assert widget.state.adata is adata
 
     # the real MERFISH data beside it (shipped with the package, offline)
     viewer.open_sample("napari-causcell", "merfish_brain_aging")
@@ -121,7 +121,7 @@ def test_dag_cycle_refused_and_derive_domains(qtbot, viewer):
     assert "concept" in train.status.text().lower() and not train.busy
 
     # derive spatial domains (a 'domain' column exists, so a new one is added)
-    obs = train.session.adata.obs
+    obs = train.state.adata.obs
     before = layer.face_color.copy()
     train.domains_n.setValue(4)
     train.domains_from.setCurrentText("cell_type")
@@ -144,7 +144,7 @@ def test_cancel_keeps_a_usable_model(qtbot, viewer):
     train.start_training()
     train.worker.yielded.connect(lambda p: train.cancel_btn.click())
     _wait(qtbot, train)
-    model = train.session.model
+    model = train.state.model
     assert model.is_trained
     assert model.train_params["stop_reason"] == "cancelled"
     assert 1 <= len(model.history) < 500
@@ -158,7 +158,7 @@ def test_cancel_keeps_a_usable_model(qtbot, viewer):
 
 def test_train_intervene_overlay_and_screenshot(qtbot, viewer, tmp_path):
     layer, train, yielded = _train(qtbot, viewer, epochs=EPOCHS)
-    s = train.session
+    s = train.state
     assert s.model.is_trained and len(s.model.history) == EPOCHS
     assert s.model.edges == [("age", "cell_type"), ("domain", "cell_type")]
     assert train.loss_plot.epochs == list(range(1, EPOCHS + 1))

@@ -99,8 +99,6 @@ class CausCellWidget(QWidget, JobHost):
     def state(self) -> AppState | None:
         return self._state
 
-    session = state  # the name before napari_causcell.app
-
     def _on_layer_changed(self, *args: Any) -> None:
         self.use_table(None)
 

@@ -53,11 +53,6 @@ class Panel(widgets.VBox, JobHost):
         self._thread: threading.Thread | None = None
         self.error: BaseException | None = None
 
-    @property
-    def session(self) -> AppState:
-        """The state (the name the panels had before :mod:`napari_causcell.app`)."""
-        return self.state
-
     # -- status ----------------------------------------------------------------------------
     def message(self, text: str, error: bool = False) -> None:
         colour = "#b00020" if error else "inherit"

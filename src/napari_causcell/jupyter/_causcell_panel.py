@@ -50,11 +50,6 @@ class CausCellPanel(widgets.VBox):
                             f"{len(self.state.genes)} genes")
         self.children = [head, self.tabs]
 
-    @property
-    def session(self) -> AppState:
-        """The state (the name it had before :mod:`napari_causcell.app`)."""
-        return self.state
-
     def _show_result(self, iv: Intervention) -> None:
         self.overlay_panel.show(iv)
         self.tabs.selected_index = 2

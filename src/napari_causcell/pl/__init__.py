@@ -1,6 +1,6 @@
 """Plots (matplotlib): no viewer or notebook needed."""
 
-from ._dag import dag
+from .._dagplot import dag
 from ._plots import (
     concept_embeddings,
     counterfactual_overlay,
