@@ -7,6 +7,7 @@ check that the store or model directory still reads and holds the old or the new
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 import signal
@@ -278,10 +279,12 @@ def _nan_after(model, calls: int):
     """Make the module's loss NaN from its ``calls``-th call on (train steps and validation)."""
     real, seen = model.module.loss, [0]
 
-    def loss(x, y, w):
+    def loss(*args, **kwargs):
         seen[0] += 1
-        total, parts, eps = real(x, y, w)
-        return (total * float("nan") if seen[0] >= calls else total), parts, eps
+        out = real(*args, **kwargs)
+        if seen[0] >= calls:
+            out = dataclasses.replace(out, total=out.total * float("nan"))
+        return out
 
     model.module.loss = loss
 
@@ -394,28 +397,30 @@ def test_8_old_format_still_loads(tiny_model, tmp_path):
 
 
 # -- 9. a stop requested during set-up is honoured --------------------------------------------
-def _stop_during_setup(model) -> None:
+def _stop_during_setup(model, monkeypatch) -> None:
     """Ask ``model`` to stop right after training's pass over the data, before its first step
     (the moment whose request the old code cleared)."""
-    real = model._set_data_stats
+    from napari_causcell.train import _plan
 
-    def stats_then_stop(*a, **k):
-        real(*a, **k)
+    real = _plan.TrainingPlan.on_fit_start
+
+    def stats_then_stop(self):
+        real(self)
         model.request_stop()
 
-    model._set_data_stats = stats_then_stop
+    monkeypatch.setattr(_plan.TrainingPlan, "on_fit_start", stats_then_stop)
 
 
-def test_9_stop_during_setup_is_honoured(tiny_sdata, disk):
+def test_9_stop_during_setup_is_honoured(tiny_sdata, disk, monkeypatch):
     model = CausCell(tiny_sdata, CONCEPTS, dag=DAG, **TINY)
-    _stop_during_setup(model)
+    _stop_during_setup(model, monkeypatch)
     model.train(max_epochs=1000, batch_size=64)  # ends after its first step
     assert model.train_params["steps"] == 1 and len(model.history) == 1
     assert model.train_params["stop_reason"] == "cancelled" and model.is_trained
 
     trained = CausCell.load(disk / "model", data=tiny_sdata)  # re-training: the same
     steps, n_hist = trained.train_params["steps"], len(trained.history)
-    _stop_during_setup(trained)
+    _stop_during_setup(trained, monkeypatch)
     trained.train(max_epochs=1000, batch_size=64)
     assert trained.train_params["steps"] == steps + 1 and len(trained.history) == n_hist + 1
     assert trained.train_params["stop_reason"] == "cancelled"
