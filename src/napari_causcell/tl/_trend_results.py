@@ -15,30 +15,12 @@ from ._utils import added
 
 
 def empirical_null(statistic: np.ndarray, df: np.ndarray) -> dict[str, float]:
-    """Centre and scale of the null distribution of many test statistics, estimated from
-    the statistics themselves (Efron 2004, 2007: the "empirical null").
+    """Centre and scale of the null distribution of many t statistics, estimated from the
+    statistics themselves (Efron's empirical null; the method is
+    :func:`napari_causcell.stats.empirical_null`).
 
-    Each t statistic is mapped to a z-value of the same tail probability; a normal
-    ``N(center, scale²)`` is fitted by maximum likelihood to the z-values in the central
-    interval ``median ± b · IQR / 1.349`` with ``b = 4.3 exp(-0.26 log10 N)`` (truncated-normal
-    likelihood; the interval and ``b`` are the defaults of Efron's ``locfdr``), where most
-    tests are assumed null. ``scale < 1`` says the theoretical null overstates the spread of
-    null statistics (a conservative test), ``> 1`` that it understates it.
-
-    Parameters
-    ----------
-    statistic, df
-        t statistics and their degrees of freedom (non-finite entries are ignored).
-
-    Returns
-    -------
-    dict
-        ``center``, ``scale`` and ``n_tests`` (finite statistics used).
-
-    Raises
-    ------
-    DataError
-        Fewer than :data:`MIN_EMPIRICAL_TESTS` finite statistics.
+    Returns ``{"center", "scale", "n_tests"}``; raises :class:`~napari_causcell.DataError`
+    with fewer than :data:`MIN_EMPIRICAL_TESTS` finite statistics.
     """
     try:
         return stats.empirical_null(statistic, df, min_tests=MIN_EMPIRICAL_TESTS)

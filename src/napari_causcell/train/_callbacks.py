@@ -82,6 +82,9 @@ class EpochRecord(lp.Callback):
         self.val: dict[str, float] = {}
         self.monitor = np.inf
 
+    def on_train_start(self, trainer, plan) -> None:
+        self.start = time.perf_counter()  # history times count from here, after set-up
+
     def on_train_epoch_end(self, trainer: lp.Trainer, plan: TrainingPlan) -> None:
         self.losses, self.val = plan.epoch_losses(), plan.evaluate()
         epoch = self.epoch0 + trainer.current_epoch + 1
@@ -154,6 +157,9 @@ class Stop(lp.Callback):
         self.event, self.max_time = stop, max_time
         self.start = time.perf_counter()
         self.reason = "max_epochs"
+
+    def on_train_start(self, trainer, plan) -> None:
+        self.start = time.perf_counter()  # max_time counts the training, not the set-up pass
 
     def _flags(self, trainer: lp.Trainer) -> tuple[bool, bool]:
         cancelled = self.event.is_set()
