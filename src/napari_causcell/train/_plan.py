@@ -61,6 +61,8 @@ class TrainingPlan(lp.LightningModule):
         return t.tolist()
 
     def on_fit_start(self) -> None:
+        """Data statistics (clipping bound, gene scale, label priors, label SCM) from one
+        streamed pass over the training cells, then the data on the device."""
         rank, world = self.trainer.global_rank, self.trainer.world_size
         self.data.check_processes(world)
         stats = self.data.stats(rank, world, self.reduce)
@@ -75,23 +77,28 @@ class TrainingPlan(lp.LightningModule):
         self.data.to_device(self.device)
 
     def on_train_start(self) -> None:
+        """Seed the training noise."""
         torch.manual_seed(self.seed + 1000 * self.trainer.global_rank)  # each process its noise
 
     def configure_optimizers(self) -> list[torch.optim.Optimizer]:
+        """AdamW for the main parameters and AdamW for the adversaries."""
         mod, wd = self.module, self.weight_decay
         return [torch.optim.AdamW(mod.main_parameters(), lr=self.lr, weight_decay=wd),
                 torch.optim.AdamW(mod.adversaries.parameters(), lr=self.lr, weight_decay=wd)]
 
     def train_dataloader(self) -> EpochBatches:
+        """This process's minibatches, epoch after epoch."""
         return EpochBatches(self.data, self.batch_size, self.seed, self.trainer.global_rank,
                             self.trainer.world_size)
 
     # -- steps -------------------------------------------------------------------------------
     def on_train_epoch_start(self) -> None:
+        """Training mode; the epoch's loss sums start at zero."""
         self.module.train()
         self._sums, self._n_batches = {}, 0
 
     def training_step(self, batch: tuple[torch.Tensor, torch.Tensor], batch_idx: int) -> None:
+        """One step of the main loss, then one of the adversaries on the detached tokens."""
         x, y = batch
         opt, adv_opt = self.optimizers(use_pl_optimizer=False)
         out = self.module.loss(x, y, self.weights)
