@@ -133,3 +133,47 @@ def test_construction_checks_run_the_same_for_load(tiny, tmp_path):
     table_x = np.asarray([p.detach().numpy().sum() for p in back.module.parameters()])
     orig_x = np.asarray([p.detach().numpy().sum() for p in tiny.module.parameters()])
     np.testing.assert_array_equal(table_x, orig_x)
+
+
+def test_stop_requested_before_train_is_honoured_after_one_step(small_sdata):
+    """Issue 27 item 11: a stop asked for before train() (the app's Stop right after Train)
+    ends it after its first step; the next train() starts afresh."""
+    model = CausCell(small_sdata, CONCEPTS, dag=DAG, seed=0, **TINY)
+    model.request_stop()
+    model.train(max_epochs=15)
+    assert model.train_params["steps"] == 1 and model.train_params["stop_reason"] == "cancelled"
+    assert model.is_trained and len(model.history) == 1
+    model.train(max_epochs=2, early_stopping=False)
+    assert model.train_params["steps"] == 1 + 2 * 6 and model.train_params["stop_reason"] == \
+        "max_epochs"
+
+
+def test_exploding_loss_stops_training_with_a_clear_error(small_sdata):
+    """Issue 27 item 7: lr=1e3 made the loss 3e15 without an error; a loss that explodes
+    (not only NaN) now stops training before the step that would take it."""
+    from napari_causcell import TrainingError
+
+    model = CausCell(small_sdata, CONCEPTS, dag=DAG, seed=0, **TINY)
+    with pytest.raises(TrainingError, match=r"diverged|NaN or infinite") as err:
+        model.train(max_epochs=20, lr=1e3, ema=0.0)
+    assert "Lower the learning rate (lr=1000)" in str(err.value)
+    assert len(model.history) < 20
+    if model.is_trained:  # kept the last epoch whose losses were all finite and bounded
+        assert all(np.isfinite(v) for r in model.history for v in r.values())
+        assert model.history[-1]["train_total"] < 1e3
+
+
+def test_divergence_check_compares_with_the_first_step():
+    from napari_causcell.train._plan import loss_problem
+
+    assert loss_problem(4.0, 4.0) is None
+    assert loss_problem(3000.0, 4.0) is None  # 750 x the first step: still training
+    assert loss_problem(4100.0, 4.0) == "diverged (4.1e+03; 4 at the first step)"
+    assert loss_problem(900.0, 0.01) is None  # small first losses: the bound is 1000
+    assert loss_problem(float("nan"), 4.0) == "became NaN or infinite"
+    assert loss_problem(float("inf"), None) == "became NaN or infinite"
+
+
+def test_data_that_is_not_anndata_is_a_data_error():
+    with pytest.raises(DataError, match="Expected AnnData or SpatialData, got ndarray"):
+        CausCell(np.zeros((3, 3)), CONCEPTS)

@@ -154,7 +154,8 @@ class CausCell:
 
     # -- training ----------------------------------------------------------------------------
     def request_stop(self) -> None:
-        """Ask a running :meth:`train` to stop after the current step (thread-safe)."""
+        """Ask the running :meth:`train`, or the next one, to stop after its current (or
+        first) step (thread-safe); the model keeps the best weights so far."""
         self._stop.set()
 
     def train(self, max_epochs: int = 200, *, batch_size: int = 256, lr: float = 2e-3,
@@ -187,7 +188,6 @@ class CausCell:
         if self._adata is None:
             raise DataError("This model was loaded without data: load it with "
                             "CausCell.load(path, data=adata) to train it further.")
-        self._stop.clear()  # a stop requested from here on, set-up included, is honoured
         s = _runner.TrainSettings(
             max_epochs, batch_size, lr, weight_decay, early_stopping, patience, max_time,
             _checks.loss_weights(weights), _checks.choice("select", select, ("recon",
@@ -205,9 +205,12 @@ class CausCell:
         entry = _runner.Snapshot(self) if self.is_trained else None  # restored on failure
         step0 = self.train_params.get("steps", 0)
         callbacks = [callbacks] if callable(callbacks) else list(callbacks or [])
-        out = _runner.fit(self.module, data, s, seed=self.seed, concepts=self.concepts,
-                          history=self.history, stop=self._stop, callbacks=callbacks,
-                          step0=step0, device=self.device)
+        try:  # a stop asked for before this call, set-up included, ends it after one step
+            out = _runner.fit(self.module, data, s, seed=self.seed, concepts=self.concepts,
+                              history=self.history, stop=self._stop, callbacks=callbacks,
+                              step0=step0, device=self.device)
+        finally:
+            self._stop.clear()  # honoured: the next train() starts afresh
         return _runner.settle(self, out, s, data, entry, step0, validation_fraction)
 
     @property

@@ -39,7 +39,7 @@ def resolve_table(data: Any, table_key: str | None = None) -> tuple[ad.AnnData, 
         if table_key not in keys:
             raise DataError(f"Table {table_key!r} not found; tables are {keys}.")
         return data.tables[table_key], table_key
-    raise TypeError(f"Expected AnnData or SpatialData, got {type(data).__name__}.")
+    raise DataError(f"Expected AnnData or SpatialData, got {type(data).__name__}.")
 
 
 def table_attrs(table: ad.AnnData) -> dict:

@@ -7,6 +7,7 @@ tokens, each with its own AdamW.
 
 from __future__ import annotations
 
+import math
 from typing import Any
 
 import lightning.pytorch as lp
@@ -20,6 +21,8 @@ from ._data import EpochBatches, TrainData
 VAL_BATCH = 512
 VAL_SEED_OFFSET = 7  # validation noise: the same every epoch, so val losses compare
 PART_KEYS = ("recon", "concept", "confusion", "kl")
+#: a step loss this many times its first value (at least 1) has diverged, not only NaN
+DIVERGED = 1000.0
 
 
 class TrainingPlan(lp.LightningModule):
@@ -47,6 +50,7 @@ class TrainingPlan(lp.LightningModule):
         self.steps = step0
         self._sums: dict[str, float] = {}
         self._n_batches = 0
+        self._first: dict[str, float] = {}  # each loss at the first step, for divergence
 
     # -- set-up ------------------------------------------------------------------------------
     def reduce(self, values: list[float], op: str) -> list[float]:
@@ -118,14 +122,20 @@ class TrainingPlan(lp.LightningModule):
             self._sums[k] = self._sums.get(k, 0.0) + float(v.detach())
 
     def _check_finite(self, loss: torch.Tensor, what: str) -> None:
-        ok = bool(torch.isfinite(loss.detach()).all())
+        """Refuse a NaN, infinite or exploded loss before the optimiser step, so the weights
+        stay good (every process decides together)."""
+        value = float(loss.detach())
+        if math.isfinite(value):
+            self._first.setdefault(what, value)
+        problem = loss_problem(value, self._first.get(what))
+        ok = problem is None
         if self.trainer.world_size > 1:
             ok = self.trainer.strategy.reduce_boolean_decision(ok, all=True)
         if not ok:
             raise TrainingError(
-                f"Training stopped: the {what} became NaN or infinite at epoch "
-                f"{self.current_epoch + 1} (step {self.steps + 1}). Lower the learning rate "
-                f"(lr={self.lr:g}) or check the data.")
+                f"Training stopped: the {what} {problem or 'diverged in another process'} at "
+                f"epoch {self.current_epoch + 1} (step {self.steps + 1}). Lower the learning "
+                f"rate (lr={self.lr:g}) or check the data.")
 
     def _average_adversary_grads(self) -> None:
         if self.trainer.world_size == 1:
@@ -173,3 +183,13 @@ class TrainingPlan(lp.LightningModule):
     def state(self) -> dict[str, Any]:
         """A detached copy of the network's weights."""
         return {k: v.detach().clone() for k, v in self.module.state_dict().items()}
+
+
+def loss_problem(value: float, first: float | None) -> str | None:
+    """Why a step's loss must stop training, or ``None``: NaN or infinite, or exploded to
+    more than :data:`DIVERGED` times its first value (at least 1)."""
+    if not math.isfinite(value):
+        return "became NaN or infinite"
+    if first is not None and abs(value) > DIVERGED * max(abs(first), 1.0):
+        return f"diverged ({value:.3g}; {first:.3g} at the first step)"
+    return None
