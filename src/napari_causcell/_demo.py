@@ -8,7 +8,6 @@ counterfactual_accuracy`) and writes files; then it runs the real-data part
 
 from __future__ import annotations
 
-import json
 import os
 import time
 from collections.abc import Callable
@@ -18,14 +17,16 @@ from typing import Any
 from ._demo_common import (
     DEMO_TABLE,
     check_positive,
+    check_targets,
+    figure_names,
     jsonable,
     out_folder,
     save_figures,
     train_timed,
     training_record,
+    write_json,
 )
-from ._demo_real import format_real_summary, run_real_demo
-from .io import quiet_zarr_warnings
+from ._demo_real import format_real_summary, real_targets, run_real_demo
 from .metrics import counterfactual_accuracy
 
 DEMO_CONCEPTS = ["age", "domain", "cell_type"]
@@ -33,6 +34,7 @@ DEMO_DAG = [("age", "cell_type"), ("domain", "cell_type")]
 DEMO_DO = {"age": "90wk"}
 DEMO_SOURCE = {"age": "4wk"}
 N_OVERLAYS = 3
+STORE, MODEL, METRICS = "brain_aging.zarr", "model", "metrics.json"
 
 __all__ = ["DEMO_CONCEPTS", "DEMO_DAG", "DEMO_DO", "DEMO_SOURCE", "format_summary", "run_demo"]
 
@@ -45,6 +47,11 @@ def run_demo(out: str | Path = "causcell_demo", *, n_cells: int = 6000, n_genes:
     """Simulate, train, intervene ``do(age=90wk)`` on the 4wk cells, score and save; then
     the same on the shipped real MERFISH data (:func:`~napari_causcell._demo_real.
     run_real_demo`).
+
+    Every output is checked before anything is computed or written (an existing
+    ``brain_aging.zarr`` must be a zarr store, ``model/`` a model folder, the figures and
+    ``metrics.json`` files); each is then written aside and switched into place in one step,
+    so a kill at any instant leaves every file old or new, readable.
 
     Parameters
     ----------
@@ -78,6 +85,9 @@ def run_demo(out: str | Path = "causcell_demo", *, n_cells: int = 6000, n_genes:
     say = log or (lambda _msg: None)
     check_positive(epochs=epochs, steps=steps, **({"real_epochs": real_epochs} if real else {}))
     out, t_all = out_folder(out), time.perf_counter()
+    # before any work: a refusal after training would waste it, one after a write loses data
+    check_targets(out, store=STORE, model=MODEL,
+                  files=[*figure_names("", []), METRICS, *(real_targets() if real else [])])
     metrics = _run_simulated(out, n_cells, n_genes, epochs, max_time, seed, steps, device, say)
     metrics["simulated_time_s"] = time.perf_counter() - t_all
     if real:
@@ -85,7 +95,7 @@ def run_demo(out: str | Path = "causcell_demo", *, n_cells: int = 6000, n_genes:
         metrics["real_data"] = run_real_demo(out, epochs=real_epochs, max_time=real_max_time,
                                              seed=seed, device=device, log=log)
     metrics["total_time_s"] = time.perf_counter() - t_all
-    (out / "metrics.json").write_text(json.dumps(metrics, indent=1))
+    write_json(out / METRICS, metrics)
     return metrics
 
 
@@ -133,19 +143,23 @@ def _run_simulated(out: Path, n_cells: int, n_genes: int, epochs: int, max_time:
 def _write_simulated(out: Path, sdata: Any, model: Any, cf: Any,
                      acc: dict[str, Any]) -> dict[str, Any]:
     """Write the tissue (with the counterfactual table), the model and the figures, once all
-    is computed; their paths."""
+    is computed and every target checked again; their paths. Each is written aside and
+    switched into place in one step (the store with :func:`~napari_causcell.io._store.
+    write_store`)."""
     from matplotlib.figure import Figure
 
+    from .io._store import write_store
+
+    genes = _overlay_genes(acc, list(cf.var_names), N_OVERLAYS)
+    check_targets(out, store=STORE, model=MODEL, files=[*figure_names("", genes), METRICS])
     out.mkdir(parents=True, exist_ok=True)
-    zarr_path, model_path = out / "brain_aging.zarr", out / "model"
-    with quiet_zarr_warnings():
-        sdata.write(zarr_path, overwrite=True)
+    zarr_path, model_path = out / STORE, out / MODEL
+    write_store(sdata, zarr_path)
     model.save(model_path, overwrite=True)
     files = {"zarr": str(zarr_path), "model": str(model_path),
-             **save_figures(out, "", model, cf, sdata,
-                            _overlay_genes(acc, list(cf.var_names), N_OVERLAYS),
+             **save_figures(out, "", model, cf, sdata, genes,
                             lambda: Figure(figsize=(15, 4.2)))}
-    files["metrics"] = str(out / "metrics.json")
+    files["metrics"] = str(out / METRICS)
     return files
 
 

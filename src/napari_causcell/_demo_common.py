@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import re
 import time
 from collections.abc import Callable, Mapping
@@ -32,6 +33,42 @@ def out_folder(out: str | Path) -> Path:
     return out
 
 
+def check_targets(out: Path, *, store: str | None = None, model: str | None = None,
+                  files: list[str] | tuple[str, ...] = ()) -> None:
+    """Refuse, before anything is written, an output that cannot be replaced without loss.
+
+    ``out`` must be a folder that can be written; ``out/store`` missing or a zarr store,
+    ``out/model`` missing, empty or a model folder (other files in it are never deleted),
+    each of ``out/files`` missing or a regular file. Raises the same one-line errors as
+    the command line's other outputs (``FileExistsError``, ``NotADirectoryError``, ...).
+    """
+    from .io import check_writable
+    from .io._store import check_file_target, check_store_target
+
+    check_writable(out, directory=True)
+    if store is not None:
+        check_store_target(out / store)
+    if model is not None:
+        from .io._model_dir import check_model_target
+
+        check_model_target(out / model, True)
+    for name in files:
+        check_file_target(out / name)
+
+
+def write_json(path: Path, obj: Any) -> None:
+    """``obj`` as indented JSON, written aside and renamed onto ``path``."""
+    from .io._store import write_file
+
+    text = json.dumps(obj, indent=1)
+    write_file(path, lambda tmp: tmp.write_text(text))
+
+
+def figure_names(prefix: str, genes: list[str]) -> list[str]:
+    """The files :func:`save_figures` writes for ``genes``."""
+    return [f"{prefix}overlay_{safe_name(g)}.png" for g in genes] + [f"{prefix}loss.png"]
+
+
 def jsonable(obj: Any) -> Any:
     """``obj`` with numpy scalars as Python ones, tuples as lists and other objects as text."""
     if isinstance(obj, Mapping):
@@ -55,22 +92,27 @@ def safe_name(gene: str) -> str:
 def save_figures(out: Path, prefix: str, model: Any, cf: Any, sdata: Any,
                  genes: list[str], new_figure: Callable[[], Any],
                  title: str | None = None) -> dict[str, Any]:
-    """``<prefix>overlay_<gene>.png`` per gene and ``<prefix>loss.png``; their paths."""
+    """``<prefix>overlay_<gene>.png`` per gene and ``<prefix>loss.png``; their paths. Each
+    file is written aside and renamed into place (a kill never leaves half a PNG)."""
     from matplotlib.figure import Figure
 
     from . import pl
+    from .io._store import write_file
+
+    def savefig(fig: Any, path: Path) -> None:
+        write_file(path, lambda tmp: fig.savefig(tmp, dpi=110, format="png"))
 
     files: dict[str, Any] = {"overlays": []}
     for gene in genes:
         fig = pl.counterfactual_overlay(cf, gene, background=sdata, fig=new_figure(),
                                         title=None if title is None else title.format(gene=gene))
         path = out / f"{prefix}overlay_{safe_name(gene)}.png"
-        fig.savefig(path, dpi=110)
+        savefig(fig, path)
         files["overlays"].append(str(path))
     ax = pl.loss(model, ax=Figure(figsize=(6, 4)).subplots())
     ax.figure.tight_layout()
     files["loss"] = str(out / f"{prefix}loss.png")
-    ax.figure.savefig(files["loss"], dpi=110)
+    savefig(ax.figure, Path(files["loss"]))
     return files
 
 

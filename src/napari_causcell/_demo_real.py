@@ -19,6 +19,8 @@ import pandas as pd
 from ._demo_common import (
     DEMO_TABLE,
     check_positive,
+    check_targets,
+    figure_names,
     jsonable,
     out_folder,
     save_figures,
@@ -39,7 +41,12 @@ REAL_CAVEAT = ("One mouse per age (YC1 young, OC1 old): mouse and age are confou
                "cover different anatomy (striatum mostly young, cortex mostly old).")
 
 __all__ = ["REAL_CONCEPTS", "REAL_DAG", "REAL_DO", "REAL_SOURCE", "format_real_summary",
-           "run_real_demo"]
+           "real_targets", "run_real_demo"]
+
+
+def real_targets() -> list[str]:
+    """The files :func:`run_real_demo` may write into its folder (checked before any work)."""
+    return figure_names("merfish_", list(REAL_OVERLAYS))
 
 
 def run_real_demo(
@@ -74,8 +81,9 @@ def run_real_demo(
 
     check_positive(epochs=epochs)
     markers = SUN2024_LITERATURE_MARKERS if markers is None else markers
-    return _run_real(out_folder(out), epochs, max_time, seed, device,
-                     log or (lambda _msg: None), markers)
+    out = out_folder(out)
+    check_targets(out, files=real_targets())  # before any work or write
+    return _run_real(out, epochs, max_time, seed, device, log or (lambda _msg: None), markers)
 
 
 def _run_real(out: Path, epochs: int, max_time: float | None, seed: int, device: str | None,

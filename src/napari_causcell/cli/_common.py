@@ -89,6 +89,23 @@ def cleanup_on_error(tmp: Path) -> Iterator[None]:
         raise
 
 
+def check_data_input(path: str | Path) -> Path:
+    """``DATA``: a regular file or a folder (a FIFO or device would block the reader with no
+    message), checked before any work."""
+    from ..io._store import check_input
+
+    return check_input(path, "DATA")
+
+
+def check_model_input(path: str | Path) -> Path:
+    """``MODEL``: a folder whose ``model.pt`` and ``causcell.json`` are regular files where
+    present; anything else is left to the loader's own checks."""
+    from ..io._model_dir import META_FILE, WEIGHTS_FILE
+    from ..io._store import check_input
+
+    return check_input(path, "MODEL", folder_files=(WEIGHTS_FILE, META_FILE))
+
+
 def version() -> str:
     """The installed napari-causcell version."""
     from .._version import __version__

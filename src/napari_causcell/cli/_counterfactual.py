@@ -10,7 +10,14 @@ import argparse
 from pathlib import Path
 from typing import Any
 
-from ._common import UsageError, assignments, cleanup_on_error, describe_where
+from ._common import (
+    UsageError,
+    assignments,
+    check_data_input,
+    check_model_input,
+    cleanup_on_error,
+    describe_where,
+)
 
 
 def cmd_counterfactual(args: argparse.Namespace) -> int:
@@ -60,14 +67,22 @@ def _checked_request(args: argparse.Namespace) -> tuple[dict, dict, Path, Path, 
     """``do``, ``where``, the output and data paths and whether the output is the input
     store, after every check that needs no data (the output can be written, ...)."""
     from ..io import check_writable, is_zarr_store
+    from ..io._store import is_same_file
 
     do = assignments(args.do, "--do")
     where = assignments(args.where, "--where", multi=True)
     if not do:
         raise UsageError("give at least one --do CONCEPT=LABEL")
+    if args.top < 1:
+        raise UsageError(f"--top must be >= 1, got {args.top}")
     out, data_path = Path(args.out), Path(args.data)
     if out.suffix not in (".h5ad", ".zarr"):
         raise UsageError(f"--out must end in .h5ad or .zarr, got {out.name!r}")
+    check_model_input(args.model)
+    check_data_input(data_path)
+    if out.suffix == ".h5ad" and is_same_file(out, data_path):  # a link or hard link too
+        raise UsageError(f"--out {out} is the input DATA; the input is never replaced. "
+                         "Choose another --out")
     in_place = out.suffix == ".zarr" and out.exists() and data_path.exists() and (
         out.resolve() == data_path.resolve())
     if out.suffix == ".h5ad" and out.is_dir():
@@ -96,6 +111,7 @@ def _write(out: Path, in_place: bool, data: Any, cf: Any, key: str) -> None:
     from .. import io
 
     if out.suffix == ".h5ad":  # a whole file under a hidden name, then one rename
+        io.remove_leftovers(out)  # what a killed earlier write left
         tmp = io.temp_sibling(out)
         with cleanup_on_error(tmp):
             cf.write_h5ad(tmp)

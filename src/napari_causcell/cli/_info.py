@@ -6,7 +6,7 @@ import argparse
 import json
 from pathlib import Path
 
-from ._common import training_summary, version
+from ._common import check_model_input, training_summary, version
 
 
 def cmd_info(args: argparse.Namespace) -> int:
@@ -14,6 +14,7 @@ def cmd_info(args: argparse.Namespace) -> int:
     from .._model import CausCell
     from ..io._model_dir import META_FILE
 
+    check_model_input(args.model)
     model = CausCell.load(args.model, device="cpu")
     meta = json.loads((Path(args.model) / META_FILE).read_text())
     if args.json:

@@ -8,7 +8,7 @@ import sys
 import time
 from pathlib import Path
 
-from ._common import UsageError, split_list, training_summary
+from ._common import UsageError, check_data_input, split_list, training_summary
 from ._distributed import init_distributed, launch_distributed
 
 
@@ -19,6 +19,7 @@ def cmd_train(args: argparse.Namespace) -> int:
     from ..io import read_data
 
     concepts = _checked_concepts(args)
+    check_data_input(args.data)  # before any work: a FIFO would block the reader
     in_launcher = "TORCHELASTIC_RUN_ID" in os.environ or int(os.environ.get("WORLD_SIZE", 1)) > 1
     out = Path(args.out)
     if not in_launcher:

@@ -28,13 +28,14 @@ def read_data(path: str | Path, backed: bool = False, table_key: str | None = No
     FileNotFoundError
         ``path`` does not exist.
     DataError
-        The reader failed (a corrupt or foreign file).
+        The reader failed (a corrupt or foreign file), or ``path`` is neither a regular file
+        nor a folder (a FIFO would block the reader forever).
     SettingError
         ``path`` is neither an ``.h5ad`` file nor a folder.
     """
-    path = Path(path)
-    if not path.exists():
-        raise FileNotFoundError(f"{path} does not exist")
+    from ._store import check_input
+
+    path = check_input(path, "input")
     try:
         if path.is_dir() and backed:
             return read_zarr_table_lazily(path, table_key)
