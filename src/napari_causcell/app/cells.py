@@ -9,7 +9,7 @@ from typing import Any
 import numpy as np
 
 from .. import tl
-from ..errors import DataError
+from ..errors import DataError, SettingError
 from .state import AppState
 
 __all__ = ["SELECTION_MODES", "Selection", "cells_in_polygons", "label_at", "majority_label",
@@ -42,7 +42,7 @@ def select(state: AppState, mode: str = "all", value: Any = None, *,
     Raises :class:`~napari_causcell.DataError` when no cell is chosen.
     """
     if mode not in SELECTION_MODES:
-        raise ValueError(f"mode must be one of {SELECTION_MODES}, got {mode!r}")
+        raise SettingError(f"mode must be one of {SELECTION_MODES}, got {mode!r}")
     if mode == "all":
         return Selection(tl.select_cells(state.adata, None), "all cells")
     if mode in ("cell_type", "domain", "label"):

@@ -12,7 +12,7 @@ import pandas as pd
 
 from .. import tl
 from .._keys import Key
-from ..errors import DataError
+from ..errors import DataError, SettingError
 from .cells import Selection
 from .intervene import Intervention
 from .state import AppState
@@ -103,7 +103,7 @@ def gene_values(state: AppState, gene: str, view: str = "factual",
     plus the paired change on the intervened cells (floored at 0); ``difference`` the change
     there, 0 elsewhere."""
     if view not in VIEWS:
-        raise ValueError(f"view must be one of {VIEWS}, got {view!r}")
+        raise SettingError(f"view must be one of {VIEWS}, got {view!r}")
     iv = state.get_intervention(intervention)
     fact = state.factual_expression(gene)
     if view == "factual":
@@ -235,7 +235,7 @@ def make_overlay(state: AppState, color_by: str = "expression", *, gene: str | N
     percentile with ``robust``); the difference view is symmetric around 0; in the
     difference and magnitude views cells not intervened on are NaN (grey)."""
     if color_by not in COLOR_BY:
-        raise ValueError(f"color_by must be one of {COLOR_BY}, got {color_by!r}")
+        raise SettingError(f"color_by must be one of {COLOR_BY}, got {color_by!r}")
     ivs = [state.get_intervention(i) for i in interventions] or [None]
     titles = [iv.name if iv is not None else "factual" for iv in ivs]
     if color_by in ("concept", "predicted"):

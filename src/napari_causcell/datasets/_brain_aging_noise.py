@@ -13,6 +13,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from ..errors import SettingError
 from ._brain_aging_params import (
     _AGE_GENE_PROGRAMME,
     _AGE_GENES,
@@ -64,11 +65,11 @@ class _Noise:
 
 def _check_params(n_cells: int, n_genes: int, n_mice_per_age: int) -> None:
     if int(n_genes) < _MIN_GENES:
-        raise ValueError(f"n_genes must be >= {_MIN_GENES}, got {n_genes}")
+        raise SettingError(f"n_genes must be >= {_MIN_GENES}, got {n_genes}")
     if int(n_mice_per_age) < 1:
-        raise ValueError(f"n_mice_per_age must be >= 1, got {n_mice_per_age}")
+        raise SettingError(f"n_mice_per_age must be >= 1, got {n_mice_per_age}")
     if int(n_cells) < 3 * int(n_mice_per_age):
-        raise ValueError(f"n_cells must be >= 3 * n_mice_per_age, got {n_cells}")
+        raise SettingError(f"n_cells must be >= 3 * n_mice_per_age, got {n_cells}")
 
 
 def _gene_names(n_genes: int) -> tuple[list[str], np.ndarray]:

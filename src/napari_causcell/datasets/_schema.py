@@ -14,6 +14,7 @@ import pandas as pd
 import scipy.sparse as sp
 
 from ..data.preprocess import DataError
+from ..errors import SettingError
 
 # (pattern on the lower-cased label, short name); first match wins, so specific first
 CELL_TYPE_ALIASES: tuple[tuple[str, str], ...] = (
@@ -65,7 +66,7 @@ def age_labels(values: Sequence[Any], unit: str = "wk") -> pd.Categorical:
         A value that is not an age (e.g. ``"unknown"``) or missing.
     """
     if unit not in _UNITS:
-        raise ValueError(f"unit must be one of {sorted(_UNITS)}, got {unit!r}")
+        raise SettingError(f"unit must be one of {sorted(_UNITS)}, got {unit!r}")
     labels, days = [], {}
     for v in values:
         if v is None or (isinstance(v, float) and np.isnan(v)):
@@ -115,7 +116,7 @@ def _map_obs(
     out["donor"] = pd.Categorical(obs[donor].astype(str))
     out["slice"] = pd.Categorical(obs[slice_].astype(str)) if slice_ else out["donor"].copy()
     if batch not in ("donor", "slice"):
-        raise ValueError(f"batch must be 'donor' or 'slice', got {batch!r}")
+        raise SettingError(f"batch must be 'donor' or 'slice', got {batch!r}")
     out["batch"] = out[batch].copy()
     original = obs[cell_type].astype(str)
     if original.isin(["nan", "None", ""]).any():

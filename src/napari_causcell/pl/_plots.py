@@ -9,6 +9,7 @@ import numpy as np
 
 from ..data import coordinates, resolve_table
 from ..data.preprocess import DataError
+from ..errors import NotTrainedError
 
 
 def _gene_values(adata: ad.AnnData, gene: str, layer: str | None = None) -> np.ndarray:
@@ -105,7 +106,7 @@ def loss(model: Any, ax=None, keys: tuple[str, ...] = ("recon", "concept", "conf
 
     hist = model.history
     if not hist:
-        raise ValueError("The model has no training history yet.")
+        raise NotTrainedError("The model has no training history yet.")
     ax = ax or plt.subplots(figsize=(6, 4))[1]
     epochs = [h["epoch"] for h in hist]
     for i, key in enumerate(keys):

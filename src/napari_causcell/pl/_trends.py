@@ -12,6 +12,7 @@ import pandas as pd
 
 from ..data import coordinates, expression, resolve_table
 from ..data.preprocess import DataError
+from ..errors import SettingError
 from ..tl._counterfactual import stored_counterfactual
 
 _OBS_COLOR = "#9e9e9e"
@@ -86,7 +87,7 @@ def age_trends(data: Any, genes: Sequence[str] | str | None = None,
         table, store = _store(data, key, table_key)
         return trend_heatmap(store["results"], target=target, n_genes=n_genes, fig=fig)
     if kind != "box":
-        raise ValueError(f"kind must be 'box' or 'heatmap', got {kind!r}")
+        raise SettingError(f"kind must be 'box' or 'heatmap', got {kind!r}")
     return _box_figure(data, genes, cell_types, key, cell_type_key, table_key, legend, fig)
 
 

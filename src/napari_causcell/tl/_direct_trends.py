@@ -12,7 +12,7 @@ import pandas as pd
 
 from .. import stats
 from ..data import expression, resolve_table
-from ..errors import DataError
+from ..errors import DataError, SettingError
 from ._pseudobulk import donor_variance, groups, levels
 from ._trend_common import (DEFAULT_MIN_EFFECT, DONOR_GUESSES, as_list, check_columns,
                             check_labels, check_level, check_params, dense, donor_column,
@@ -100,12 +100,12 @@ def direct_trends(
 def _check_direct(null: str, test: str, alpha: float, min_effect: float, min_cells: int,
                   unit: str, level: float) -> None:
     if null == "auto":
-        raise ValueError("direct_trends takes null='theoretical' (default) or 'empirical'.")
+        raise SettingError("direct_trends takes null='theoretical' (default) or 'empirical'.")
     check_params(test, alpha, min_effect, min_cells, null)
     if null == "empirical" and test != "t-test":
-        raise ValueError("null='empirical' rescales t statistics; use test='t-test'.")
+        raise SettingError("null='empirical' rescales t statistics; use test='t-test'.")
     if unit not in ("auto", "donors", "cells"):
-        raise ValueError(f"unit must be 'auto', 'donors' or 'cells', got {unit!r}")
+        raise SettingError(f"unit must be 'auto', 'donors' or 'cells', got {unit!r}")
     check_level(level)
 
 

@@ -9,7 +9,7 @@ import numpy as np
 import pandas as pd
 
 from ..data import resolve_table
-from ..errors import DataError
+from ..errors import DataError, SettingError
 from ._trend_common import DONOR_GUESSES, check_columns
 
 
@@ -73,11 +73,11 @@ def subsample_donors(data: Any, per_age: int = 2, by: str = "cell count",
 
 def _check_subsample(per_age: int, by: str, which: str) -> None:
     if by not in ("cell count", "random"):
-        raise ValueError(f"by must be 'cell count' or 'random', got {by!r}")
+        raise SettingError(f"by must be 'cell count' or 'random', got {by!r}")
     if which not in ("highest", "lowest"):
-        raise ValueError(f"which must be 'highest' or 'lowest', got {which!r}")
+        raise SettingError(f"which must be 'highest' or 'lowest', got {which!r}")
     if int(per_age) < 1:
-        raise ValueError(f"per_age must be >= 1, got {per_age}")
+        raise SettingError(f"per_age must be >= 1, got {per_age}")
 
 
 def _donor_key(table: ad.AnnData, donor_key: str | None) -> str:

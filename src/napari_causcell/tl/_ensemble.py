@@ -6,7 +6,7 @@ from collections.abc import Callable, Sequence
 from typing import Any
 
 from ..data import resolve_table
-from ..errors import DataError
+from ..errors import DataError, NotTrainedError, SettingError
 from ._trend_common import check_columns
 
 
@@ -52,7 +52,7 @@ def train_ensemble(
         left-out donor in ``train_params['left_out']``, kept by ``save``/``load``).
     """
     if int(n_models) < (0 if jackknife is not None else 1):
-        raise ValueError(f"n_models must be >= 1 (>= 0 with jackknife), got {n_models}")
+        raise SettingError(f"n_models must be >= 1 (>= 0 with jackknife), got {n_models}")
     runs = [(None, int(seed) + i) for i in range(int(n_models))]
     if jackknife is not None:
         runs += [(d, int(seed)) for d in _jackknife_donors(data, jackknife, stratum)]
@@ -92,15 +92,15 @@ def as_models(model: Any) -> list[Any]:
     """One model or an ensemble, checked: trained, same concepts and genes."""
     models = list(model) if isinstance(model, (list, tuple)) else [model]
     if not models:
-        raise ValueError("Give at least one model.")
+        raise SettingError("Give at least one model.")
     for m in models:
         if not getattr(m, "is_trained", False):
-            raise RuntimeError("Train the model (or load a trained one) before computing "
+            raise NotTrainedError("Train the model (or load a trained one) before computing "
                                "trends.")
     first = models[0]
     for m in models[1:]:
         if list(m.concepts) != list(first.concepts) or list(m.genes) != list(first.genes):
-            raise ValueError("The models of an ensemble need the same concepts and genes "
+            raise DataError("The models of an ensemble need the same concepts and genes "
                              "(train them on the same data with different seeds).")
     return models
 

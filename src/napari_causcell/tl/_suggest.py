@@ -20,6 +20,7 @@ import numpy as np
 import pandas as pd
 
 from ..data import DAGError, resolve_table, validate_dag
+from ..errors import SettingError
 from ._suggest_inputs import Edge, _background, _check_priors, _concept_codes, _Priors
 from ._suggest_pc import _cramers_v, _parse_cache, _read_graph, _run_pc, ci_statistic
 from ._suggest_result import STATUSES, DagSuggestion
@@ -32,11 +33,11 @@ _EDGE_COLUMNS = ["source", "target", "status", "p_value", "statistic", "dof", "c
 
 def _check_options(method: str, test: str, alpha: float) -> None:
     if method != "pc":
-        raise ValueError(f"method must be 'pc', got {method!r}.")
+        raise SettingError(f"method must be 'pc', got {method!r}.")
     if test not in ("chisq", "gsq"):
-        raise ValueError(f"test must be 'chisq' or 'gsq', got {test!r}.")
+        raise SettingError(f"test must be 'chisq' or 'gsq', got {test!r}.")
     if not 0.0 < float(alpha) < 1.0:
-        raise ValueError(f"alpha must be in (0, 1), got {alpha}.")
+        raise SettingError(f"alpha must be in (0, 1), got {alpha}.")
 
 
 def _run_pc_twice(codes: np.ndarray, concepts: list[str], alpha: float, test: str,

@@ -9,7 +9,7 @@ from typing import Any
 import anndata as ad
 import numpy as np
 
-from ..errors import ConceptError, DataError
+from ..errors import ConceptError, DataError, SettingError
 
 #: Statistical tests offered.
 TESTS = ("t-test", "wilcoxon")
@@ -52,25 +52,25 @@ def check_columns(adata: ad.AnnData, columns: Sequence[str], what: str) -> None:
 
 def check_null(null: str) -> None:
     if null not in NULLS:
-        raise ValueError(f"null must be one of {NULLS}, got {null!r}")
+        raise SettingError(f"null must be one of {NULLS}, got {null!r}")
 
 
 def check_params(test: str, alpha: float, min_effect: float, min_cells: int,
                  null: str = "theoretical") -> None:
     check_null(null)
     if test not in TESTS:
-        raise ValueError(f"test must be one of {TESTS}, got {test!r}")
+        raise SettingError(f"test must be one of {TESTS}, got {test!r}")
     if not 0 < alpha < 1:
-        raise ValueError(f"alpha must be in (0, 1), got {alpha}")
+        raise SettingError(f"alpha must be in (0, 1), got {alpha}")
     if min_effect < 0:
-        raise ValueError(f"min_effect must be >= 0, got {min_effect}")
+        raise SettingError(f"min_effect must be >= 0, got {min_effect}")
     if min_cells < 2:
-        raise ValueError(f"min_cells must be >= 2 (a test needs a spread), got {min_cells}")
+        raise SettingError(f"min_cells must be >= 2 (a test needs a spread), got {min_cells}")
 
 
 def check_level(level: float) -> None:
     if not 0 < level < 1:
-        raise ValueError(f"level must be in (0, 1), got {level}")
+        raise SettingError(f"level must be in (0, 1), got {level}")
 
 
 def check_labels(labels: Sequence[str], concept: str, source: str,

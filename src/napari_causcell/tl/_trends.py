@@ -42,7 +42,7 @@ import pandas as pd
 
 from .._keys import Key
 from ..data import expression, is_spatialdata, resolve_table
-from ..errors import ConceptError, DataError
+from ..errors import ConceptError, DataError, SettingError
 from ..stats import moderate_variances
 from ._counterfactual import counterfactual as _tl_counterfactual
 from ._counterfactual import select_cells, stored_counterfactual
@@ -143,11 +143,11 @@ def _check_settings(test: str, alpha: float, min_effect: float, min_cells: int, 
                     level: float, switched: str) -> None:
     check_params(test, alpha, min_effect, min_cells, null)
     if test != "t-test":
-        raise ValueError("age_trends tests replicates (donors, models) with a t-test; "
+        raise SettingError("age_trends tests replicates (donors, models) with a t-test; "
                          f"test={test!r} is for direct_trends(unit='cells').")
     check_level(level)
     if switched not in ("exclude", "include"):
-        raise ValueError(f"switched must be 'exclude' or 'include', got {switched!r}")
+        raise SettingError(f"switched must be 'exclude' or 'include', got {switched!r}")
 
 
 def _prepare(model: Any, data: Any, concept: str, source: str, targets: Any, groupby: Any,
