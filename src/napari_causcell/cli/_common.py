@@ -92,7 +92,7 @@ def cleanup_on_error(tmp: Path) -> Iterator[None]:
 def check_data_input(path: str | Path) -> Path:
     """``DATA``: a regular file or a folder (a FIFO or device would block the reader with no
     message), checked before any work."""
-    from ..io._store import check_input
+    from ..io._readers import check_input
 
     return check_input(path, "DATA")
 
@@ -101,7 +101,7 @@ def check_model_input(path: str | Path) -> Path:
     """``MODEL``: a folder whose ``model.pt`` and ``causcell.json`` are regular files where
     present; anything else is left to the loader's own checks."""
     from ..io._model_dir import META_FILE, WEIGHTS_FILE
-    from ..io._store import check_input
+    from ..io._readers import check_input
 
     return check_input(path, "MODEL", folder_files=(WEIGHTS_FILE, META_FILE))
 

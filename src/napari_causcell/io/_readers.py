@@ -6,6 +6,8 @@ The heavy readers (anndata, spatialdata, zarr) are imported by the function that
 from __future__ import annotations
 
 import contextlib
+import os
+import stat
 import warnings
 from collections.abc import Iterator
 from pathlib import Path
@@ -13,7 +15,10 @@ from typing import Any
 
 from ..errors import DataError, SettingError
 
-__all__ = ["quiet_zarr_warnings", "read_data", "read_zarr_table_lazily"]
+__all__ = ["check_input", "quiet_zarr_warnings", "read_data", "read_zarr_table_lazily"]
+
+#: metadata files of a zarr store (v2 and v3) that a reader opens first
+_ZARR_META = ("zarr.json", ".zgroup", ".zattrs", ".zarray", ".zmetadata")
 
 
 def read_data(path: str | Path, backed: bool = False, table_key: str | None = None) -> Any:
@@ -33,8 +38,6 @@ def read_data(path: str | Path, backed: bool = False, table_key: str | None = No
     SettingError
         ``path`` is neither an ``.h5ad`` file nor a folder.
     """
-    from ._store import check_input
-
     path = check_input(path, "input")
     try:
         if path.is_dir() and backed:
@@ -85,3 +88,58 @@ def quiet_zarr_warnings() -> Iterator[None]:
     with warnings.catch_warnings():
         warnings.filterwarnings("ignore", message=".*autosharding.*", category=UserWarning)
         yield
+
+
+def _mode(path: Path) -> int | None:
+    try:
+        return os.stat(path).st_mode
+    except OSError:
+        return None
+
+
+def check_input(path: str | Path, what: str = "input", *, folder_files: tuple[str, ...] = ()
+                ) -> Path:
+    """Refuse, before any work, an input that is missing or neither a regular file nor a
+    folder (a FIFO, a socket or a device would block or fail inside the reader).
+
+    For a folder, ``folder_files`` (and, in a zarr store, the metadata files of every group)
+    must be regular files where present. Returns ``path`` as a :class:`~pathlib.Path`.
+    """
+    path = Path(path)
+    mode = _mode(path)
+    if mode is None:
+        raise FileNotFoundError(f"{path} does not exist")
+    if stat.S_ISDIR(mode):
+        names = set(folder_files)
+        bad = [p for p in (path / n for n in names) if (m := _mode(p)) is not None
+               and not stat.S_ISREG(m)]
+        if not bad and _is_zarr_store(path):
+            bad = _odd_zarr_metadata(path)
+        if bad:
+            raise DataError(f"{what} {bad[0]} is not a regular file; refusing to read it")
+        return path
+    if not stat.S_ISREG(mode):
+        kind = "a FIFO (named pipe)" if stat.S_ISFIFO(mode) else "not a regular file"
+        raise DataError(f"{what} {path} is {kind}; give an .h5ad file or a .zarr folder")
+    return path
+
+
+def _odd_zarr_metadata(store: Path, limit: int = 100_000) -> list[Path]:
+    """Metadata entries of ``store`` that are not regular files (at most ``limit`` looked at)."""
+    seen = 0
+    for root, dirs, files in os.walk(store):
+        for name in files:
+            if name in _ZARR_META:
+                p = Path(root) / name
+                if not stat.S_ISREG(_mode(p) or 0):
+                    return [p]
+        seen += len(files) + len(dirs)
+        if seen > limit:
+            break
+        dirs[:] = [d for d in dirs if not d.startswith(".")]
+    return []
+
+
+def _is_zarr_store(path: Path) -> bool:
+    """A zarr store's root metadata is there (of whatever file type: a FIFO is caught)."""
+    return _mode(path / "zarr.json") is not None or _mode(path / ".zgroup") is not None

@@ -3,20 +3,17 @@
 Built on :mod:`._atomic`: a SpatialData store (:func:`write_store`) or a file
 (:func:`write_file`) is written whole under a hidden name next to its destination, then moved
 onto it in one step, so a kill at any instant leaves the old output or the new one, readable.
-:func:`check_store_target`, :func:`check_file_target` and :func:`check_input` refuse, before
-any work, a destination that would lose something or an input that cannot be read (a FIFO,
-a device: reading one blocks forever).
+:func:`check_store_target` and :func:`check_file_target` refuse, before any work, a
+destination that would lose something (inputs: :func:`._readers.check_input`).
 """
 
 from __future__ import annotations
 
 import os
-import stat
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from ..errors import DataError
 from ._atomic import (
     is_zarr_store,
     kill_point,
@@ -27,11 +24,8 @@ from ._atomic import (
     temp_sibling,
 )
 
-__all__ = ["check_file_target", "check_input", "check_store_target", "is_same_file",
-           "write_file", "write_store"]
-
-#: metadata files of a zarr store (v2 and v3) that a reader opens first
-_ZARR_META = ("zarr.json", ".zgroup", ".zattrs", ".zarray", ".zmetadata")
+__all__ = ["check_file_target", "check_store_target", "is_same_file", "write_file",
+           "write_store"]
 
 
 def check_store_target(path: Path) -> None:
@@ -61,8 +55,8 @@ def check_file_target(path: Path) -> None:
 def write_store(sdata: Any, dest: Path) -> None:
     """Write the SpatialData ``sdata`` to ``dest`` (a ``.zarr`` folder), replacing an old one.
 
-    The store is written whole under a hidden name next to ``dest`` (``sdata.path`` is left
-    as it was), then swapped with the old one in one step (:func:`~._atomic.replace_dir`).
+    The store is written whole (with consolidated metadata) under a hidden name next to
+    ``dest`` (``sdata.path`` is left as it was), then swapped with the old one in one step (:func:`~._atomic.replace_dir`).
     Temporaries left by a killed earlier write are removed first.
     """
     from ._readers import quiet_zarr_warnings
@@ -71,14 +65,17 @@ def write_store(sdata: Any, dest: Path) -> None:
     check_store_target(dest)
     remove_leftovers(dest)
     tmp = temp_sibling(dest)
+    previous = sdata.path
     try:
         with quiet_zarr_warnings():
-            sdata.write(tmp, update_sdata_path=False)
+            sdata.write(tmp)  # consolidated metadata too (it needs sdata.path = tmp)
         kill_point("store-written")
         replace_dir(tmp, dest)
     except BaseException:
         remove(tmp)
         raise
+    finally:
+        sdata.path = previous  # not the temporary name, which no longer exists
 
 
 def write_file(dest: Path, write: Callable[[Path], Any]) -> None:
@@ -106,53 +103,3 @@ def is_same_file(a: Path, b: Path) -> bool:
         return os.path.samefile(a, b)
     except OSError:  # one of them missing
         return Path(os.path.abspath(a)) == Path(os.path.abspath(b))
-
-
-def _mode(path: Path) -> int | None:
-    try:
-        return os.stat(path).st_mode
-    except OSError:
-        return None
-
-
-def check_input(path: str | Path, what: str = "input", *, folder_files: tuple[str, ...] = ()
-                ) -> Path:
-    """Refuse, before any work, an input that is missing or neither a regular file nor a
-    folder (a FIFO, a socket or a device would block or fail inside the reader).
-
-    For a folder, ``folder_files`` (and, in a zarr store, the metadata files of every group)
-    must be regular files where present. Returns ``path`` as a :class:`~pathlib.Path`.
-    """
-    path = Path(path)
-    mode = _mode(path)
-    if mode is None:
-        raise FileNotFoundError(f"{path} does not exist")
-    if stat.S_ISDIR(mode):
-        names = set(folder_files)
-        bad = [p for p in (path / n for n in names) if (m := _mode(p)) is not None
-               and not stat.S_ISREG(m)]
-        if not bad and is_zarr_store(path):
-            bad = _odd_zarr_metadata(path)
-        if bad:
-            raise DataError(f"{what} {bad[0]} is not a regular file; refusing to read it")
-        return path
-    if not stat.S_ISREG(mode):
-        kind = "a FIFO (named pipe)" if stat.S_ISFIFO(mode) else "not a regular file"
-        raise DataError(f"{what} {path} is {kind}; give an .h5ad file or a .zarr folder")
-    return path
-
-
-def _odd_zarr_metadata(store: Path, limit: int = 100_000) -> list[Path]:
-    """Metadata entries of ``store`` that are not regular files (at most ``limit`` looked at)."""
-    seen = 0
-    for root, dirs, files in os.walk(store):
-        for name in files:
-            if name in _ZARR_META:
-                p = Path(root) / name
-                if not stat.S_ISREG(_mode(p) or 0):
-                    return [p]
-        seen += len(files) + len(dirs)
-        if seen > limit:
-            break
-        dirs[:] = [d for d in dirs if not d.startswith(".")]
-    return []
