@@ -376,24 +376,40 @@ def test_8_load_refuses_tampered_settings(tiny_model, tmp_path, damage):
             meta["genes"] = meta["genes"][:-1]
         elif damage == "is_trained":
             meta["is_trained"] = not meta["is_trained"]
-        if damage.startswith("v1_"):  # an old-format directory: no checksums to compare
-            meta["format_version"] = 1
-            meta.pop("token"), meta.pop("weights_sha256")
 
+    if damage.startswith("v1_"):  # an old-format directory: no checksums to compare, so
+        _as_format_1(path, change)  # only the settings' own consistency can refuse it
+        with pytest.raises(ModelFileError):
+            CausCell.load(path, allow_unverified=True)
+        return
     _tamper(path, change)
     with pytest.raises(ModelFileError):
         CausCell.load(path)
 
 
-def test_8_old_format_still_loads(tiny_model, tmp_path):
-    path = tiny_model.save(tmp_path / "m")
+def _as_format_1(path: Path, change=None) -> None:
+    """Rewrite a saved model as format 1 wrote it: no token or checksums in either file."""
+    state = torch.load(path / "model.pt", weights_only=True)
+    state.pop("token"), state.pop("settings_sha256")
+    torch.save(state, path / "model.pt")
 
     def to_v1(meta):
         meta["format_version"] = 1
         meta.pop("token"), meta.pop("weights_sha256")
+        if change is not None:
+            change(meta)
 
     _tamper(path, to_v1)
-    assert CausCell.load(path).genes == tiny_model.genes
+
+
+def test_8_old_format_still_loads(tiny_model, tmp_path):
+    path = tiny_model.save(tmp_path / "m")
+    _as_format_1(path)
+    # nothing to verify it with: refused unless asked for (issue 27, item 6) ...
+    with pytest.raises(ModelFileError, match="allow_unverified=True"):
+        CausCell.load(path)
+    # ... and loads when the user asks for it explicitly
+    assert CausCell.load(path, allow_unverified=True).genes == tiny_model.genes
 
 
 # -- 9. a stop requested during set-up is honoured --------------------------------------------

@@ -346,13 +346,15 @@ class CausCell:
         return model_dir.write_model_dir(Path(path), meta, state, overwrite)
 
     @classmethod
-    def load(cls, path: str | Path, device: str | None = None, data: Any = None) -> CausCell:
+    def load(cls, path: str | Path, device: str | None = None, data: Any = None,
+             allow_unverified: bool = False) -> CausCell:
         """Load a directory written by :meth:`save`; ``data`` attaches a dataset (to train
         further or as the default data). A missing, truncated, tampered or inconsistent
         directory raises :class:`~napari_causcell.ModelFileError`; data lacking a model gene
-        a ``DataError``."""
+        a ``DataError``. A format-1 directory (written before models carried checksums)
+        cannot be verified and is refused unless ``allow_unverified=True``."""
         path = Path(path)
-        meta, state = model_dir.read_model_dir(path)
+        meta, state = model_dir.read_model_dir(path, allow_unverified=allow_unverified)
         try:
             space = ConceptSpace.from_dict(meta["concepts"])
             edges, genes = [tuple(e) for e in meta["dag"]], list(meta["genes"])

@@ -16,6 +16,7 @@ from __future__ import annotations
 import ctypes
 import errno
 import os
+import re
 import shutil
 import signal
 import uuid
@@ -25,6 +26,8 @@ from typing import Any
 
 KILL_ENV = "CAUSCELL_TEST_KILL_AT"
 TMP_TAG = ".causcell-"  # every temporary name starts with "." and holds this tag
+#: what follows TMP_TAG in a temporary name: ``<what>-<pid>-<12 hex digits>`` (see token())
+_TMP_TAIL = r"[a-z0-9_]+-[0-9]+-[0-9a-f]{12}"
 _RENAME_EXCHANGE = 2
 _AT_FDCWD = -100
 
@@ -64,8 +67,15 @@ def _writer_alive(name: str) -> bool:
 
 
 def temp_sibling(path: Path, what: str = "new") -> Path:
-    """A hidden, unused name next to ``path`` (same file system, so ``rename`` works)."""
+    """A hidden, unused name next to ``path`` (same file system, so ``rename`` works):
+    ``.<name>.causcell-<what>-<pid>-<12 hex digits>``, a form only this package writes."""
     return path.parent / f".{path.name}{TMP_TAG}{what}-{token()}"
+
+
+def is_own_temporary(name: str, prefix: str = "") -> bool:
+    """Whether ``name`` is exactly a temporary this package makes (``prefix`` + TMP_TAG +
+    ``<what>-<pid>-<hex>``): a user's ``notes.tmp`` or ``.x.causcell-notes`` never is."""
+    return re.fullmatch(re.escape(prefix + TMP_TAG) + _TMP_TAIL, name) is not None
 
 
 def remove(path: Path) -> None:
@@ -77,11 +87,17 @@ def remove(path: Path) -> None:
 
 
 def remove_leftovers(path: Path) -> None:
-    """Delete temporaries a killed earlier write left next to ``path`` (not a running one's)."""
-    parent = path.parent
-    if parent.is_dir():
-        for p in parent.glob(f".{path.name}{TMP_TAG}*"):
-            if not _writer_alive(p.name):
+    """Delete temporaries a killed earlier write left next to ``path`` (not a running one's).
+
+    Only names of :func:`temp_sibling`'s exact form are touched, never other files."""
+    _remove_dead_temporaries(path.parent, f".{path.name}")
+
+
+def _remove_dead_temporaries(folder: Path, prefix: str) -> None:
+    """Remove ``folder``'s temporaries named ``prefix`` + TMP_TAG ... of dead writers."""
+    if folder.is_dir():
+        for p in list(folder.iterdir()):
+            if is_own_temporary(p.name, prefix) and not _writer_alive(p.name):
                 remove(p)
 
 
@@ -161,28 +177,37 @@ def is_zarr_store(path: Path) -> bool:
     return path.is_dir() and ((path / "zarr.json").is_file() or (path / ".zgroup").is_file())
 
 
+def _zarr_v2(store: Path) -> bool:
+    """Whether ``store`` is a zarr v2 store (SpatialData's v0.1 container format)."""
+    return (store / ".zgroup").is_file() and not (store / "zarr.json").is_file()
+
+
 def write_table_in_place(sdata: Any, key: str) -> None:
     """Write table ``key`` of the backed ``sdata`` into its own ``.zarr`` store, atomically.
 
-    The table is written whole under a hidden name (which ``spatialdata.read_zarr`` skips)
-    inside the store's ``tables`` group, then swapped with the old table of that name in one
-    step; the old one is deleted afterwards and the consolidated metadata rewritten. A kill at
-    any moment leaves a store that reads, holding the old or the new table.
+    The table is written whole into a staging store next to the store, in the store's own
+    format (zarr v3, or zarr v2 for SpatialData's v0.1 container and tables formats), moved
+    under a hidden name (which ``spatialdata.read_zarr`` skips) inside the store's ``tables``
+    group, then swapped with the old table of that name in one step; the old one is deleted
+    afterwards and the consolidated metadata rewritten. A store without tables gets the
+    whole ``tables`` group in one ``rename``. A kill at any moment leaves a store that reads,
+    holding the old or the new table, and the next write removes what the killed one left.
     """
     from ._readers import quiet_zarr_warnings
 
     store = Path(sdata.path)
     tables = store / "tables"
-    if not (tables / "zarr.json").is_file():  # no tables group yet: nothing to lose
-        with quiet_zarr_warnings():
-            sdata.write_element(key)
-        return
-    for p in tables.glob(f"{TMP_TAG}*"):  # left by a killed earlier write (hidden names)
-        if not _writer_alive(p.name):
-            remove(p)
+    has_tables = (tables / "zarr.json").is_file() or (tables / ".zgroup").is_file()
+    if has_tables:
+        _remove_dead_temporaries(tables, "")  # left by a killed earlier write (hidden names)
     remove_leftovers(store)
     import spatialdata
 
+    formats = None
+    if _zarr_v2(store):  # write the table as the store holds its others: v0.1, zarr v2
+        from spatialdata._io.format import SpatialDataContainerFormatV01, TablesFormatV01
+
+        formats = [SpatialDataContainerFormatV01(), TablesFormatV01()]
     tag = token()
     staging = temp_sibling(store, "table")
     hidden = tables / f"{TMP_TAG}new-{tag}"
@@ -191,13 +216,19 @@ def write_table_in_place(sdata: Any, key: str) -> None:
             # the staging store holds the table alone, without the element it annotates
             warnings.filterwarnings("ignore", message=".*is annotating.*not present",
                                     category=UserWarning)
-            spatialdata.SpatialData(tables={key: sdata.tables[key]}).write(staging)
-        os.rename(staging / "tables" / key, hidden)
+            spatialdata.SpatialData(tables={key: sdata.tables[key]}).write(
+                staging, sdata_formats=formats, consolidate_metadata=False)
+        if not has_tables:  # the whole tables group, holding only the new table, in one step
+            os.rename(staging / "tables", tables)
+        else:
+            os.rename(staging / "tables" / key, hidden)
     finally:
         remove(staging)
     kill_point("table-written")
     dest = tables / key
-    if dest.exists():
+    if not has_tables:  # already in place
+        pass
+    elif dest.exists():
         if _exchange(hidden, dest):
             kill_point("table-swapped")
         else:  # no atomic swap here: move the old table aside (short window), then in
@@ -210,4 +241,5 @@ def write_table_in_place(sdata: Any, key: str) -> None:
         os.rename(hidden, dest)
     kill_point("table-old-removed")
     if sdata.has_consolidated_metadata():
-        sdata.write_consolidated_metadata()
+        with quiet_zarr_warnings():
+            sdata.write_consolidated_metadata()

@@ -21,6 +21,9 @@ from . import _atomic
 
 WEIGHTS_FILE = "model.pt"
 META_FILE = "causcell.json"
+#: names a model directory may hold: its two files and the temporaries format 1's save wrote
+#: inside it (``<file>.tmp``); any other name is the user's and is never deleted
+OWN_FILES = (WEIGHTS_FILE, META_FILE, WEIGHTS_FILE + ".tmp", META_FILE + ".tmp")
 FORMAT_VERSION = 2  # 2: model.pt and causcell.json carry a shared token and checksums
 SETTINGS_KEYS = ("genes", "concepts", "dag", "seed", "layer", "log_normalized", "table_key",
                  "config", "is_trained")
@@ -33,7 +36,9 @@ def check_model_target(path: Path, overwrite: bool) -> None:
     """Refuse to write a model to ``path`` when that would lose something.
 
     An existing non-empty ``path`` needs ``overwrite=True`` and must be a model directory
-    (only ``model.pt``/``causcell.json``): other files are never deleted. A file is refused.
+    (only ``model.pt``/``causcell.json``, and the ``model.pt.tmp``/``causcell.json.tmp`` an
+    interrupted save of version 0.1 left): other files, a user's ``notes.tmp`` included, are
+    never deleted. A file is refused.
     """
     path = Path(path)
     if not (path.exists() or path.is_symlink()):
@@ -46,8 +51,7 @@ def check_model_target(path: Path, overwrite: bool) -> None:
     if not overwrite:
         raise FileExistsError(f"{path} exists and is not empty; pass overwrite=True "
                               "(--overwrite) to replace it.")
-    foreign = sorted(n for n in names if n not in (WEIGHTS_FILE, META_FILE)
-                     and not n.endswith(".tmp"))
+    foreign = sorted(n for n in names if n not in OWN_FILES)
     if foreign:
         raise FileExistsError(f"{path} holds other files than a model ({', '.join(foreign[:3])}"
                               f"{', ...' if len(foreign) > 3 else ''}); refusing to replace it.")
@@ -95,9 +99,13 @@ def write_model_dir(path: Path, meta: dict[str, Any], state: dict[str, Any],
     return path
 
 
-def read_model_dir(path: str | Path) -> tuple[dict[str, Any], dict[str, Any]]:
+def read_model_dir(path: str | Path,
+                   allow_unverified: bool = False) -> tuple[dict[str, Any], dict[str, Any]]:
     """``(meta, state)`` of a directory written by :func:`write_model_dir`, verified:
-    complete, parseable, files of one save, settings unchanged since."""
+    complete, parseable, files of one save, settings unchanged since.
+
+    A format-1 directory (written before models carried a token and checksums) cannot be
+    verified and is refused unless ``allow_unverified``; see :func:`check_model_files`."""
     path = Path(path)
     meta_file, weights_file = path / META_FILE, path / WEIGHTS_FILE
     if not path.is_dir():
@@ -112,12 +120,25 @@ def read_model_dir(path: str | Path) -> tuple[dict[str, Any], dict[str, Any]]:
         state = torch.load(weights_file, map_location="cpu", weights_only=True)
     except Exception as err:  # noqa: BLE001 - any parse failure means a bad directory
         raise ModelFileError(f"{path} is corrupt or truncated: {err}") from err
-    check_model_files(path, meta, state, weights_file)
+    check_model_files(path, meta, state, weights_file, allow_unverified=allow_unverified)
     return meta, state
 
 
-def check_model_files(path: Path, meta: dict, state: Any, weights_file: Path) -> None:
-    """Format version, completeness and the pairing of ``model.pt`` with ``causcell.json``."""
+#: what format 2 added; a real format-1 directory has none of them
+_META_CHECKS, _STATE_CHECKS = ("token", "weights_sha256"), ("token", "settings_sha256")
+
+
+def check_model_files(path: Path, meta: dict, state: Any, weights_file: Path,
+                      allow_unverified: bool = False) -> None:
+    """Format version, completeness and the pairing of ``model.pt`` with ``causcell.json``.
+
+    Verification cannot be switched off by the files it checks: a directory holding any of
+    format 2's checks (``token``/``weights_sha256`` in ``causcell.json``, ``token``/
+    ``settings_sha256`` in ``model.pt``) is verified as format 2 whatever its
+    ``format_version`` says (a real format-1 directory never had them). A real format-1
+    directory (none of them) has nothing to verify with and is refused unless
+    ``allow_unverified``.
+    """
     version = meta.get("format_version")
     if not isinstance(version, int) or isinstance(version, bool) or not (
             1 <= version <= FORMAT_VERSION):
@@ -132,7 +153,8 @@ def check_model_files(path: Path, meta: dict, state: Any, weights_file: Path) ->
     if not isinstance(state, dict) or not isinstance(state.get("module"), dict) or \
             not isinstance(state.get("donors"), dict):
         raise ModelFileError(f"{path}: model.pt does not hold a napari-causcell model.")
-    if version >= 2:
+    has_checks = any(k in meta for k in _META_CHECKS) or any(k in state for k in _STATE_CHECKS)
+    if version >= 2 or has_checks:
         if meta.get("token") != state.get("token") or meta.get("weights_sha256") != sha256(
                 weights_file):
             raise ModelFileError(
@@ -142,6 +164,12 @@ def check_model_files(path: Path, meta: dict, state: Any, weights_file: Path) ->
             raise ModelFileError(
                 f"{path}: the settings in causcell.json were changed after saving (genes, "
                 "concepts, labels, DAG or architecture no longer match the weights).")
+    elif not allow_unverified:
+        raise ModelFileError(
+            f"{path} is an old format-1 model (napari-causcell {meta.get('version', '?')}) "
+            "without checksums, so its settings cannot be verified against the weights; if "
+            "you trust it, load it with CausCell.load(path, allow_unverified=True) and save it "
+            "again to add them.")
 
 
 def without_retired(config: dict, path: Path, version: Any) -> dict:
