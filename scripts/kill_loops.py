@@ -121,8 +121,11 @@ def loop_demo(work: Path, kills: int, rng: random.Random, log=print) -> dict:
     sizes = (300, 330)
 
     def changed(done: bool = False) -> bool:
-        state = _store_state(store)
-        return (not state[0] and state[1] != before[1]) if done else state != before
+        hidden, meta = _store_state(store)
+        fresh = set(hidden) - set(before[0])  # not the temporaries a killed run left
+        if done:  # the new store in place, the old one removed
+            return not fresh and meta != before[1]
+        return bool(fresh) or meta != before[1]
 
     before = _store_state(store)
     _run_and_kill(_demo_argv(out, sizes[0]), changed, None)
@@ -202,12 +205,13 @@ def loop_counterfactual(work: Path, kills: int, rng: random.Random, log=print) -
             return None
 
     def changed(done: bool = False) -> bool:
-        hidden = list(work.glob(f".{out.name}*"))
+        # new temporaries only: those a killed run left are there from the start
+        fresh = {p.name for p in work.glob(f".{out.name}*")} - left
         if done:  # the temporary was renamed onto the output
-            return not hidden and out.stat().st_ino != before
-        return bool(hidden) or out.stat().st_ino != before
+            return not fresh and out.stat().st_ino != before
+        return bool(fresh) or out.stat().st_ino != before
 
-    before = None
+    before, left = None, set()
     _run_and_kill(argv(wheres[0]), lambda done=False: False, None)
     before = out.stat().st_ino
     _, _, window = _run_and_kill(argv(wheres[1]), changed, None)
@@ -226,7 +230,7 @@ def loop_counterfactual(work: Path, kills: int, rng: random.Random, log=print) -
         where = wheres[0] if held == sizes[wheres[1]] else wheres[1]
         new = sizes[where]
         delay = rng.uniform(0, 2 * window)
-        before = out.stat().st_ino
+        before, left = out.stat().st_ino, {p.name for p in work.glob(f".{out.name}*")}
         killed, _, _ = _run_and_kill(argv(where), changed, delay)
         counts["runs"] += 1
         counts["kills" if killed else "finished"] += 1
