@@ -99,10 +99,12 @@ def check_data_input(path: str | Path) -> Path:
 
 def check_model_input(path: str | Path) -> Path:
     """``MODEL``: a folder whose ``model.pt`` and ``causcell.json`` are regular files where
-    present; anything else is left to the loader's own checks."""
+    present; anything else (a missing folder, a file) is left to the loader's own checks."""
     from ..io._model_dir import META_FILE, WEIGHTS_FILE
     from ..io._readers import check_input
 
+    if not Path(path).exists():
+        return Path(path)  # the loader says "... is not a model directory"
     return check_input(path, "MODEL", folder_files=(WEIGHTS_FILE, META_FILE))
 
 
