@@ -225,21 +225,25 @@ def write_table_in_place(sdata: Any, key: str) -> None:
     finally:
         remove(staging)
     kill_point("table-written")
-    dest = tables / key
-    if not has_tables:  # already in place
-        pass
-    elif dest.exists():
-        if _exchange(hidden, dest):
-            kill_point("table-swapped")
-        else:  # no atomic swap here: move the old table aside (short window), then in
-            old = tables / f"{TMP_TAG}old-{tag}"
-            os.rename(dest, old)
-            os.rename(hidden, dest)
-            hidden = old
-        remove(hidden)  # the old table, under the hidden name
-    else:
-        os.rename(hidden, dest)
+    if has_tables:  # else already in place
+        _swap_in_table(hidden, tables / key, tables / f"{TMP_TAG}old-{tag}")
     kill_point("table-old-removed")
     if sdata.has_consolidated_metadata():
         with quiet_zarr_warnings():
             sdata.write_consolidated_metadata()
+
+
+def _swap_in_table(hidden: Path, dest: Path, aside: Path) -> None:
+    """Put the staged table ``hidden`` at ``dest``: swapped with the old table in one step
+    where the file system can (the old one deleted afterwards), else the old one moved
+    ``aside`` first (a short window without the table, never a half-written one)."""
+    if not dest.exists():
+        os.rename(hidden, dest)
+        return
+    if _exchange(hidden, dest):
+        kill_point("table-swapped")
+    else:
+        os.rename(dest, aside)
+        os.rename(hidden, dest)
+        hidden = aside
+    remove(hidden)  # the old table, under a hidden name
