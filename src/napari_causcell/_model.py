@@ -29,7 +29,7 @@ from .errors import ConceptError, DataError, ModelFileError, NotTrainedError, Se
 from .io import _model_dir as model_dir
 from .model import CausCellModule, LossWeights, ModuleConfig
 from .train import TrainProgress
-from .train._data import EpochBatches, TrainData, split  # noqa: F401 - EpochBatches: docs
+from .train._data import TrainData, split
 
 EMA_DECAY = 0.995  # weight averaging in train(): ablation in docs/benchmarks.md
 U_RESIDUAL_KL = 0.1  # u's KL weight with u_residual=True (docs/benchmarks.md, seventh round)
