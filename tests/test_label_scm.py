@@ -126,6 +126,14 @@ def test_unseen_combination_takes_the_transported_change(small_sdata):
     assert np.allclose(avg.layers["delta"], avg.X - avg.layers["reconstructed"], atol=1e-5)
     with pytest.raises(SettingError, match="unseen"):
         model.counterfactual(young[:3], do={"age": "90wk"}, unseen="pool")
+    # the transported change of a cell does not depend on the other cells selected
+    few = young[np.flatnonzero(micro)[:3]]
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", UserWarning)
+        alone = model.counterfactual(few, do={"age": "90wk"}, seed=1, batch_size=2)
+    at = [young.obs_names.get_loc(n) for n in few.obs_names]
+    assert alone.obs["extrapolated"].all()
+    np.testing.assert_allclose(alone.layers["delta"], avg.layers["delta"][at], atol=1e-4)
 
 
 def test_warning_share_is_never_rounded_to_zero_or_all():

@@ -273,8 +273,9 @@ class CausCell:
         adata = self._table(data, table_key)
         x = self._source(adata)
         z = self.module.tokens(cf.exogenous(self, adata, x))
-        gen = cf.predict(self.module, z, sampler, steps, self.seed if seed is None else seed,
-                         batch_size, progress)
+        noise = cf.noise_for(cf.cell_keys(adata.obs_names), self.seed if seed is None else seed,
+                             cf.SAMPLER)
+        gen = cf.predict(self.module, z, sampler, steps, noise, batch_size, progress)
         out = ad.AnnData(gen, obs=adata.obs.copy(), var=pd.DataFrame(index=list(self.genes)))
         if "spatial" in adata.obsm:
             out.obsm["spatial"] = np.asarray(adata.obsm["spatial"])

@@ -8,6 +8,7 @@ import numpy as np
 import torch
 
 from ..errors import ConceptError
+from ..model.noise import CellNoise
 
 DONOR_BANK = 256  # exogenous tokens kept per label for random-donor interventions
 
@@ -61,15 +62,22 @@ class DonorBank:
         return cls(banks)
 
     def value(self, name: str, label: str, kind: str, donor: str, n: int,
-              rng: np.random.Generator) -> torch.Tensor:
-        """``n`` random donors' tokens (``donor="random"``) or the label's mean token."""
+              pick: CellNoise | np.random.Generator) -> torch.Tensor:
+        """``n`` random donors' tokens (``donor="random"``; one per row of ``pick``, a
+        :class:`~napari_causcell.model.CellNoise`, or drawn from a numpy generator) or the
+        label's mean token (``"mean"``)."""
         key = f"{name}={label}"
         bank = self.banks.get(key)
         if bank is None or len(bank[kind]) == 0:
             raise ConceptError(f"No training cells with {key}: cannot intervene on it.")
         if donor == "mean":
             return bank[kind].mean(0)
-        return bank[kind][torch.from_numpy(rng.integers(0, len(bank[kind]), n))]
+        size = len(bank[kind])
+        if isinstance(pick, CellNoise):
+            idx = (pick.rand((n,)) * size).long().clamp(max=size - 1)
+        else:
+            idx = torch.from_numpy(pick.integers(0, size, n))
+        return bank[kind][idx]
 
     def check(self, space, token_dim: int) -> None:
         """Refuse a bank that names no label of the model or holds no token tensors."""

@@ -10,8 +10,16 @@ import numpy as np
 import torch
 
 from .._constants import MEAN_DRAWS
-from .._utils import make_generator
 from ..errors import ConceptError
+from ..model.noise import CellNoise, cell_keys
+
+# streams of per-cell noise (model.noise.CellNoise): one per use, so no two share numbers
+LABELS, DONORS, SWITCHED, SAMPLER, TRANSPORT = 1, 2, 3, 4, 5
+
+
+def noise_for(keys: np.ndarray, seed: int, use: int, sample: int = 0) -> CellNoise:
+    """The per-cell noise of draw ``sample`` for one ``use`` (a stream constant)."""
+    return CellNoise(keys, seed, (use, sample))
 
 
 @dataclass
@@ -22,6 +30,7 @@ class Abduction:
     y: torch.Tensor  # label codes (n, M): obs, or the heads' predictions
     eps0: torch.Tensor  # exogenous tokens, anchored on the labels
     z0: torch.Tensor  # endogenous tokens (after the SCM)
+    keys: np.ndarray  # one uint64 per cell (its obs name): keys its random streams
 
 
 @dataclass
@@ -73,16 +82,16 @@ def abduct(model, adata, source) -> Abduction:
     resid = encode(model, source, y=y_obs)
     y = y_obs if labelled else model.module.predicted_labels(resid)
     eps0 = model.module.anchor(resid, y if labelled else None)
-    return Abduction(resid, y, eps0, model.module.tokens(eps0))
+    return Abduction(resid, y, eps0, model.module.tokens(eps0), cell_keys(adata.obs_names))
 
 
 @torch.no_grad()
 def act(model, ab: Abduction, do: dict[str, Any], *, desc_k: list[int], donor: str,
-        hard: bool, propagate: str, rng: np.random.Generator,
-        g: torch.Generator) -> Action:
+        hard: bool, propagate: str, seed: int, sample: int = 0) -> Action:
     """``do()``: descendants' labels through the label SCM with each cell's own abducted
     noise (``propagate="labels"``), donor tokens for switched labels and the intervened
-    concepts, then the token SCM (``hard``: edges into the intervened concepts cut)."""
+    concepts, then the token SCM (``hard``: edges into the intervened concepts cut).
+    Every random choice is drawn from the cell's own stream (``seed``, ``sample``)."""
     mod, concepts = model.module, model.concepts
     do_codes = {concepts.index(c): model.concept_space.code(c, v) for c, v in do.items()}
     y_cf, eps = ab.y.clone(), ab.eps0.clone()
@@ -91,41 +100,44 @@ def act(model, ab: Abduction, do: dict[str, Any], *, desc_k: list[int], donor: s
     kept = torch.zeros_like(ab.y, dtype=torch.bool)
     unsupported = None
     if propagate == "labels":
-        y_cf, kept = mod.label_scm.counterfactual(ab.y, do_codes, mod.label_scm.abduct(ab.y, g))
+        noise = mod.label_scm.abduct(ab.y, noise_for(ab.keys, seed, LABELS, sample))
+        y_cf, kept = mod.label_scm.counterfactual(ab.y, do_codes, noise)
         unsupported = float(kept.any(-1).float().mean())
         for k in desc_k:
             moved = torch.nonzero(y_cf[:, k] != ab.y[:, k]).flatten()
             for code in y_cf[moved, k].unique().tolist():
                 rows = moved[y_cf[moved, k] == code]
-                eps[rows, k] = _switched_token(model, k, code, ab.resid[rows, k], donor, rng)
+                pick = noise_for(ab.keys[rows.cpu().numpy()], seed, SWITCHED, sample).child(k)
+                eps[rows, k] = _switched_token(model, k, code, ab.resid[rows, k], donor, pick)
     switched = (float((y_cf[:, desc_k] != ab.y[:, desc_k]).any(-1).float().mean())
                 if desc_k else 0.0)
     kind, n = ("z" if hard else "eps"), ab.y.shape[0]
-    values = {k: model.donors.value(concepts[k], do[concepts[k]], kind, donor, n, rng)
-              .to(model.device) for k in do_codes}
+    picks = noise_for(ab.keys, seed, DONORS, sample)
+    values = {k: model.donors.value(concepts[k], do[concepts[k]], kind, donor, n,
+                                    picks.child(k)).to(model.device) for k in do_codes}
     z = mod.scm.intervene(eps, values, hard=hard)
     return Action(y_cf, eps, z, values, kept, unsupported, switched)
 
 
 def _switched_token(model, k: int, code: int, resid: torch.Tensor, donor: str,
-                    rng) -> torch.Tensor:
+                    pick: CellNoise) -> torch.Tensor:
     """Exogenous token of concept ``k`` for cells whose label became ``code``: a donor's,
     or without donors the cells' own encoded part plus the new label's prototype."""
     name = model.concepts[k]
     label = model.concept_space.categories[name][code]
     try:
-        return model.donors.value(name, label, "eps", donor, len(resid), rng).to(model.device)
+        return model.donors.value(name, label, "eps", donor, len(resid), pick).to(model.device)
     except ConceptError:
         mod = model.module
         return resid + mod.prototypes[k][code] if mod.config.anchor else resid
 
 
 @torch.no_grad()
-def predict(module, z: torch.Tensor, sampler: str, steps: int, seed: int, batch_size: int,
-            progress: Callable[[float], Any] | None = None) -> np.ndarray:
+def predict(module, z: torch.Tensor, sampler: str, steps: int, noise: CellNoise,
+            batch_size: int, progress: Callable[[float], Any] | None = None) -> np.ndarray:
     """Expression generated from tokens ``z``: the expected value (``sampler="mean"``) or
-    one sample per cell (``"ddim"``, ``"ddpm"``); ``progress(fraction)`` after each step."""
-    g = make_generator(seed, z.device)
+    one sample per cell (``"ddim"``, ``"ddpm"``), each row from its own ``noise`` (so a
+    row's result does not depend on the batch); ``progress(fraction)`` after each step."""
     starts = range(0, z.shape[0], batch_size)
     parts = []
     for b, i in enumerate(starts):
@@ -133,6 +145,7 @@ def predict(module, z: torch.Tensor, sampler: str, steps: int, seed: int, batch_
         if progress is not None:
             def step(done, total, b=b):  # fraction of this call's work
                 progress((b + done / total) / len(starts))
+        g = noise.rows(slice(i, i + batch_size))
         if sampler == "mean":
             parts.append(module.expected(z[i : i + batch_size], MEAN_DRAWS, g))
             if step is not None:
@@ -144,10 +157,11 @@ def predict(module, z: torch.Tensor, sampler: str, steps: int, seed: int, batch_
 
 @torch.no_grad()
 def transport(model, ab: Abduction, action: Action, *, hard: bool, donor: str,
-              rng: np.random.Generator, gen_args: tuple) -> np.ndarray:
+              seed: int, sample: int, gen_args: tuple, noise: CellNoise) -> np.ndarray:
     """Change of the cells with an unsupported label (``action.kept``): the mean, weighted
     by training frequency, of their change when that label is replaced by each label seen
-    with both their factual and their counterfactual parent labels (NaN where none was)."""
+    with both their factual and their counterfactual parent labels (NaN where none was).
+    ``noise``: the cells' sampler noise; donors drawn from each cell's own stream."""
     kept, y, y_cf = action.kept, ab.y, action.y_cf
     rows = torch.nonzero(kept.any(-1)).flatten()
     mod = model.module
@@ -165,12 +179,16 @@ def transport(model, ab: Abduction, action: Action, *, hard: bool, donor: str,
             if not bool(ok.any()) or w <= 0 or f"{name}={label}" not in model.donors:
                 continue
             cells = sub[ok]
-            tok = model.donors.value(name, label, "eps", donor, len(cells), rng).to(model.device)
+            keys = ab.keys[cells.cpu().numpy()]
+            pick = noise_for(keys, seed, TRANSPORT, sample).child(j, code)
+            tok = model.donors.value(name, label, "eps", donor, len(cells), pick).to(model.device)
             e1, e0 = action.eps[cells].clone(), ab.eps0[cells].clone()
             e1[:, j], e0[:, j] = tok, tok
             vals = {k: v if v.dim() == 1 else v[cells] for k, v in action.values.items()}
-            change = (predict(mod, mod.scm.intervene(e1, vals, hard=hard), *gen_args)
-                      - predict(mod, mod.tokens(e0), *gen_args))
+            own = noise.rows(cells)
+            change = (predict(mod, mod.scm.intervene(e1, vals, hard=hard), *gen_args[:2], own,
+                              gen_args[2])
+                      - predict(mod, mod.tokens(e0), *gen_args[:2], own, gen_args[2]))
             at = pos[ok.cpu().numpy()]
             acc[at] += w * change
             total[at] += w
@@ -192,26 +210,28 @@ def run(model, ab: Abduction, do: dict[str, Any], *, desc_k: list[int], donor: s
         hard: bool, propagate: str, unseen: str, sampler: str, steps: int, n_samples: int,
         seed: int, batch_size: int, progress: Callable[[float], Any] | None) -> list[Draw]:
     """``n_samples`` counterfactual draws: each with its own donors, label noise and sampler
-    noise, paired with the cells generated without intervention from the same noise."""
-    rng = np.random.default_rng(seed)
+    noise, paired with the cells generated without intervention from the same noise. All
+    noise is per cell (keyed by ``seed``, the draw and the cell's obs name): a cell's answer
+    does not depend on which other cells are selected, their order or the batch size."""
     passes, draws = 2 * n_samples, []
 
     def part(k):  # progress of pass k out of ``passes``
         return None if progress is None else (lambda f: progress((k + f) / passes))
 
     for s in range(n_samples):
-        g = make_generator(seed + 7919 * (s + 1), model.device)
         action = act(model, ab, do, desc_k=desc_k, donor=donor, hard=hard,
-                     propagate=propagate, rng=rng, g=g)
-        gen_args = (sampler, steps, seed + s, batch_size)
-        gen = predict(model.module, action.z, *gen_args, part(2 * s))
+                     propagate=propagate, seed=seed, sample=s)
+        noise = noise_for(ab.keys, seed, SAMPLER, s)
+        gen_args = (sampler, steps, batch_size)
+        gen = predict(model.module, action.z, sampler, steps, noise, batch_size, part(2 * s))
         # the same cell without intervention, same noise: cancels decoder bias
-        recon = predict(model.module, ab.z0, *gen_args, part(2 * s + 1))
+        recon = predict(model.module, ab.z0, sampler, steps, noise, batch_size,
+                        part(2 * s + 1))
         extrapolated = np.zeros(ab.y.shape[0], bool)
         if unseen == "average" and bool(action.kept.any()):
             idx = torch.nonzero(action.kept.any(-1)).flatten().cpu().numpy()
-            change = transport(model, ab, action, hard=hard, donor=donor, rng=rng,
-                               gen_args=gen_args)
+            change = transport(model, ab, action, hard=hard, donor=donor, seed=seed,
+                               sample=s, gen_args=gen_args, noise=noise)
             ok = np.isfinite(change).all(1)
             gen[idx[ok]] = recon[idx[ok]] + change[ok]
             extrapolated[idx[ok]] = True

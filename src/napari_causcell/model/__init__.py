@@ -2,9 +2,10 @@
 
 from .diffusion import Denoiser, NoiseSchedule, sample
 from .module import CausCellModule, LossOutput, LossWeights, ModuleConfig
+from .noise import CellNoise, cell_keys
 from .scm import LinearSCM
 
 __all__ = [
-    "CausCellModule", "Denoiser", "LinearSCM", "LossOutput", "LossWeights", "ModuleConfig",
-    "NoiseSchedule", "sample",
+    "CausCellModule", "CellNoise", "Denoiser", "LinearSCM", "LossOutput", "LossWeights",
+    "ModuleConfig", "NoiseSchedule", "cell_keys", "sample",
 ]

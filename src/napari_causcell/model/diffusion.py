@@ -10,6 +10,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from .noise import CellNoise, draw_randn
+
 
 class NoiseSchedule(nn.Module):
     """DDPM schedule, betas ``linspace(sqrt(beta_1), sqrt(beta_T), T)**2``."""
@@ -168,14 +170,15 @@ def sample(
     n_genes: int,
     sampler: str = "ddim",
     steps: int = 20,
-    generator: torch.Generator | None = None,
+    generator: torch.Generator | CellNoise | None = None,
     clip: tuple[float, float] | None = None,
     eta: float = 0.0,
     progress: Callable[[int, int], Any] | None = None,
 ) -> torch.Tensor:
     """Generate ``x0`` for each row of ``z`` with DDPM (all T steps) or DDIM (``steps``).
 
-    ``generator`` (on ``z``'s device, or CPU) makes the draw reproducible. ``clip`` bounds the
+    ``generator`` (on ``z``'s device, or CPU) makes the draw reproducible; a
+    :class:`~.noise.CellNoise` gives each row its own noise, whatever the other rows. ``clip`` bounds the
     predicted ``x0`` at every step (log-normalised data are non-negative). ``progress`` is
     called as ``progress(done, total)`` after every step.
     """
@@ -183,8 +186,7 @@ def sample(
     times = _timesteps(schedule, sampler, steps)
 
     def randn(shape):
-        g_dev = generator.device if generator is not None else dev
-        return torch.randn(shape, generator=generator, device=g_dev).to(dev)
+        return draw_randn(generator, shape, dev)
 
     x = randn((n, n_genes))
     abar = schedule.abar

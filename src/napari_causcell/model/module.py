@@ -14,6 +14,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from .diffusion import Denoiser, NoiseSchedule, sample
+from .noise import CellNoise, draw_randn
 from .scm import LabelSCM, LinearSCM
 
 
@@ -301,17 +302,15 @@ class CausCellModule(nn.Module):
     # -- generation --------------------------------------------------------------------------
     @torch.no_grad()
     def expected(self, z: torch.Tensor, n_draws: int = 8,
-                 generator: torch.Generator | None = None) -> torch.Tensor:
+                 generator: torch.Generator | CellNoise | None = None) -> torch.Tensor:
         """Expected expression ``E[x0 | z]``: the x0-prediction at the last (pure-noise) step,
         averaged over ``n_draws`` noise draws (the denoiser is trained by MSE, so there it
-        estimates the conditional mean)."""
+        estimates the conditional mean); ``generator`` as in :func:`~.diffusion.sample`."""
         t = torch.full((z.shape[0],), self.schedule.n_steps - 1, device=z.device,
                        dtype=torch.long)
-        dev = generator.device if generator is not None else z.device
         acc = torch.zeros((z.shape[0], self.config.n_genes), device=z.device)
         for _ in range(n_draws):
-            noise = torch.randn((z.shape[0], self.config.n_genes), generator=generator,
-                                device=dev).to(z.device)
+            noise = draw_randn(generator, (z.shape[0], self.config.n_genes), z.device)
             acc += self.from_scaled(self.denoiser(noise, t, z)).clamp(0.0, float(self.clip_max))
         return acc / n_draws
 
@@ -320,7 +319,7 @@ class CausCellModule(nn.Module):
         z: torch.Tensor,
         sampler: str = "ddim",
         steps: int = 20,
-        generator: torch.Generator | None = None,
+        generator: torch.Generator | CellNoise | None = None,
         progress=None,
     ) -> torch.Tensor:
         xs = sample(

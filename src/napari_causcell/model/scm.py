@@ -5,6 +5,8 @@ from __future__ import annotations
 import torch
 from torch import nn
 
+from .noise import CellNoise, draw_rand
+
 
 class LinearSCM(nn.Module):
     """``z = A^T z + eps``, solved in closed form as ``z = (I - A^T)^-1 eps``.
@@ -127,13 +129,14 @@ class LabelSCM(nn.Module):
             for q in params:
                 q.requires_grad_(False)
 
-    def abduct(self, y: torch.Tensor, generator: torch.Generator | None = None
+    def abduct(self, y: torch.Tensor, generator: torch.Generator | CellNoise | None = None
                ) -> dict[int, torch.Tensor]:
         """Posterior Gumbel noise ``(B, K_j)`` of every concept with parents, given ``y``.
 
         The observed label's perturbed logit is the maximum, a Gumbel with location
         ``logsumexp(logits)``; every other one is a Gumbel with location its logit truncated
-        below that maximum. ``argmax(logits + noise)`` is then the observed label.
+        below that maximum. ``argmax(logits + noise)`` is then the observed label. A
+        :class:`~.noise.CellNoise` ``generator`` draws each cell's noise from its own key.
         """
         noise = {}
         for j, parents in enumerate(self.parents):
@@ -182,9 +185,8 @@ class LabelSCM(nn.Module):
         return y_cf, unsupported
 
 
-def _gumbel(shape, generator: torch.Generator | None, like: torch.Tensor) -> torch.Tensor:
-    dev = generator.device if generator is not None else like.device
-    u = torch.rand(shape, generator=generator, device=dev).to(like.device)
+def _gumbel(shape, generator, like: torch.Tensor) -> torch.Tensor:
+    u = draw_rand(generator, shape, like.device)
     return -torch.log(-torch.log(u.clamp(1e-20, 1.0 - 1e-7)))
 
 
