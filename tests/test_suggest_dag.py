@@ -45,7 +45,7 @@ def _chain(n: int = 3000, seed: int = 0) -> ad.AnnData:
 @pytest.mark.parametrize("seed", [0, 1, 2])
 def test_recovers_true_graph_on_builtin_tissue(seed):
     table = _tissue(seed)
-    s = tl.suggest_dag(table, CONCEPTS)  # no priors: the collider orients both edges
+    s = tl.suggest_dag(table, CONCEPTS, roots=None)  # no priors: the collider orients both
     assert set(_pairs(s)) == TRUE_SKELETON
     assert sorted(s.dag) == [("age", "cell_type"), ("domain", "cell_type")]
     assert set(s.edges["status"]) == {"directed"}
@@ -54,7 +54,7 @@ def test_recovers_true_graph_on_builtin_tissue(seed):
     assert (first["x"], first["y"], first["given"]) == ("age", "domain", ())
     assert first["p_value"] > 0.01 and first["independent"]
 
-    exo = tl.suggest_dag(table, CONCEPTS, tiers=[["age"]])  # age exogenous
+    exo = tl.suggest_dag(table, CONCEPTS, tiers=[["age"]], roots=None)  # age exogenous
     pairs = _pairs(exo)
     assert set(pairs) == TRUE_SKELETON
     assert pairs[frozenset(("age", "cell_type"))] == ("age", "cell_type", "prior")
@@ -89,7 +89,7 @@ def test_no_spurious_edges_between_independent_concepts(test):
 
 def test_tests_table_matches_causal_learn_pvalues():
     table = _tissue(0, n_cells=3000)
-    s = tl.suggest_dag(table, CONCEPTS)
+    s = tl.suggest_dag(table, CONCEPTS, roots=None)
     assert len(s.tests) >= 3
     codes = np.column_stack([pd.Categorical(table.obs[c]).codes for c in CONCEPTS])
     for row in s.tests.itertuples():
@@ -155,10 +155,13 @@ def test_priors_orient_remove_and_require():
 
 
 def test_reversing_tests_is_noted():
-    s = tl.suggest_dag(_tissue(0), CONCEPTS)
+    s = tl.suggest_dag(_tissue(0), CONCEPTS, roots=None)
     r = s.orient("cell_type", "age")
     row = r.edges[r.edges["target"] == "age"].iloc[0]
     assert row["status"] == "user" and "the tests had age -> cell_type" in row["note"]
+    assert r.warnings and r.warnings[0].startswith("cell_type -> age: an edge into a 'when'")
+    with pytest.raises(DAGError, match="fixed by your priors"):  # age is a root by default
+        tl.suggest_dag(_tissue(0), CONCEPTS).orient("cell_type", "age")
 
 
 # -- bad inputs -----------------------------------------------------------------------------
@@ -255,9 +258,14 @@ def test_compare_dags_heuristic_table(small_sdata):
 def test_starmap_suggestion():
     adata = ad.read_h5ad(STARMAP)
     c = ["slice", "domain", "celltype"]
-    s = tl.suggest_dag(adata, c)
+    s = tl.suggest_dag(adata, c, roots=None)
     # all three pairs dependent, even conditionally: a complete graph the labels cannot orient
     assert len(s.edges) == 3 and set(s.edges["status"]) == {"undirected"}
     assert len(s.candidates()) == 6  # every order of three concepts
-    s = tl.suggest_dag(adata, c, tiers=[["slice"], ["domain"]])
+    s = tl.suggest_dag(adata, c, tiers=[["slice"], ["domain"]], roots=None)
     assert s.dag == [("slice", "domain"), ("slice", "celltype"), ("domain", "celltype")]
+    assert s.warnings[0].startswith("slice -> domain: an edge into a 'where' concept")
+    # by default slice and domain are roots: their sampling dependence gives a note, no edge
+    s = tl.suggest_dag(adata, c)
+    assert s.dag == [("slice", "celltype"), ("domain", "celltype")] and not s.warnings
+    assert len(s.confounds) == 1 and s.confounds[0].startswith("slice and domain are dependent")

@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
+import numpy as np
 import pandas as pd
 
 #: Edge colours by status; undirected edges are also dashed and have no arrow head.
@@ -66,7 +67,10 @@ def dag(graph: Any, ax: Any = None, *, concepts: Sequence[str] | None = None,
     -------
     matplotlib.axes.Axes
         Directed edges are solid arrows coloured by status (:data:`STATUS_COLORS`);
-        undirected edges are dashed orange lines without arrow heads.
+        undirected edges are dashed orange lines without arrow heads. An edge whose straight
+        line would pass behind another node (e.g. ``age -> cell_type`` past ``domain`` when
+        the three sit on one line) is drawn as an arc around it; each arrow's ``gid`` is
+        ``"source->target"``.
     """
     import matplotlib.pyplot as plt
 
@@ -124,19 +128,75 @@ def _draw(g: Any, pos: dict, ax: Any, frame: pd.DataFrame, show_p: bool) -> None
                   frameon=False, bbox_to_anchor=(0.5, -0.12))
 
 
+#: arc3 curvatures tried, in order, for an edge whose straight line would cross a node
+_RADS = (0.0, 0.3, 0.5, 0.7, -0.3, -0.5, -0.7)
+#: clearance around a node centre, as a share of the layout's (unit-box) extent
+_CLEARANCE = 0.12
+
+
+def _unit_box(pos: dict) -> dict:
+    """Positions rescaled so that x and y each span [0, 1] (a flat axis sits at 0.5)."""
+    xy = np.array(list(pos.values()), dtype=float).reshape(-1, 2)
+    lo, span = xy.min(axis=0), np.ptp(xy, axis=0)
+    out = np.where(span > 0, (xy - lo) / np.where(span > 0, span, 1.0), 0.5)
+    return dict(zip(pos, out))
+
+
+def _arc(p0: np.ndarray, p1: np.ndarray, rad: float, n: int = 41) -> np.ndarray:
+    """Points of matplotlib's ``arc3,rad=...`` curve from ``p0`` to ``p1`` (a quadratic
+    Bezier whose control point is ``rad`` chord lengths off the chord's middle)."""
+    d = p1 - p0
+    control = (p0 + p1) / 2 + rad * np.array([d[1], -d[0]])
+    t = np.linspace(0.0, 1.0, n)[:, None]
+    return (1 - t) ** 2 * p0 + 2 * t * (1 - t) * control + t ** 2 * p1
+
+
+def edge_curvatures(pos: dict, edges: Sequence[tuple[str, str]]) -> dict[tuple[str, str], float]:
+    """``{edge: rad}``: 0 (straight) when the line clears every other node, else the first
+    curvature of :data:`_RADS` whose arc does (e.g. an edge skipping a node of a line
+    layout bends around it), so that no edge hides behind a node."""
+    unit = _unit_box(pos) if pos else {}
+    out = {}
+    for a, b in edges:
+        others = np.array([unit[n] for n in unit if n not in (a, b)]).reshape(-1, 2)
+        out[(a, b)] = _RADS[-1]
+        for rad in _RADS:
+            pts = _arc(unit[a], unit[b], rad)
+            if not len(others) or (np.linalg.norm(pts[:, None] - others[None], axis=2).min()
+                                   > _CLEARANCE):
+                out[(a, b)] = rad
+                break
+    return out
+
+
 def _draw_edges(g: Any, pos: dict, ax: Any, part: pd.DataFrame, color: str, *,
                 undirected: bool, show_p: bool) -> None:
-    """Edges of one status: solid arrows, or dashed lines without heads when undirected."""
+    """Edges of one status: solid arrows, or dashed lines without heads when undirected;
+    edges that would cross a node are drawn as arcs (:func:`edge_curvatures`)."""
+    edgelist = list(zip(part["source"], part["target"]))
+    rads = edge_curvatures(pos, edgelist)
+    p_values = dict(zip(edgelist, part["p_value"])) if "p_value" in part else {}
+    for rad in dict.fromkeys(rads.values()):
+        edges = [e for e in edgelist if rads[e] == rad]
+        _draw_arcs(g, pos, ax, edges, color, undirected, f"arc3,rad={rad}",
+                   p_values if show_p else {})
+
+
+def _draw_arcs(g: Any, pos: dict, ax: Any, edges: list, color: str, undirected: bool,
+               style: str, p_values: dict) -> None:
+    """Edges of one colour and curvature, each arrow tagged ``gid="a->b"``, with p-values."""
     import networkx as nx
 
-    edgelist = list(zip(part["source"], part["target"]))
-    nx.draw_networkx_edges(
-        g, pos, edgelist=edgelist, ax=ax, edge_color=color, width=2.0,
+    patches = nx.draw_networkx_edges(
+        g, pos, edgelist=edges, ax=ax, edge_color=color, width=2.0,
         style="dashed" if undirected else "solid", arrows=True,
         arrowstyle="-" if undirected else "-|>", arrowsize=16, node_size=1200,
+        connectionstyle=style,
     )
-    if show_p and "p_value" in part:
-        labels = {(a, b): f"p={p:.1g}" if p > 0 else "p<1e-300" for a, b, p in
-                  zip(part["source"], part["target"], part["p_value"]) if pd.notna(p)}
+    for patch, (a, b) in zip(patches, edges):
+        patch.set_gid(f"{a}->{b}")
+    labels = {e: f"p={p:.1g}" if p > 0 else "p<1e-300" for e, p in p_values.items()
+              if e in edges and pd.notna(p)}
+    if labels:
         nx.draw_networkx_edge_labels(g, pos, edge_labels=labels, ax=ax, font_size=6,
-                                     font_color=color)
+                                     font_color=color, connectionstyle=style)

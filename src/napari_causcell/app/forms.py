@@ -98,10 +98,12 @@ class GraphForm:
         self.suggestion = result.suggestion
         return True
 
-    def undirected(self) -> tuple[list[tuple[str, str]], str]:
-        """``(pending edges, the line to show)``: see :func:`graph.pending_text`."""
-        return graph.pending_text(self.suggestion, self.parents())
+    def undirected(self) -> tuple[list[str], str]:
+        """``(what needs a look, the line to show)``: see :func:`graph.review`. The first is
+        empty only when the line is good news (front ends show it as such, e.g. green):
+        undirected edges, ticks into a where/when concept and confounds make it non-empty."""
+        return graph.review(self.suggestion, self.parents())
 
     def undirected_pending(self) -> list[tuple[str, str]]:
         """Suggested undirected edges for which neither direction is ticked yet."""
-        return self.undirected()[0]
+        return graph.pending_text(self.suggestion, self.parents())[0]

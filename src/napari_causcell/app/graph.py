@@ -9,12 +9,14 @@ from typing import Any
 
 from .. import tl
 from ..errors import DAGError, DataError
+from ..tl._suggest_roots import edge_warnings
 from .jobs import Job, Progress
 from .state import _GUESSES, BATCH_WORDS, AppState
 from .train import check_dag, edges_from_parents
 
 __all__ = ["SuggestRequest", "SuggestResult", "auto_tiers", "check_tick", "pending_text",
-           "suggest_dag", "suggest_job", "suggestion_message", "undirected_pending"]
+           "review", "suggest_dag", "suggest_job", "suggestion_message", "tick_warnings",
+           "undirected_pending"]
 
 
 def auto_tiers(state: AppState, concepts: Sequence[str]) -> list[list[str]]:
@@ -37,7 +39,8 @@ def auto_tiers(state: AppState, concepts: Sequence[str]) -> list[list[str]]:
 
 def suggest_dag(state: AppState, concepts: Sequence[str], **kwargs: Any) -> tl.DagSuggestion:
     """:func:`napari_causcell.tl.suggest_dag` with ``tiers="auto"`` by default
-    (:func:`auto_tiers`; ``tiers=None`` uses no tiers)."""
+    (:func:`auto_tiers`; ``tiers=None`` uses no tiers) and its default ``roots="auto"``
+    (where/when concepts are roots; ``roots=None`` for none)."""
     tiers = kwargs.pop("tiers", "auto")
     if isinstance(tiers, str) and tiers == "auto":
         tiers = auto_tiers(state, concepts) or None
@@ -46,14 +49,18 @@ def suggest_dag(state: AppState, concepts: Sequence[str], **kwargs: Any) -> tl.D
 
 
 def suggestion_message(suggestion: tl.DagSuggestion) -> str:
-    """One line on a suggested graph: edges, test, priors, and what is left to decide."""
+    """One line on a suggested graph: edges, test, priors (tiers, roots), and what is left to
+    decide or check."""
     tiers = suggestion.priors.get("tiers") or {}
     order = " < ".join(
         ", ".join(c for c, t in tiers.items() if t == k) for k in sorted(set(tiers.values())))
-    prior = f"; tiers {order}" if order else "; no priors"
+    roots = suggestion.priors.get("roots") or []
+    prior = (f"; tiers {order}" if order else "") + (f"; roots {', '.join(roots)}" if roots else "")
     done = "the graph is complete" if not suggestion.undirected else "decide the marked edges"
+    checks = len(suggestion.warnings) + len(suggestion.confounds)
+    check = f"; {checks} warning(s) below" if checks else ""
     return (f"Suggested {len(suggestion.edges)} edge(s) ({suggestion.method.upper()}, "
-            f"alpha {suggestion.alpha}{prior}); {done}.")
+            f"alpha {suggestion.alpha}{prior or '; no priors'}); {done}{check}.")
 
 
 def undirected_pending(undirected: Iterable[tuple[str, str]],
@@ -64,16 +71,45 @@ def undirected_pending(undirected: Iterable[tuple[str, str]],
             if a in parents and b in parents and a not in parents[b] and b not in parents[a]]
 
 
+def tick_warnings(parents: Mapping[str, Sequence[str]]) -> list[str]:
+    """A warning (with its reason) for every ticked edge into a where/when concept
+    (:func:`napari_causcell.tl.where_when`): such an edge usually reflects a sampling
+    confound."""
+    return edge_warnings([(p, c) for c, ps in parents.items() for p in ps],
+                         tl.where_when(parents))
+
+
 def pending_text(suggestion: tl.DagSuggestion | None,
                  parents: Mapping[str, Sequence[str]]) -> tuple[list[tuple[str, str]], str]:
-    """``(pending edges, the line to show)`` after a suggestion (``""`` before one)."""
+    """``(pending edges, the line to show)``.
+
+    The line lists the undirected edges left to tick, or says "Every suggested edge is
+    oriented." only when no ticked edge points into a where/when concept; otherwise it
+    gives those warnings (and the suggestion's confound notes). ``""`` before a suggestion
+    unless a tick needs a warning.
+    """
+    warnings = tick_warnings(parents)
+    notes = [*warnings, *(suggestion.confounds if suggestion is not None else [])]
     if suggestion is None:
-        return [], ""
+        return [], " ".join(f"Warning: {w}" for w in warnings)
     pending = undirected_pending(suggestion.undirected, parents)
-    if not pending:
-        return pending, "Every suggested edge is oriented."
-    pairs = ", ".join(f"{a} -- {b}" for a, b in pending)
-    return pending, f"Undirected, tick one direction (or neither): {pairs}"
+    if pending:
+        pairs = ", ".join(f"{a} -- {b}" for a, b in pending)
+        text = f"Undirected, tick one direction (or neither): {pairs}"
+    else:
+        text = "" if warnings else "Every suggested edge is oriented."
+    return pending, " ".join([text, *(f"Warning: {n}" for n in notes)]).strip()
+
+
+def review(suggestion: tl.DagSuggestion | None,
+           parents: Mapping[str, Sequence[str]]) -> tuple[list[str], str]:
+    """``(what needs a look, the line to show)``: the pending edges, warnings and confound
+    notes of :func:`pending_text` (empty when the line is all good news: show it as such)."""
+    pending, text = pending_text(suggestion, parents)
+    flags = [f"{a} -- {b}" for a, b in pending] + tick_warnings(parents)
+    if suggestion is not None:
+        flags += suggestion.confounds
+    return flags, text
 
 
 def undirected_tip(a: str, b: str) -> str:

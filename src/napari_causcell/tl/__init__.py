@@ -26,11 +26,12 @@ from ._trends import (
     trend_matrix,
     trend_statistics,
 )
-from ._suggest import DagSuggestion, compare_dags, suggest_dag
+from ._suggest import DagSuggestion, compare_dags, suggest_dag, where_when
 
 __all__ = [
     "DagSuggestion", "compare_dags", "counterfactual", "counterfactual_table_name", "leakage",
     "mean_change", "select_cells", "spatial_domains", "suggest_dag", "top_changed_genes",
+    "where_when",
     # brain-aging trends (docs/brain_aging.md)
     "TrendComparison", "age_trends", "compare_trends", "direct_trends", "domains_per_slice",
     "subsample_donors", "trend_matrix", "trend_statistics", "moderate_variances",

@@ -6,7 +6,8 @@ causal-learn's ``BackgroundKnowledge`` for tiers, forbidden and required edges. 
 searches graphs itself: this code checks inputs, builds the background knowledge, reads the
 result and explains it. The parts: :mod:`._suggest_inputs` (codes and priors),
 :mod:`._suggest_pc` (running PC, its graph and test statistics), :mod:`._suggest_result`
-(:class:`DagSuggestion`); here the edge table is assembled and :func:`compare_dags` lives.
+(:class:`DagSuggestion`), :mod:`._suggest_roots` (where/when concepts are roots by default);
+here the edge table is assembled and :func:`compare_dags` lives.
 """
 
 from __future__ import annotations
@@ -24,8 +25,9 @@ from ..errors import SettingError
 from ._suggest_inputs import Edge, _background, _check_priors, _concept_codes, _Priors
 from ._suggest_pc import _cramers_v, _parse_cache, _read_graph, _run_pc, ci_statistic
 from ._suggest_result import STATUSES, DagSuggestion
+from ._suggest_roots import confound_note, where_when
 
-__all__ = ["DagSuggestion", "suggest_dag", "compare_dags", "STATUSES"]
+__all__ = ["DagSuggestion", "suggest_dag", "compare_dags", "STATUSES", "where_when"]
 
 _EDGE_COLUMNS = ["source", "target", "status", "p_value", "statistic", "dof", "cramers_v",
                  "max_p", "note"]
@@ -45,7 +47,7 @@ def _run_pc_twice(codes: np.ndarray, concepts: list[str], alpha: float, test: st
     """PC with the priors (its causal graph object, and its graph with the required edges put
     back) and the graph PC finds without them, to say what the priors changed (the same graph
     when there are none)."""
-    has_priors = bool(priors.tiers or priors.forbidden or priors.required)
+    has_priors = priors.any()
     bk = _background(concepts, priors) if has_priors else None
     cg = _run_pc(codes, concepts, alpha, test, bk)
     graph = _read_graph(cg.G.graph, concepts)
@@ -111,7 +113,9 @@ def _directed_status(a: str, b: str, alone: tuple[str, ...] | None,
     """Status and note of an edge PC oriented ``a -> b``; ``alone`` is the same pair in the
     graph PC found without priors."""
     if priors.orients(a, b):
-        note = "oriented by your priors"
+        note = ("required by you" if (a, b) in priors.required
+                else f"oriented by the roots prior ({a!r} is a root: no edge into it)"
+                if priors.into_root(b, a) else "oriented by your priors")
         if alone is not None and alone[0] == "->" and alone[1:] == (b, a):
             note += f"; the tests alone would orient it {b} -> {a}"
         elif alone is not None and alone[0] == "->":
@@ -148,11 +152,25 @@ def _edge_row(ev: _Evidence, found: tuple[str, ...], alone: tuple[str, ...] | No
             "dof": dof, "cramers_v": v, "max_p": max_p, "note": note}
 
 
+def _confounds(ev: _Evidence, graph: dict, data_only: dict, priors: _Priors) -> list[str]:
+    """Notes on pairs the tests alone join but the roots prior keeps apart (both roots)."""
+    kinds = where_when(ev.concepts)
+    out = []
+    for key in _pairs_in_order(data_only, ev.concepts):
+        a, b = data_only[key][1:3]
+        if key not in graph and a in priors.roots and b in priors.roots:
+            p = ci_statistic(ev.codes, ev.concepts.index(a), ev.concepts.index(b), (),
+                             ev.gsq)[2]
+            out.append(confound_note(a, b, p, kinds))
+    return out
+
+
 def suggest_dag(
     data: Any, concepts: Sequence[str], *, method: str = "pc", alpha: float = 0.01,
     test: str = "chisq", tiers: Sequence[Sequence[str] | str] | Mapping[str, int] | None = None,
     forbidden: str | Iterable[Edge] | None = None, required: str | Iterable[Edge] | None = None,
-    table_key: str | None = None, max_levels: int = 100,
+    roots: str | Sequence[str] | None = "auto", table_key: str | None = None,
+    max_levels: int = 100,
 ) -> DagSuggestion:
     """Propose the causal graph between concept labels (PC with categorical CI tests).
 
@@ -178,36 +196,48 @@ def suggest_dag(
         Edges ``[(parent, child), ...]`` or ``"a->b,c->d"``. A forbidden edge excludes that
         direction (forbid both directions to exclude the adjacency). A required edge is kept
         and oriented even if the tests found independence (noted in ``edges``).
+    roots
+        Concepts nothing may point into. ``"auto"`` (default): the *where* (domain, region,
+        section...) and *when* (age, time, stage...) concepts, by name (:func:`where_when`),
+        less those a required edge points into. Two dependent roots get no edge but a note in
+        ``.confounds`` (usually sampling: the sections cover different regions). A list names
+        the roots; ``None`` lets the tests decide. ``.warnings`` lists edges into where/when
+        concepts either way.
     max_levels
         Refuse concepts with more labels than this.
 
     Returns
     -------
     DagSuggestion
-        ``.edges`` with statuses and statistics, ``.tests``, ``.dag`` for ``CausCell`` once
-        the undirected edges are resolved (``.orient``, ``.resolve``).
+        ``.edges``, ``.tests``, ``.dag`` once the undirected edges are resolved.
 
     Raises
     ------
     ConceptError
         Fewer than two concepts, an unknown column, missing labels, a continuous column.
     DAGError
-        Priors naming unknown concepts or contradicting each other (an edge both required
-        and forbidden, a required edge against the tier order, required edges in a cycle).
+        Priors naming unknown concepts or contradicting each other (an edge both required and
+        forbidden, or against the tiers, or into a root you named; required edges in a cycle).
     """
     _check_options(method, test, alpha)
     adata, _ = resolve_table(data, table_key)
     concepts = [str(c) for c in concepts]
     codes, levels = _concept_codes(adata.obs, concepts, max_levels)
-    priors = _check_priors(concepts, tiers, forbidden, required)
-    cg, graph, data_only = _run_pc_twice(codes, concepts, float(alpha), test, priors)
+    priors = _check_priors(concepts, tiers, forbidden, required, roots)
+    return _suggest(codes, concepts, levels, priors, float(alpha), test, method)
+
+
+def _suggest(codes: np.ndarray, concepts: list[str], levels: dict[str, list[str]],
+             priors: _Priors, alpha: float, test: str, method: str) -> DagSuggestion:
+    """PC on the checked codes and priors, and the :class:`DagSuggestion` explaining it."""
+    cg, graph, data_only = _run_pc_twice(codes, concepts, alpha, test, priors)
     ev = _Evidence(codes, concepts, levels, _tests_table(cg, codes, concepts, alpha, test == "gsq"),
                    alpha, test == "gsq")
     edges = pd.DataFrame([_edge_row(ev, graph[key], data_only.get(key), priors)
                           for key in _pairs_in_order(graph, concepts)], columns=_EDGE_COLUMNS)
     return DagSuggestion(concepts=concepts, edges=edges, tests=ev.tests, method=method,
-                         alpha=float(alpha), test=test, n_cells=len(codes),
-                         priors=priors.as_dict(), levels=levels)
+                         alpha=alpha, test=test, n_cells=len(codes), priors=priors.as_dict(),
+                         levels=levels, confounds=_confounds(ev, graph, data_only, priors))
 
 
 # -- data-driven check (heuristic) -----------------------------------------------------------

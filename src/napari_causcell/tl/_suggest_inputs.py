@@ -5,7 +5,7 @@
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
@@ -13,6 +13,7 @@ import pandas as pd
 
 from ..data import ConceptError, DAGError, parse_dag
 from ..data.dag import find_cycle
+from ._suggest_roots import resolve_roots
 
 Edge = tuple[str, str]
 _MAX_FLOAT_LEVELS = 50  # same rule as ConceptSpace: a float column with more is continuous
@@ -120,12 +121,21 @@ class _Priors:
     tiers: dict[str, int]
     forbidden: list[Edge]
     required: list[Edge]
+    roots: list[str] = field(default_factory=list)
 
     def forbids(self, a: str, b: str) -> bool:
-        """Whether ``a -> b`` is excluded by a forbidden edge or the tier order."""
-        if (a, b) in self.forbidden:
+        """Whether ``a -> b`` is excluded by a forbidden edge, a root or the tier order."""
+        if (a, b) in self.forbidden or self.into_root(a, b):
             return True
         return bool(self.tiers) and self.tiers[a] > self.tiers[b]
+
+    def into_root(self, a: str, b: str) -> bool:
+        """Whether ``a -> b`` points into a root (and is not required)."""
+        return b in self.roots and (a, b) not in self.required
+
+    def any(self) -> bool:
+        """Whether there is any prior at all."""
+        return bool(self.tiers or self.forbidden or self.required or self.roots)
 
     def orients(self, a: str, b: str) -> bool:
         """Whether the priors alone say ``a -> b`` (given that a and b are adjacent)."""
@@ -133,11 +143,13 @@ class _Priors:
 
     def as_dict(self) -> dict[str, Any]:
         return {"tiers": dict(self.tiers), "forbidden": list(self.forbidden),
-                "required": list(self.required)}
+                "required": list(self.required), "roots": list(self.roots)}
 
 
-def _check_priors(concepts: Sequence[str], tiers: Any, forbidden: Any, required: Any) -> _Priors:
-    """Validate priors; contradictions raise :class:`DAGError` before any test runs."""
+def _check_priors(concepts: Sequence[str], tiers: Any, forbidden: Any, required: Any,
+                  roots: Any = None) -> _Priors:
+    """Validate priors; contradictions raise :class:`DAGError` before any test runs. ``roots``
+    is resolved by :func:`._suggest_roots.resolve_roots`."""
     tier = _tier_map(tiers, concepts)
     forb = _edge_list(forbidden, "Forbidden", concepts)
     req = _edge_list(required, "Required", concepts)
@@ -154,7 +166,7 @@ def _check_priors(concepts: Sequence[str], tiers: Any, forbidden: Any, required:
     if cycle:
         raise DAGError("Contradictory priors: the required edges form a cycle: "
                        + " -> ".join(cycle) + ".")
-    return _Priors(tier, forb, req)
+    return _Priors(tier, forb, req, resolve_roots(roots, concepts, req))
 
 
 def _background(concepts: Sequence[str], priors: _Priors) -> Any:
@@ -169,4 +181,8 @@ def _background(concepts: Sequence[str], priors: _Priors) -> Any:
         bk.add_forbidden_by_node(nodes[a], nodes[b])
     for a, b in priors.required:
         bk.add_required_by_node(nodes[a], nodes[b])
+    for b in priors.roots:
+        for a in concepts:
+            if a != b and priors.into_root(a, b):
+                bk.add_forbidden_by_node(nodes[a], nodes[b])
     return bk

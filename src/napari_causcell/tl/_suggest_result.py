@@ -13,6 +13,7 @@ import pandas as pd
 from ..data import DAGError, parse_dag, validate_dag
 from ..data.dag import find_cycle
 from ._suggest_inputs import Edge
+from ._suggest_roots import edge_warnings, where_when
 
 #: Edge statuses in :attr:`DagSuggestion.edges`.
 STATUSES = {
@@ -41,6 +42,12 @@ class DagSuggestion:
         Every conditional-independence test PC ran: ``x``, ``y``, ``given``, ``statistic``,
         ``dof``, ``p_value`` (the value PC used), ``independent`` (p > alpha) and
         ``cells_per_cell`` (mean cells per table cell; below ~5 the test is weak).
+    confounds
+        Pairs of root concepts (``priors["roots"]``) whose labels are dependent but which the
+        roots prior keeps apart, each with the likely reason (a sampling confound).
+    warnings
+        Every oriented edge into a where/when concept, with the reason (property: it follows
+        the user's :meth:`orient` / :meth:`resolve`).
     """
 
     concepts: list[str]
@@ -52,6 +59,7 @@ class DagSuggestion:
     n_cells: int = 0
     priors: dict[str, Any] = field(default_factory=dict)
     levels: dict[str, list[str]] = field(default_factory=dict)
+    confounds: list[str] = field(default_factory=list)
 
     # -- reading ----------------------------------------------------------------------------
     @property
@@ -65,6 +73,12 @@ class DagSuggestion:
         """Oriented edges ``(parent, child)`` (any status but ``undirected``)."""
         e = self.edges[self.edges["status"] != "undirected"]
         return list(zip(e["source"], e["target"]))
+
+    @property
+    def warnings(self) -> list[str]:
+        """One line per oriented edge into a where/when concept (:func:`where_when`): such
+        an edge usually reflects a sampling confound, not a cause."""
+        return edge_warnings(self.directed, where_when(self.concepts))
 
     @property
     def dag(self) -> list[Edge]:
@@ -192,6 +206,10 @@ class DagSuggestion:
                          f" Cramer's V={r.cramers_v:.2f}; {r.note}")
         if self.undirected:
             lines.append("  decide the undirected edges before training.")
+        if self.priors.get("roots"):
+            lines.append(f"  roots (nothing points into them): {', '.join(self.priors['roots'])}")
+        lines += [f"  note: {c}" for c in self.confounds]
+        lines += [f"  warning: {w}" for w in self.warnings]
         return "\n".join(lines)
 
     def __repr__(self) -> str:
