@@ -76,3 +76,31 @@ def test_counterfactual_of_a_cell_ignores_the_rest_of_the_selection(trained, sma
                                rec[list(first.obs["source_id"])].X, atol=1e-4, rtol=0)
     other = trained.counterfactual(alone, batch_size=4, **{**kw, "seed": 12})
     assert not np.array_equal(other.X, trained.counterfactual(alone, **kw).X)
+
+
+def test_hold_keeps_the_type_and_its_token(trained, small_sdata):
+    """hold=["cell_type"]: do(age) answers "this cell, with its type, older": no type
+    switches, the type's token stays the cell's own, and the effect differs from the total
+    effect only through the type."""
+    from napari_causcell import ConceptError, cf
+
+    table = small_sdata.tables["table"]
+    young = table[table.obs["age"] == "4wk"][:200]
+    total = trained.counterfactual(young, do={"age": "90wk"}, seed=2)
+    direct = trained.counterfactual(young, do={"age": "90wk"}, seed=2, hold=["cell_type"])
+    assert total.uns["causcell"]["switched"] > 0 and direct.uns["causcell"]["switched"] == 0
+    assert list(direct.obs["cell_type"]) == list(young.obs["cell_type"])
+    assert direct.uns["causcell"]["hold"] == ["cell_type"]
+    same = (total.obs["cell_type"].to_numpy() == young.obs["cell_type"].to_numpy())
+    assert not np.allclose(direct.X[same], total.X[same], atol=1e-3)  # token held too
+    np.testing.assert_array_equal(direct.layers["reconstructed"], total.layers["reconstructed"])
+    # the held token is the cell's own endogenous token; age's is the donor's
+    ab = cf.abduct(trained, young, trained._source(young))
+    k = trained.concepts.index("cell_type")
+    act = cf.act(trained, ab, {"age": "90wk"}, desc_k=[k], donor="random", hard=True,
+                 propagate="labels", seed=2, hold=("cell_type",))
+    assert torch.equal(act.z[:, k], ab.z0[:, k])
+    with pytest.raises(ConceptError, match="not a concept"):
+        trained.counterfactual(young[:3], do={"age": "90wk"}, hold=["celltype"])
+    with pytest.raises(ConceptError, match="both intervened on and held"):
+        trained.counterfactual(young[:3], do={"age": "90wk"}, hold="age")

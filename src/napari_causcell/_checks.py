@@ -146,3 +146,17 @@ def sampling(kwargs: Mapping[str, Any]) -> None:
                           ("unseen", ("average", "decoder"))):
         if name in kwargs:
             choice(name, kwargs[name], options)
+
+
+def held(hold, concepts: Sequence[str], do: Mapping[str, Any]) -> tuple[str, ...]:
+    """``hold`` of ``counterfactual`` as a tuple of concepts, neither unknown nor intervened."""
+    from .errors import ConceptError
+
+    names = (hold,) if isinstance(hold, str) else tuple(hold or ())
+    for name in names:
+        if name not in concepts:
+            raise ConceptError(f"hold names {name!r}, not a concept of the model "
+                               f"({', '.join(concepts)}).")
+        if name in do:
+            raise ConceptError(f"{name!r} is both intervened on and held: choose one.")
+    return tuple(dict.fromkeys(names))

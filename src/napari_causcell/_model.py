@@ -289,17 +289,21 @@ class CausCell:
     @torch.no_grad()
     def counterfactual(self, data: Any = None, do: Mapping[str, Any] | None = None, *,
                        table_key: str | None = None, donor: str = "random", hard: bool = True,
-                       propagate: str = "labels", unseen: str = "average",
-                       sampler: str = "mean", steps: int = DEFAULT_STEPS, n_samples: int = 1,
-                       seed: int | None = None, batch_size: int = 4096,
-                       progress: Callable[[float], Any] | None = None) -> ad.AnnData:
+                       propagate: str = "labels", hold: Sequence[str] | None = None,
+                       unseen: str = "average", sampler: str = "mean",
+                       steps: int = DEFAULT_STEPS, n_samples: int = 1, seed: int | None = None,
+                       batch_size: int = 4096, progress: Callable[[float], Any] | None = None
+                       ) -> ad.AnnData:
         """Counterfactual cells under ``do(concept = label)`` (several concepts together).
 
         Abduction encodes each cell; action replaces the intervened concepts' tokens by a
         donor's (``donor="random"``: a training cell with that label; ``"mean"``: the label's
         mean token; ``hard=True`` cuts the edges into them) and, with
         ``propagate="labels"``, recomputes the descendants' labels through the label SCM
-        with each cell's own noise (``"tokens"``: labels kept, tokens moved); prediction
+        with each cell's own noise (``"tokens"``: labels kept, tokens moved); ``hold``:
+        concepts kept at each cell's own label and token (``hold=["cell_type"]`` asks "this
+        cell, with its type, under do()", the direct effect; without it the type may respond,
+        the total effect; README, "Which question"); prediction
         generates expression (``sampler``, ``steps``, ``n_samples`` draws per cell). A cell
         whose new label combination was never seen in training keeps its label;
         ``unseen="average"`` transports the change measured for the labels seen with both
@@ -319,16 +323,17 @@ class CausCell:
         do = dict(do or {})
         if not do:
             raise ConceptError("Give at least one intervention, e.g. do={'age': '90wk'}.")
+        hold = _checks.held(hold, self.concepts, do)
         ab = cf.abduct(self, adata, x)
         desc = sorted(set().union(*(descendants(self.concepts, self.edges, c) for c in do)))
         draws = cf.run(self, ab, do, desc_k=[self.concepts.index(c) for c in desc],
                        donor=donor, hard=hard, propagate=propagate, unseen=unseen,
                        sampler=sampler, steps=steps, n_samples=n_samples,
                        seed=self.seed if seed is None else seed, batch_size=batch_size,
-                       progress=progress)
+                       progress=progress, hold=hold)
         settings = {"do": {k: str(v) for k, v in do.items()}, "donor": donor, "hard": hard,
-                    "propagate": propagate, "sampler": sampler, "steps": steps,
-                    "unseen": unseen}
+                    "propagate": propagate, "hold": list(hold), "sampler": sampler,
+                    "steps": steps, "unseen": unseen}
         return cf.assemble(self, adata, x.dense(), ab.y, draws, settings, desc)
 
     # -- persistence -------------------------------------------------------------------------

@@ -44,6 +44,8 @@ class Action:
     kept: torch.Tensor  # (n, M): label kept for lack of training evidence
     unsupported: float | None = None  # share of cells with a kept label (propagate="labels")
     switched: float = 0.0  # share of cells whose descendant label changed
+    fixed: dict[int, torch.Tensor] = field(default_factory=dict)  # held concepts' tokens
+    held_unseen: float = 0.0  # share of cells whose held label was never seen with new parents
     extra: dict[str, Any] = field(default_factory=dict)
 
 
@@ -87,13 +89,17 @@ def abduct(model, adata, source) -> Abduction:
 
 @torch.no_grad()
 def act(model, ab: Abduction, do: dict[str, Any], *, desc_k: list[int], donor: str,
-        hard: bool, propagate: str, seed: int, sample: int = 0) -> Action:
+        hard: bool, propagate: str, seed: int, sample: int = 0,
+        hold: tuple[str, ...] = ()) -> Action:
     """``do()``: descendants' labels through the label SCM with each cell's own abducted
     noise (``propagate="labels"``), donor tokens for switched labels and the intervened
     concepts, then the token SCM (``hard``: edges into the intervened concepts cut).
-    Every random choice is drawn from the cell's own stream (``seed``, ``sample``)."""
+    Concepts in ``hold`` keep each cell's own label and token (the controlled direct effect:
+    "this cell, with its type, in the new domain"). Every random choice is drawn from the
+    cell's own stream (``seed``, ``sample``)."""
     mod, concepts = model.module, model.concepts
     do_codes = {concepts.index(c): model.concept_space.code(c, v) for c, v in do.items()}
+    held = {concepts.index(c): ab.y[:, concepts.index(c)] for c in hold}
     y_cf, eps = ab.y.clone(), ab.eps0.clone()
     for k, code in do_codes.items():
         y_cf[:, k] = code
@@ -101,7 +107,7 @@ def act(model, ab: Abduction, do: dict[str, Any], *, desc_k: list[int], donor: s
     unsupported = None
     if propagate == "labels":
         noise = mod.label_scm.abduct(ab.y, noise_for(ab.keys, seed, LABELS, sample))
-        y_cf, kept = mod.label_scm.counterfactual(ab.y, do_codes, noise)
+        y_cf, kept = mod.label_scm.counterfactual(ab.y, {**do_codes, **held}, noise)
         unsupported = float(kept.any(-1).float().mean())
         for k in desc_k:
             moved = torch.nonzero(y_cf[:, k] != ab.y[:, k]).flatten()
@@ -115,8 +121,19 @@ def act(model, ab: Abduction, do: dict[str, Any], *, desc_k: list[int], donor: s
     picks = noise_for(ab.keys, seed, DONORS, sample)
     values = {k: model.donors.value(concepts[k], do[concepts[k]], kind, donor, n,
                                     picks.child(k)).to(model.device) for k in do_codes}
-    z = mod.scm.intervene(eps, values, hard=hard)
-    return Action(y_cf, eps, z, values, kept, unsupported, switched)
+    fixed = {k: ab.z0[:, k] for k in held}
+    z = mod.scm.intervene(eps, values, hard=hard, fixed=fixed)
+    return Action(y_cf, eps, z, values, kept, unsupported, switched, fixed,
+                  _held_unseen(mod.label_scm, held, y_cf))
+
+
+def _held_unseen(scm, held: dict[int, torch.Tensor], y_cf: torch.Tensor) -> float:
+    """Share of cells whose held label was never seen in training with its new parents."""
+    unseen = torch.zeros(y_cf.shape[0], dtype=torch.bool, device=y_cf.device)
+    for k, own in held.items():
+        if scm.parents[k]:
+            unseen |= ~scm.seen_with_parents(k, y_cf, own)
+    return float(unseen.float().mean()) if len(unseen) else 0.0
 
 
 def _switched_token(model, k: int, code: int, resid: torch.Tensor, donor: str,
@@ -185,9 +202,10 @@ def transport(model, ab: Abduction, action: Action, *, hard: bool, donor: str,
             e1, e0 = action.eps[cells].clone(), ab.eps0[cells].clone()
             e1[:, j], e0[:, j] = tok, tok
             vals = {k: v if v.dim() == 1 else v[cells] for k, v in action.values.items()}
+            fixed = {k: v[cells] for k, v in action.fixed.items()}
             own = noise.rows(cells)
-            change = (predict(mod, mod.scm.intervene(e1, vals, hard=hard), *gen_args[:2], own,
-                              gen_args[2])
+            z1 = mod.scm.intervene(e1, vals, hard=hard, fixed=fixed)
+            change = (predict(mod, z1, *gen_args[:2], own, gen_args[2])
                       - predict(mod, mod.tokens(e0), *gen_args[:2], own, gen_args[2]))
             at = pos[ok.cpu().numpy()]
             acc[at] += w * change
@@ -208,7 +226,8 @@ class Draw:
 
 def run(model, ab: Abduction, do: dict[str, Any], *, desc_k: list[int], donor: str,
         hard: bool, propagate: str, unseen: str, sampler: str, steps: int, n_samples: int,
-        seed: int, batch_size: int, progress: Callable[[float], Any] | None) -> list[Draw]:
+        seed: int, batch_size: int, progress: Callable[[float], Any] | None,
+        hold: tuple[str, ...] = ()) -> list[Draw]:
     """``n_samples`` counterfactual draws: each with its own donors, label noise and sampler
     noise, paired with the cells generated without intervention from the same noise. All
     noise is per cell (keyed by ``seed``, the draw and the cell's obs name): a cell's answer
@@ -220,7 +239,7 @@ def run(model, ab: Abduction, do: dict[str, Any], *, desc_k: list[int], donor: s
 
     for s in range(n_samples):
         action = act(model, ab, do, desc_k=desc_k, donor=donor, hard=hard,
-                     propagate=propagate, seed=seed, sample=s)
+                     propagate=propagate, seed=seed, sample=s, hold=hold)
         noise = noise_for(ab.keys, seed, SAMPLER, s)
         gen_args = (sampler, steps, batch_size)
         gen = predict(model.module, action.z, sampler, steps, noise, batch_size, part(2 * s))

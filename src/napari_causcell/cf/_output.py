@@ -60,7 +60,15 @@ def assemble(model, adata: ad.AnnData, factual: np.ndarray, y, draws: list[Draw]
         "output": "expected" if settings["sampler"] == "mean" else "sample",
         "descendants": desc, "switched": float(np.mean([d.action.switched for d in draws])),
         "unsupported": float(np.mean(unsupported)) if unsupported else 0.0,
+        "held_unseen": float(np.mean([d.action.held_unseen for d in draws])),
     }
+    held_unseen = out.uns[Key.uns.CAUSCELL]["held_unseen"]
+    if held_unseen > 0:
+        warnings.warn(
+            f"{share(held_unseen)} of the cells keep a held label ({', '.join(settings['hold'])})"
+            f" never seen in training with the new labels under do({settings['do']}): the "
+            "decoder extrapolates for them (uns['causcell']['held_unseen']).",
+            UserWarning, stacklevel=5)
     if unsupported and np.mean(unsupported) > 0:
         warnings.warn(
             f"{share(np.mean(unsupported))} of the cells have a label never seen in training "
