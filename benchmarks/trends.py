@@ -225,18 +225,18 @@ def main() -> None:
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", UserWarning)  # one-donor notes of tiny groups
         t0 = time.perf_counter()
-        tl.age_trends(models, small, store_counterfactuals=False, seed=0, **kw)  # in place
+        tl.age_trends(small, models, store_counterfactuals=False, seed=0, **kw)  # in place
         runs[f"causcell_ensemble_{args.seeds}"] = small.uns["causcell_trends"]["results"]
         timing["ensemble_s"] = time.perf_counter() - t0
         if jk_models:
             t0 = time.perf_counter()
             runs[f"causcell_ensemble_{args.seeds}_jackknife"] = tl.age_trends(
-                models + jk_models, small, seed=0, copy=True, **kw)
+                small, models + jk_models, seed=0, copy=True, **kw)
             timing["ensemble_jackknife_s"] = time.perf_counter() - t0
         runs[f"causcell_ensemble_{args.seeds}_theoretical_null"] = tl.age_trends(
-            models, small, seed=0, copy=True, null="theoretical", **kw)
+            small, models, seed=0, copy=True, null="theoretical", **kw)
         for i, m in enumerate(models):
-            runs[f"causcell_seed{i}"] = tl.age_trends(m, small, seed=0, copy=True, **kw)
+            runs[f"causcell_seed{i}"] = tl.age_trends(small, m, seed=0, copy=True, **kw)
         tl.direct_trends(small, unit="donors", **kw)  # in place
         runs[f"direct_donors_{args.per_age}_per_age"] = small.uns["causcell_direct_trends"][
             "results"]

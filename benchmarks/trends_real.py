@@ -52,7 +52,7 @@ def main() -> None:
               marginal=False, genes=list(models[0].genes))
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
-        cc = tl.age_trends(models, sdata, copy=True, **kw)
+        cc = tl.age_trends(sdata, models, copy=True, **kw)
         direct = tl.direct_trends(sdata, copy=True, **kw)
     rows = []
     for rec in SUN2024_AGE_MARKERS.itertuples():

@@ -54,7 +54,7 @@ def age_trends(state: AppState, source: str, targets: Sequence[str] | str | None
         groupby = [c for c in dict.fromkeys(found) if c and c != concept]
     key = kwargs.pop("key_added", Key.uns.TRENDS)
     try:
-        tl.age_trends(model, state.data, concept=concept, source=str(source), targets=targets,
+        tl.age_trends(state.data, model, concept=concept, source=str(source), targets=targets,
                       groupby=groupby, table_key=state.table_key, key_added=key, **kwargs)
     except ConceptError as err:
         raise DataError(str(err)) from err

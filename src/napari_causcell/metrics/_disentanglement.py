@@ -37,7 +37,7 @@ def probe(
     labels
         One column per label, ``n_cells`` rows (same order as the embeddings).
     folds
-        Cross-validation folds (each class needs at least this many cells).
+        Cross-validation folds; a class with fewer cells is left out (see ``left_out``).
     max_cells
         Seeded subsample above this many cells (probes are quadratic-ish in cost).
 
@@ -45,14 +45,18 @@ def probe(
     -------
     pandas.DataFrame
         Long form, one row per pair: ``embedding``, ``label``, ``accuracy``, ``macro_f1``,
-        ``chance`` (majority-class rate), ``own`` (embedding named like the label) and
-        ``above_chance`` = ``(accuracy - chance) / (1 - chance)`` (0 = chance, 1 = perfect).
+        ``chance`` (majority-class rate), ``own`` (embedding named like the label),
+        ``above_chance`` = ``(accuracy - chance) / (1 - chance)`` (0 = chance, 1 = perfect)
+        and ``left_out``: the classes with fewer cells than ``folds`` (e.g. 2 macrophages),
+        whose cells that label's probe leaves out (stratified folds cannot split them;
+        ``""`` when none).
     """
     idx = _probe_cells(embeddings, len(labels), seed, max_cells)
     codes = {label: _probe_codes(labels, label, idx, folds) for label in labels.columns}
     rows = []
-    for label, (y, k) in codes.items():  # every label checked before any fit
-        rows += _probe_label(embeddings, label, y, k, idx, seed)
+    for label, (y, k, keep, left_out) in codes.items():  # every label checked before any fit
+        part = _probe_label(embeddings, label, y, k, idx[keep], seed)
+        rows += [{**r, "left_out": left_out} for r in part]
     return pd.DataFrame(rows)
 
 
@@ -73,16 +77,27 @@ def _probe_cells(embeddings: Mapping[str, np.ndarray], n: int, seed: int,
 
 
 def _probe_codes(labels: pd.DataFrame, label: str, idx: np.ndarray,
-                 folds: int) -> tuple[np.ndarray, int]:
-    """Class codes of ``label`` on rows ``idx`` and the number of folds they allow."""
-    y = pd.Categorical(labels[label].astype(str).to_numpy()[idx]).codes
-    counts = np.bincount(y)
-    if (counts > 0).sum() < 2:
+                 folds: int) -> tuple[np.ndarray, int, np.ndarray, str]:
+    """Class codes of ``label`` on the kept rows of ``idx``, the number of folds, the mask of
+    kept rows and the classes left out (``"Macrophage (2 cells)"``; ``""`` for none).
+
+    A class with fewer cells than ``folds`` cannot be split in stratified folds: its cells
+    are left out of this label's probe (said in the result) rather than failing the probe.
+    """
+    values = labels[label].astype(str).to_numpy()[idx]
+    names, counts = np.unique(values, return_counts=True)
+    if len(names) < 2:
         raise DataError(f"Label {label!r} has one class only: nothing to probe.")
-    k = int(min(folds, counts[counts > 0].min()))
-    if k < 2:
-        raise DataError(f"Label {label!r} has a class with one cell; need >= 2 per class.")
-    return y, k
+    small = counts < max(int(folds), 2)
+    if (~small).sum() < 2:
+        raise DataError(f"Label {label!r} has fewer than two classes with >= {max(folds, 2)} "
+                        f"cells (counts {dict(zip(names.tolist(), counts.tolist()))}); use "
+                        "more cells or fewer folds.")
+    keep = ~np.isin(values, names[small])
+    left_out = ", ".join(f"{n} ({c} cell{'s' if c > 1 else ''})"
+                         for n, c in zip(names[small], counts[small]))
+    y = pd.Categorical(values[keep]).codes
+    return y, int(folds), keep, left_out
 
 
 def _probe_label(embeddings: Mapping[str, np.ndarray], label: str, y: np.ndarray, k: int,

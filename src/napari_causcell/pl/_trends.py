@@ -23,7 +23,7 @@ def _store(data: Any, key: str, table_key: str | None) -> tuple[ad.AnnData, dict
     table, _ = resolve_table(data, table_key)
     store = table.uns.get(key)
     if not isinstance(store, dict) or "results" not in store:
-        raise DataError(f"No trend result in uns[{key!r}]: run tl.age_trends(model, data) first.")
+        raise DataError(f"No trend result in uns[{key!r}]: run tl.age_trends(data, model) first.")
     return table, store
 
 

@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import warnings
 from typing import Any
 
 import numpy as np
 import pandas as pd
+
+from ._defaults import is_model
 
 
 def leakage(
@@ -20,9 +23,23 @@ def leakage(
     own label well and other labels near chance (``u`` ideally near chance everywhere).
     With label anchoring (the default) a concept token contains its label's prototype, so its
     own-label entry is ~1 by construction: read the off-diagonal entries and the ``u`` row.
+
+    The model comes first because ``data`` is optional; ``leakage(data, model)`` (the order
+    of :func:`counterfactual`) is accepted too, told apart by type.
+
+    A class with fewer cells than ``folds`` (e.g. two macrophages) cannot be split in
+    stratified folds: its cells are left out of that label's probe, and the result says so
+    in ``attrs["left_out"]`` (``{label: "Macrophage (2 cells)"}``) and a ``UserWarning``.
+
+    Returns
+    -------
+    pandas.DataFrame
+        Tokens x concept labels (probe accuracy), plus the ``chance`` row.
     """
     from ..metrics import probe
 
+    if data is not None and is_model(data) and not is_model(model):
+        model, data = data, model
     if data is None:
         adata = model._table(None)
         val = getattr(model, "_val_index", None)
@@ -41,4 +58,10 @@ def leakage(
     chance = table.drop_duplicates("label").set_index("label")["chance"]
     wide.loc["chance"] = chance.reindex(model.concepts)
     wide.index.name = wide.columns.name = None
+    left = table.drop_duplicates("label").set_index("label")["left_out"]
+    wide.attrs["left_out"] = {k: v for k, v in left.items() if v}
+    if wide.attrs["left_out"]:
+        parts = "; ".join(f"{k}: {v}" for k, v in wide.attrs["left_out"].items())
+        warnings.warn(f"leakage: classes with fewer cells than folds={folds} are left out of "
+                      f"the probe ({parts}).", UserWarning, stacklevel=2)
     return wide

@@ -62,23 +62,32 @@ make each donor's mean more precise, not the test more significant."""
 
 
 AGE_TRENDS_PARAMETERS = """\
+data
+    AnnData or SpatialData holding the cells (raw counts, as the model was trained). The
+    data comes first, as in :func:`counterfactual`; the old order ``(model, data)`` still
+    works (told apart by type) with a :class:`DeprecationWarning`.
 model
     A trained :class:`~napari_causcell.CausCell` with ``concept`` among its concepts, or a
     list of them (an ensemble: the same data and settings, different seeds; see
     :func:`train_ensemble`). One model gives no seed-to-seed term (its spread over the
     source donors stands in). Models that record a left-out donor
     (``train_params['left_out']``) give the donor jackknife, not the effect.
-data
-    AnnData or SpatialData holding the cells (raw counts, as the model was trained).
 concept
-    The ordered concept to move along (e.g. ``"age"``).
+    The ordered concept to move along. Default: the model's time concept (``age`` when it
+    has one, else its only concept named like a time: ``time``, ``stage``, ``timepoint``...);
+    a :class:`~napari_causcell.errors.SettingError` lists the concepts when there is none
+    or several.
 source
-    Label of the cells to intervene on (e.g. ``"4wk"``).
+    Label of the cells to intervene on (e.g. ``"4wk"``). Default: the youngest label of
+    ``concept`` (the smallest number of labels such as ``4wk, 24wk, 90wk``, else the first
+    label of the model).
 targets
     Label(s) to set; default every other label of ``concept``.
 groupby
     ``obs`` columns defining groups (e.g. ``["cell_type", "domain"]``), taken from the
-    **source** (factual) cells; ``None`` for one group of all cells.
+    **source** (factual) cells; ``None`` for one group of all cells. Default ``"auto"``: the
+    model's other concepts that are columns of the data (``cell_type`` and ``domain``
+    first, as the former default, then the others in the model's order).
 genes
     Genes to test (default all model genes).
 donor_key

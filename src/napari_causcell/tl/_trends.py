@@ -46,6 +46,7 @@ from ..errors import ConceptError, DataError, SettingError
 from ..stats import moderate_variances
 from ._counterfactual import counterfactual as _tl_counterfactual
 from ._counterfactual import select_cells, stored_counterfactual
+from ._defaults import data_and_model, other_concepts, time_concept, youngest_label
 from ._direct_trends import direct_trends
 from ._donors import domains_per_slice, subsample_donors
 from ._ensemble import as_models, left_out, train_ensemble
@@ -71,6 +72,7 @@ class _Run:
 
     models: list[Any]
     concept: str
+    source: str
     targets: list[str]
     groupby: list[str]
     genes: list[str]
@@ -83,9 +85,9 @@ class _Run:
 
 @fill_doc(intro=AGE_TRENDS_INTRO, parameters=AGE_TRENDS_PARAMETERS, results=AGE_TRENDS_RESULTS)
 def age_trends(
-    model: Any, data: Any, concept: str = "age", source: str = "4wk",
+    data: Any, model: Any, concept: str | None = None, source: str | None = None,
     targets: Sequence[str] | str | None = None,
-    groupby: Sequence[str] | str | None = ("cell_type", "domain"),
+    groupby: Sequence[str] | str | None = "auto",
     genes: Sequence[str] | None = None, *, donor_key: str | None | bool = None,
     level: float = 0.95, test: str = "t-test", alpha: float = 0.05,
     min_effect: float = DEFAULT_MIN_EFFECT, min_cells: int = 10, min_donor_cells: int = 5,
@@ -106,9 +108,11 @@ def age_trends(
 
     {results}
     """
+    data, model = data_and_model(data, model, "age_trends")
     _check_settings(test, alpha, min_effect, min_cells, null, level, switched)
     run = _prepare(model, data, concept, source, targets, groupby, genes, donor_key, cells,
                    table_key)
+    concept, source = run.concept, run.source
     n_samples = int(counterfactual_kwargs.get("n_samples", 1))
     keep_cf = store_counterfactuals and not copy and not (is_spatialdata(data) and n_samples > 1)
     replicates, skipped, keys, n_excluded = _generate(
@@ -150,21 +154,26 @@ def _check_settings(test: str, alpha: float, min_effect: float, min_cells: int, 
         raise SettingError(f"switched must be 'exclude' or 'include', got {switched!r}")
 
 
-def _prepare(model: Any, data: Any, concept: str, source: str, targets: Any, groupby: Any,
-             genes: Any, donor_key: Any, cells: Any, table_key: str | None) -> _Run:
-    """Check the models, labels, columns, source cells and genes of a call."""
+def _prepare(model: Any, data: Any, concept: str | None, source: str | None, targets: Any,
+             groupby: Any, genes: Any, donor_key: Any, cells: Any, table_key: str | None) -> _Run:
+    """Check the models, labels, columns, source cells and genes of a call; derive the
+    defaults (concept, source, groupby) from the model and the data."""
     models = as_models(model)
     models.sort(key=lambda m: left_out(m) is not None)  # models on all donors first
     first = models[0]
     if left_out(first) is not None:
         raise DataError("Every model left a donor out: pass the models trained on all donors "
                         "too (tl.train_ensemble(..., jackknife=...) returns both).")
+    concept = time_concept(first.concepts) if concept is None else concept
     if concept not in first.concepts:
         raise ConceptError(f"Unknown concept {concept!r}; the model's concepts are "
                            f"{first.concepts}.")
-    targets = check_labels(first.concept_space.categories[concept], concept, source, targets)
-    groupby = as_list(groupby)
+    labels = first.concept_space.categories[concept]
+    source = youngest_label(labels) if source is None else str(source)
+    targets = check_labels(labels, concept, source, targets)
     table, table_key = resolve_table(data, table_key or getattr(first, "table_key", None))
+    groupby = (other_concepts(first.concepts, concept, table.obs)
+               if isinstance(groupby, str) and groupby == "auto" else as_list(groupby))
     check_columns(table, [concept, *groupby], "Concept/groupby")
     donor_col = donor_column(table, donor_key)
     mask = _source_mask(table, concept, source, cells)
@@ -173,8 +182,8 @@ def _prepare(model: Any, data: Any, concept: str, source: str, targets: Any, gro
     if unknown or not genes:
         raise DataError(f"Genes not modelled: {unknown[:5]} (the model has {len(first.genes)}).")
     gidx = [list(first.genes).index(g) for g in genes]
-    return _Run(models, concept, targets, groupby, genes, gidx, table, table_key, donor_col,
-                mask)
+    return _Run(models, concept, source, targets, groupby, genes, gidx, table, table_key,
+                donor_col, mask)
 
 
 def _source_mask(table: ad.AnnData, concept: str, source: str, cells: Any) -> np.ndarray:
