@@ -117,6 +117,33 @@ def test_counterfactual_h5ad_with_where(capsys, files, model_dir, cli_sdata):
     assert rc == 2 and "--overwrite" in err and out.stat().st_mtime_ns == before
 
 
+def test_counterfactual_reports_switches_and_holds(capsys, files, model_dir):
+    """Label changes are printed with every counterfactual; --hold keeps them (issue 28
+    item 1, issue 26 item 1)."""
+    from napari_causcell import tl
+
+    out = files / "cf_switch.h5ad"
+    rc, stdout, err = _run(capsys, "counterfactual", model_dir, files / "data.h5ad",
+                           "--do", "age=90wk", "--where", "age=4wk", "--out", out)
+    assert rc == 0, err
+    cf = ad.read_h5ad(out)
+    line = tl.switch_summary(cf)  # the tiny model switches 17 % of the young cells' types
+    assert line.startswith("cell_type changed in ")
+    assert f"Labels changed: {line} (--hold CONCEPT keeps them)" in stdout
+    held = files / "cf_held.h5ad"
+    rc, stdout, err = _run(capsys, "counterfactual", model_dir, files / "data.h5ad",
+                           "--do", "age=90wk", "--where", "age=4wk", "--hold", "cell_type",
+                           "--out", held)
+    assert rc == 0, err
+    assert "holding cell_type" in stdout and "Labels changed" not in stdout
+    cf = ad.read_h5ad(held)
+    assert cf.uns["causcell"]["hold"] == ["cell_type"]
+    assert (cf.obs["cell_type"].astype(str) == cf.obs["factual_cell_type"].astype(str)).all()
+    rc, _, err = _run(capsys, "counterfactual", model_dir, files / "data.h5ad",
+                      "--do", "age=90wk", "--hold", "celltype", "--out", files / "x.h5ad")
+    assert rc == 2 and "not a concept" in err and "Traceback" not in err
+
+
 def test_counterfactual_spatialdata(capsys, files, model_dir):
     import spatialdata
 
@@ -187,7 +214,7 @@ def test_train_missing_or_unreadable_data(capsys, tmp_path):
         (["--do", "age=200wk"], "'200wk' is not a label of concept 'age'"),
         (["--do", "sex=F"], "Unknown concept 'sex'"),
         (["--do", "age"], "--do expects COLUMN=LABEL"),
-        (["--do", "age=90wk", "--where", "cell_type=Neuron"], "selection is empty"),
+        (["--do", "age=90wk", "--where", "cell_type=Neuron"], "no cell has cell_type 'Neuron'"),
         (["--do", "age=90wk", "--where", "batch=1"], "'batch' is not in obs"),
         (["--do", "age=90wk", "--where", "age=4wk", "--where", "age=24wk"], "twice"),
         (["--do", "age=90wk", "--steps", "0"], "--steps must be >= 1"),

@@ -18,6 +18,7 @@ from ._common import (
     cleanup_on_error,
     describe_where,
 )
+from ._messages import check_where
 
 
 def cmd_counterfactual(args: argparse.Namespace) -> int:
@@ -48,12 +49,14 @@ def cmd_counterfactual(args: argparse.Namespace) -> int:
                                   "or another --key")
     if spatial and out.suffix == ".h5ad":  # the table alone: SpatialData stays untouched
         data = resolve_table(data, args.table_key)[0]
+    check_where(resolve_table(data, args.table_key)[0].obs, where)  # labels listed if unknown
 
     # compute first: nothing is written to disk when this fails; an .h5ad gets the
     # counterfactual alone (copy=True)
     cf = tl.counterfactual(
         data, model, do, cells=where or None, table_key=args.table_key, key_added=key,
         copy=not into_zarr, overwrite=args.overwrite, donor=args.donor, hard=not args.soft,
+        hold=args.hold or None,
         sampler=args.sampler, steps=args.steps, n_samples=args.n_samples, seed=args.seed,
     )
     if into_zarr:
@@ -135,7 +138,11 @@ def _report(args: argparse.Namespace, cf: Any, do: dict, where: dict, out: Path,
 
     what = f" where {describe_where(where)}" if where else ""
     dos = ", ".join(f"{k}={v}" for k, v in do.items())
-    print(f"Counterfactual do({dos}) for {cf.n_obs} cells{what}")
+    held = f", holding {', '.join(args.hold)}" if args.hold else ""
+    print(f"Counterfactual do({dos}) for {cf.n_obs} cells{what}{held}")
+    switches = tl.switch_summary(cf)
+    if switches:
+        print(f"Labels changed: {switches} (--hold CONCEPT keeps them)")
     top = tl.top_changed_genes(cf, n=args.top)
     if len(top):
         print(f"Top {len(top)} changed genes (mean counterfactual - reconstructed, log1p):")

@@ -142,6 +142,9 @@ def _add_counterfactual(sub: Any, common: argparse.ArgumentParser) -> None:
                    help="token of a random training cell with the label, or the label's mean")
     p.add_argument("--soft", action="store_true",
                    help="soft intervention (swap the exogenous part only) instead of do()")
+    p.add_argument("--hold", action="append", metavar="CONCEPT",
+                   help="keep each cell's own label of CONCEPT (e.g. cell_type: 'this cell, "
+                        "with its type, under do()', the direct effect); repeat for several")
     p.add_argument("--n-samples", type=int, default=1, metavar="N",
                    help="samples per cell (default 1)")
     p.add_argument("--seed", type=int, default=None, help="sampling seed (default the model's)")

@@ -148,8 +148,9 @@ def counterfactual(data: Any, model: Any, do: Mapping[str, Any], cells: Any = No
         Replace an existing result of that name (else an error, checked before any work); the
         table the cells come from is never replaced. Ignored with ``copy=True``.
     **kwargs
-        Passed to :meth:`CausCell.counterfactual` (``donor``, ``hard``, ``sampler``, ``steps``,
-        ``n_samples``, ``seed``).
+        Passed to :meth:`CausCell.counterfactual` (``donor``, ``hard``, ``hold``,
+        ``sampler``, ``steps``, ``n_samples``, ``seed``). ``hold=["cell_type"]`` keeps each
+        cell's type (the direct effect; :func:`label_switches` lists the changes otherwise).
 
     Returns
     -------
@@ -203,18 +204,25 @@ def _checked_request(data: Any, do: Mapping[str, Any], table_key: str | None,
     return table, name
 
 
-def mean_change(cf: ad.AnnData, groupby: str | None = None) -> pd.DataFrame:
+def mean_change(cf: ad.AnnData, groupby: str | None = None,
+                labels: str = "factual") -> pd.DataFrame:
     """Mean paired change (``layers['delta']``) per gene (rows: groups, or one row ``all``).
 
-    Grouping by a descendant of the intervention (e.g. ``"cell_type"`` under do(age)) groups
-    by the *counterfactual* label; ``groupby="factual_cell_type"`` groups by the cells' own.
+    Grouping by a descendant of the intervention (e.g. ``"cell_type"`` under do(age), whose
+    label may have changed: :func:`label_switches`) groups by each cell's own label
+    (``labels="factual"``, default: column ``factual_cell_type``) or by its counterfactual
+    label (``labels="counterfactual"``).
     """
     check_anndata(cf, "cf")
+    if labels not in ("factual", "counterfactual"):
+        raise SettingError(f"labels must be 'factual' or 'counterfactual', got {labels!r}")
     delta = np.asarray(cf.layers["delta"])
     if groupby is None:
         return pd.DataFrame(delta.mean(0, keepdims=True), index=["all"], columns=cf.var_names)
+    if labels == "factual" and Key.obs.factual(groupby) in cf.obs:
+        groupby = Key.obs.factual(groupby)
     if groupby not in cf.obs:
-        raise DataError(f"Column {groupby!r} is not in obs.")
+        raise DataError(f"Column {groupby!r} is not in obs; columns: {list(cf.obs.columns)}.")
     groups = cf.obs[groupby].astype(str).to_numpy()
     labels = sorted(set(groups))
     rows = [delta[groups == g].mean(0) for g in labels]
