@@ -56,3 +56,19 @@ def test_hvg_selection_above_limit(rng):
     best = ref.var["dispersions_norm"].fillna(-np.inf).sort_values(ascending=False, kind="stable").index[:10]
     assert len(chosen) == 10 and set(chosen) == set(best)
     assert chosen == [g for g in a.var_names if g in set(best)]  # data order kept
+
+
+def test_non_integer_counts_name_a_layer_of_counts():
+    """Issue 28 item 10: a log-normalised .X with the counts in a layer says which layer."""
+    a = make([[1.5, 0.2, 0.0], [0.0, 0.7, 2.1]])
+    with pytest.raises(DataError, match="not integers") as err:
+        expression(a, ["g0", "g1", "g2"])
+    assert "layer=" not in str(err.value)  # no layer holds counts: no hint
+    a.layers["counts"] = sparse.csr_matrix(np.array([[3, 1, 0], [0, 2, 5]], dtype=np.float32))
+    a.layers["scaled"] = sparse.csr_matrix(np.array([[0.3, 0.1, 0], [0, 0.2, 0.5]]))
+    with pytest.raises(DataError, match=r"layers\['counts'\] holds whole numbers: pass "
+                                        r"layer='counts'\."):
+        expression(a, ["g0", "g1", "g2"])
+    with pytest.raises(DataError, match=r"pass layer='counts'"):
+        select_genes(a, max_genes=2)
+    assert expression(a, ["g0", "g1", "g2"], layer="counts").shape == (2, 3)

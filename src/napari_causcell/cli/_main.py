@@ -6,6 +6,7 @@ import sys
 from collections.abc import Sequence
 
 from ._common import UsageError, user_errors
+from ._messages import cli_wording, one_line_warnings
 from ._parser import build_parser
 
 
@@ -25,7 +26,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             raise UsageError(f"--threads must be >= 0, got {args.threads}")
         if args.threads:
             torch.set_num_threads(args.threads)
-        return int(args.func(args) or 0)
+        with one_line_warnings(parser):
+            return int(args.func(args) or 0)
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
         return 130
@@ -33,7 +35,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         if args.traceback or not isinstance(err, user_errors()):
             raise
         msg = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
-        print(f"error: {msg}", file=sys.stderr)
+        print(f"error: {cli_wording(msg, parser)}", file=sys.stderr)
         return 2
 
 

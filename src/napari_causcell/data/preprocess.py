@@ -38,6 +38,30 @@ def check_counts(x, what: str = "counts") -> None:
         )
 
 
+def counts_layer_hint(adata: ad.AnnData, layer: str | None) -> str:
+    """`` layers['counts'] holds whole numbers: pass layer='counts'.`` when a layer other than
+    ``layer`` looks like counts (a sample of whole, non-negative values), else ``""``."""
+    names = sorted(adata.layers.keys(), key=lambda n: (n != "counts", "count" not in n, n))
+    for name in (n for n in names if n != layer):
+        try:
+            values = _sample_values(adata.layers[name])
+        except Exception:  # noqa: BLE001 - an unusual matrix type: no hint
+            continue
+        if values.size and np.all(np.isfinite(values)) and values.min() >= 0 and np.all(
+                values == np.round(values)):
+            return f" layers[{name!r}] holds whole numbers: pass layer={name!r}."
+    return ""
+
+
+def _check_counts_of(adata: ad.AnnData, x, layer: str | None) -> None:
+    """:func:`check_counts` of ``x`` (the matrix of ``layer``), its error naming a layer of
+    ``adata`` that holds counts."""
+    try:
+        check_counts(x)
+    except DataError as err:
+        raise DataError(f"{err}{counts_layer_hint(adata, layer)}") from None
+
+
 LOG_MAX = 15.0  # log1p(10,000 per cell) tops out near 9.2; larger values are counts
 
 
@@ -145,7 +169,7 @@ def expression(
     if log_normalized:
         check_log_normalized(x)
         return sparse.csr_matrix(x, dtype=np.float32)
-    check_counts(x)
+    _check_counts_of(sub, x, layer)
     return log_normalize(x)
 
 
@@ -170,7 +194,7 @@ def select_genes(
             "max_genes."
         )
     if not log_normalized:
-        check_counts(x)
+        _check_counts_of(adata, x, layer)
         x = log_normalize(x)
     tmp = ad.AnnData(sparse.csr_matrix(x, dtype=np.float32), var=pd.DataFrame(index=adata.var_names))
     sc.pp.highly_variable_genes(tmp, n_top_genes=max_genes, flavor="seurat")

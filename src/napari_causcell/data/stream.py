@@ -19,7 +19,7 @@ import numpy as np
 import pandas as pd
 from scipy import sparse
 
-from .preprocess import DataError, get_matrix, gene_indexer
+from .preprocess import DataError, counts_layer_hint, gene_indexer, get_matrix
 
 TARGET_SUM = 1e4
 
@@ -95,6 +95,7 @@ class ExpressionSource:
                 "file. Rewrite it as CSR (adata.X = adata.X.tocsr(); write_h5ad) first."
             )
         self.matrix = x
+        self._layers = (adata, layer)  # to name a layer of counts when the values are not
         self.n_obs = adata.n_obs
         self.n_genes = len(self.genes)
 
@@ -132,7 +133,11 @@ class ExpressionSource:
             raise IndexError(f"cell index out of range for {self.n_obs} cells")
         block = self._read(uniq)
         if check:
-            _check_block(block, self.log_normalized)
+            try:
+                _check_block(block, self.log_normalized)
+            except DataError as err:
+                hint = "" if self.log_normalized else counts_layer_hint(*self._layers)
+                raise DataError(f"{err}{hint}") from None
         if not self.log_normalized:
             normalize_rows(block)
         return block if len(uniq) == len(idx) and np.array_equal(uniq, idx) else block[inverse]
