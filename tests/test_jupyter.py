@@ -266,3 +266,17 @@ def test_trends_panel_needs_a_model(sdata):
     panel = TrendsPanel(AppState(sdata))
     assert panel.run_button.disabled and panel.run() is False
     assert "Refused" in panel.status_text
+
+
+def test_intervene_keep_box_follows_the_concept(sdata, trained):
+    """One click keeps the cell type (issue 28 item 1, issue 26 item 1)."""
+    s = AppState(sdata)
+    s.set_model(trained)
+    p = IntervenePanel(s)
+    p.concept.value = "age"
+    assert p.keep.description == "Keep each cell's cell_type (direct effect)"
+    assert not p.keep.disabled
+    p.keep.value = True
+    assert p.request().keep is True
+    p.concept.value = "cell_type"
+    assert p.keep.disabled and p.request().keep is False

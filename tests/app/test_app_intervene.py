@@ -8,6 +8,7 @@ from napari_causcell.app import Cancelled, InterveneRequest, intervene_job, sele
 from napari_causcell.app.cells import pick_target
 from napari_causcell.app.intervene import intervention_key, intervention_name
 from napari_causcell.errors import DataError
+from napari_causcell import tl
 
 FAST = dict(sampler="mean", steps=3)
 
@@ -46,12 +47,31 @@ def test_intervention_is_generated_kept_and_written(ready, events):
     iv = result.intervention
     assert iv.name == "do(age=90wk) on cell_type=Astro" and iv.key in ready.data.tables
     assert iv.key == "causcell_age_90wk_cell_type_Astro"
+    switches = tl.switch_summary(iv.table)
+    assert switches  # some astrocytes change type under do(age=90wk): the message says so
     assert result.message == (f"Kept {iv.name} ({n_astro} cells) as table {iv.key!r}. "
-                              "Show it with Overlay.")
+                              f"Show it with Overlay. Labels changed: {switches}. Tick 'Keep "
+                              "each cell's ...' to hold them.")
     assert list(ready.interventions) == [iv.name] and seen == ["interventions"]
     assert iv.delta.shape == (n_astro, len(iv.genes)) and len(iv.rows) == n_astro
     # the same again gets a new key
     assert intervention_key(ready, iv.do, iv.selection) == iv.key + "_2"
+
+
+def test_keep_holds_the_descendants(ready):
+    """The forms' one-click "keep cell type": do(age) with each cell's own type."""
+    from napari_causcell.app.intervene import keep_text, keepable
+
+    assert keepable(ready, "age") == ["cell_type"] and keepable(ready, "cell_type") == []
+    assert keep_text(ready, "age") == "Keep each cell's cell_type (direct effect)"
+    assert "nothing downstream" in keep_text(ready, "cell_type")
+    request = InterveneRequest("age", "90wk", "cell_type", "Astro", keep=True, **FAST)
+    result = intervene_job(ready, request).run(lambda p: None)
+    cf = result.intervention.table
+    assert cf.uns["causcell"]["hold"] == ["cell_type"]
+    assert (cf.obs["cell_type"].astype(str) == "Astro").all()
+    assert "Labels changed" not in result.message
+    assert result.intervention.params["hold"] == ["cell_type"]
 
 
 def test_cancel_keeps_nothing(ready):

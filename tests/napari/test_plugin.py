@@ -203,6 +203,12 @@ def test_train_intervene_overlay_and_screenshot(qtbot, viewer, tmp_path):
 
     # 2) locus: target domain picked on the tissue, cells inside a drawn polygon
     intervene.concept_combo.setCurrentText("domain")
+    # the one-click "keep cell type" box follows the concept (descendants in the graph)
+    assert intervene.keep_box.text() == "Keep each cell's cell_type (direct effect)"
+    assert intervene.keep_box.isEnabled()
+    intervene.keep_box.setChecked(True)
+    assert intervene.request().keep is True
+    intervene.keep_box.setChecked(False)
     obs = s.adata.obs
     target_cell = int(np.flatnonzero(obs["domain"] == "Striatum")[0])
     label = intervene.pick_target_at(layer.data[target_cell])  # world (y, x) of that cell

@@ -6,6 +6,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 from qtpy.QtWidgets import (
+    QCheckBox,
     QComboBox,
     QFormLayout,
     QGroupBox,
@@ -19,7 +20,15 @@ from qtpy.QtWidgets import (
 from .._constants import DEFAULT_STEPS
 from ..app import USER_ERRORS
 from ..app import cells as app_cells
-from ..app.intervene import DONORS, SAMPLERS, InterveneRequest, InterveneResult, intervene_job
+from ..app.intervene import (
+    DONORS,
+    SAMPLERS,
+    InterveneRequest,
+    InterveneResult,
+    intervene_job,
+    keep_text,
+    keepable,
+)
 from ..errors import DataError
 from ._base import CausCellWidget, set_items
 from ._layers import OVERLAY_KEY, layer_rows, shapes_to_tissue, world_to_tissue
@@ -88,6 +97,11 @@ class InterveneWidget(CausCellWidget):
         f.addRow("Concept", self.concept_combo)
         f.addRow("", self.concept_hint)
         f.addRow("Set it to", self.target_combo)
+        self.keep_box = QCheckBox(keep_text(self.state, None) if self.state else "Keep")
+        self.keep_box.setToolTip("Checked: each cell keeps its own label of the concepts "
+                                 "downstream (e.g. 'this astrocyte, in the cortex'). "
+                                 "Unchecked: they may respond to the intervention.")
+        f.addRow("", self.keep_box)
         f.addRow("", pick)
         return box
 
@@ -149,6 +163,8 @@ class InterveneWidget(CausCellWidget):
         set_items(self.target_combo, labels, default=labels[-1] if labels else None)
         self.trends.fill(labels)
         self.concept_hint.setText(s.concept_role(concept) if s is not None and labels else "")
+        self.keep_box.setText(keep_text(s, concept) if s is not None else "Keep")
+        self.keep_box.setEnabled(s is not None and bool(keepable(s, concept)))
 
     def _mode(self) -> str:
         return _CELL_MODES[self.mode_combo.currentIndex()][1]
@@ -246,7 +262,8 @@ class InterveneWidget(CausCellWidget):
         return InterveneRequest(
             self.concept_combo.currentText(), self.target_combo.currentText(), mode, label,
             self.column_combo.currentText() or None, polygons, self.sampler.currentText(),
-            self.steps.value(), self.gen_seed.value(), self.donor.currentText())
+            self.steps.value(), self.gen_seed.value(), self.donor.currentText(),
+            keep=self.keep_box.isChecked() and self.keep_box.isEnabled())
 
     def _selected_rows(self) -> list[int]:
         """Table rows of the points selected in the cells layer or overlay panel A."""

@@ -12,6 +12,7 @@ import pandas as pd
 from .. import tl
 from .._constants import DEFAULT_STEPS
 from .._keys import Key
+from ..data import descendants
 from ..errors import ConceptError, DataError
 from ..tl._counterfactual import stored_counterfactual
 from .cells import Selection, select
@@ -19,7 +20,8 @@ from .jobs import Job, Progress, pump
 from .state import AppState, unique_key
 
 __all__ = ["DONORS", "SAMPLERS", "InterveneRequest", "InterveneResult", "Intervention",
-           "compute_intervention", "intervene_job", "intervention_key", "intervention_name"]
+           "compute_intervention", "intervene_job", "intervention_key", "intervention_name",
+           "keep_text", "keepable"]
 
 #: Samplers and donor tokens the forms offer (``CausCell.counterfactual``).
 SAMPLERS = ("mean", "ddim", "ddpm")
@@ -46,6 +48,23 @@ class Intervention:
     def describe(self) -> str:
         """A line for a list of kept interventions."""
         return f"{self.name}  [{self.selection.n_cells} cells -> {self.key}]"
+
+
+def keepable(state: AppState, concept: str | None) -> list[str]:
+    """The concepts a do() on ``concept`` may change through the model's graph (its
+    descendants): what the forms' "keep" box holds at each cell's own label."""
+    model = state.model
+    if model is None or not concept or concept not in model.concepts:
+        return []
+    return sorted(descendants(model.concepts, model.edges, concept))
+
+
+def keep_text(state: AppState, concept: str | None) -> str:
+    """The "keep" box's caption for ``concept``."""
+    kept = keepable(state, concept)
+    if not kept:
+        return "Keep each cell's labels (nothing downstream in the graph)"
+    return f"Keep each cell's {', '.join(kept)} (direct effect)"
 
 
 def intervention_name(do: Mapping[str, Any], selection: Selection | None = None) -> str:
@@ -114,6 +133,7 @@ class InterveneRequest:
     steps: int = DEFAULT_STEPS
     seed: int = 0
     donor: str = "random"
+    keep: bool = False  # hold the concept's descendants at each cell's own label
 
     def validate(self, state: AppState) -> tuple[dict[str, str], Selection]:
         """``(do, selection)``; raises with the message to show."""
@@ -148,15 +168,20 @@ def intervene_job(state: AppState, request: InterveneRequest) -> Job[InterveneRe
     def steps(job: Job) -> Any:
         yield Progress(0.0, f"Generating {name} for {selection.n_cells} cells...")
 
+        hold = keepable(state, request.concept) if request.keep else []
+
         def call(report: Any) -> Intervention:
             return compute_intervention(state, do, selection, progress=report,
-                                        **request.sampling())
+                                        hold=hold or None, **request.sampling())
 
         iv = yield from pump(job, call, lambda f: Progress(float(f)))
         yield Progress(1.0, "")
         state.add_intervention(iv)
         where = "table" if state.is_spatialdata else f"adata.uns[{Key.uns.CAUSCELL!r}]"
+        switches = tl.switch_summary(iv.table)
+        note = (f" Labels changed: {switches}. Tick 'Keep each cell's ...' to hold them."
+                if switches else "")
         return InterveneResult(iv, f"Kept {iv.name} ({iv.selection.n_cells} cells) as "
-                                   f"{where} {iv.key!r}. Show it with Overlay.")
+                                   f"{where} {iv.key!r}. Show it with Overlay.{note}")
 
     return Job(steps, title=f"CausCell: {name}")

@@ -9,7 +9,15 @@ import ipywidgets as widgets
 
 from .._constants import DEFAULT_STEPS
 from ..app import AppState, Intervention
-from ..app.intervene import DONORS, SAMPLERS, InterveneRequest, InterveneResult, intervene_job
+from ..app.intervene import (
+    DONORS,
+    SAMPLERS,
+    InterveneRequest,
+    InterveneResult,
+    intervene_job,
+    keep_text,
+    keepable,
+)
 from ._base import Panel, set_options
 
 
@@ -36,6 +44,8 @@ class IntervenePanel(Panel):
         self.target = widgets.Dropdown(description="Set to")
         self.cells = widgets.Dropdown(options=list(self.CELLS), description="Cells")
         self.cells_label = widgets.Dropdown(description="Which", disabled=True)
+        self.keep = widgets.Checkbox(value=False, description="Keep", indent=False,
+                                     layout=widgets.Layout(width="auto"))
         self.sampler = widgets.Dropdown(options=list(SAMPLERS), value="mean",
                                         description="Sampler")
         self.steps = widgets.BoundedIntText(value=DEFAULT_STEPS, min=1, max=1000,
@@ -55,7 +65,7 @@ class IntervenePanel(Panel):
             signal.connect(self.refresh)
         self.refresh()
         self.children = [
-            widgets.HBox([self.concept, self.target]),
+            widgets.HBox([self.concept, self.target]), self.keep,
             widgets.HBox([self.cells, self.cells_label]),
             widgets.HBox([self.sampler, self.steps]), widgets.HBox([self.seed, self.donor]),
             widgets.HBox([self.run_button, self.progress]), self.status,
@@ -70,6 +80,8 @@ class IntervenePanel(Panel):
 
     def _fill_targets(self) -> None:
         set_options(self.target, self.state.concept_labels_of_model(self.concept.value))
+        self.keep.description = keep_text(self.state, self.concept.value)
+        self.keep.disabled = not keepable(self.state, self.concept.value)
 
     def _fill_cells(self) -> None:
         mode = self.CELLS[self.cells.value]
@@ -84,7 +96,8 @@ class IntervenePanel(Panel):
         return InterveneRequest(self.concept.value, self.target.value,
                                 self.CELLS[self.cells.value], self.cells_label.value,
                                 sampler=self.sampler.value, steps=int(self.steps.value),
-                                seed=int(self.seed.value), donor=self.donor.value)
+                                seed=int(self.seed.value), donor=self.donor.value,
+                                keep=bool(self.keep.value) and not self.keep.disabled)
 
     def run(self) -> bool:
         """Generate the counterfactual on a background thread; returns whether it started."""

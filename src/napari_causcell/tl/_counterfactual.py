@@ -148,9 +148,8 @@ def counterfactual(data: Any, model: Any, do: Mapping[str, Any], cells: Any = No
         Replace an existing result of that name (else an error, checked before any work); the
         table the cells come from is never replaced. Ignored with ``copy=True``.
     **kwargs
-        Passed to :meth:`CausCell.counterfactual` (``donor``, ``hard``, ``hold``,
-        ``sampler``, ``steps``, ``n_samples``, ``seed``). ``hold=["cell_type"]`` keeps each
-        cell's type (the direct effect; :func:`label_switches` lists the changes otherwise).
+        Passed to :meth:`CausCell.counterfactual` (``donor``, ``hard``, ``hold`` (e.g.
+        ``["cell_type"]``: each cell keeps its type), ``sampler``, ``steps``, ``seed``...).
 
     Returns
     -------
