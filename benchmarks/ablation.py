@@ -30,6 +30,7 @@ VARIANTS: dict[str, tuple[dict, dict, dict]] = {
     "kl 0.2": ({}, {"weights": {"kl": 0.2}}, {}),
     "kl 1 (default)": ({}, KL1, {}),
     "IND (no DAG)": ({"dag": []}, KL1, {}),
+    "kl 1, hold type": ({}, KL1, {"hold": "type"}),  # hold=[the dataset's cell-type concept]
     "kl 1, tokens only": ({}, KL1, {"propagate": "tokens"}),
     "kl 1, ddim samples": ({}, KL1, {"sampler": "ddim"}),
     "kl 1, raw expression": (RAW, KL1, {}),

@@ -307,6 +307,8 @@ def causcell_outputs(model, ds: Dataset, sp: dict, seed: int, cf_kwargs: dict | 
     out = Output()
     test = ds.adata[sp["test"]]
     kw = {"seed": seed, "steps": 50, **(cf_kwargs or {})}
+    if kw.get("hold") == "type":  # the ablation's "hold type": this dataset's type concept
+        kw["hold"] = [ds.type_key]
     if recon:
         emb = model.concept_embeddings(test, exogenous=True, use_labels=False, write=False)
         out.embeddings = {("latent" if k == "u" else k): v for k, v in emb.items()}
