@@ -40,7 +40,7 @@ def test_trains_with_progress_and_events(state, events):
     epochs = [p for p in progress if p.data is not None]
     assert [p.data.epoch for p in epochs] == [1, 2, 3]
     assert [p.fraction for p in epochs] == pytest.approx([1 / 3, 2 / 3, 1.0])
-    assert epochs[0].text.startswith("Epoch 1/3: loss ")
+    assert epochs[0].text.startswith("Epoch 1/3: train reconstruction ")
     assert result.message.startswith("Trained 3 epochs (ended by max_epochs); best ")
     assert state.ready and state.model.edges == [("age", "cell_type"), ("domain", "cell_type")]
     assert seen == ["model", "trained"]

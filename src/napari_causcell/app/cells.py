@@ -12,11 +12,14 @@ from .. import tl
 from ..errors import DataError, SettingError
 from .state import AppState
 
-__all__ = ["SELECTION_MODES", "Selection", "cells_in_polygons", "label_at", "majority_label",
-           "nearest_cell", "select"]
+__all__ = ["PICK_RADIUS", "SELECTION_MODES", "Selection", "cell_at", "cells_in_polygons",
+           "label_at", "majority_label", "nearest_cell", "select", "typical_spacing"]
 
 #: How cells can be chosen (see :func:`select`).
 SELECTION_MODES = ("all", "cell_type", "domain", "label", "mask", "indices", "polygon")
+#: A pick farther than this many typical neighbour distances from every cell is refused.
+PICK_RADIUS = 3.0
+_SPACING_SAMPLE = 5000  # cells used to estimate the typical neighbour distance
 
 
 @dataclass
@@ -102,9 +105,40 @@ def nearest_cell(state: AppState, xy: Sequence[float]) -> int:
     return int(np.argmin(d))
 
 
+def typical_spacing(coords: np.ndarray) -> float:
+    """Median distance from a cell to its nearest neighbour (on at most 5,000 cells)."""
+    from scipy.spatial import cKDTree
+
+    xy = np.asarray(coords, float)[:, :2]
+    if len(xy) < 2:
+        return float("inf")
+    tree = cKDTree(xy)
+    step = max(1, len(xy) // _SPACING_SAMPLE)
+    dist, _ = tree.query(xy[::step], k=2)
+    positive = dist[:, 1][dist[:, 1] > 0]
+    return float(np.median(positive)) if positive.size else float("inf")
+
+
+def cell_at(state: AppState, xy: Sequence[float], radius: float = PICK_RADIUS) -> int:
+    """Row of the cell at tissue position ``(x, y)``: the closest one, refused with a
+    :class:`~napari_causcell.DataError` when it is farther than ``radius`` typical neighbour
+    distances (:func:`typical_spacing`), i.e. the position is off the tissue."""
+    row = nearest_cell(state, xy)
+    where = np.asarray(xy, float)[:2]
+    dist = float(np.hypot(*(state.coords[row] - where)))
+    spacing = typical_spacing(state.coords)
+    if dist > radius * spacing:
+        raise DataError(
+            f"No cell there: the point x={where[0]:.0f}, y={where[1]:.0f} is {dist:.0f} away "
+            f"from the nearest cell (neighbouring cells are about {spacing:.0f} apart). "
+            "Click on a cell of the tissue.")
+    return row
+
+
 def label_at(state: AppState, xy: Sequence[float], column: str) -> str:
-    """Label of ``column`` of the cell under (closest to) ``(x, y)``."""
-    return str(state.adata.obs[column].iloc[nearest_cell(state, xy)])
+    """Label of ``column`` of the cell at ``(x, y)`` (see :func:`cell_at`: off the tissue
+    is refused)."""
+    return str(state.adata.obs[column].iloc[cell_at(state, xy)])
 
 
 def majority_label(state: AppState, polygons: Any, column: str) -> str:

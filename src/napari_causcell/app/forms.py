@@ -13,7 +13,20 @@ from typing import Any
 from . import graph
 from .jobs import BUSY, USER_ERRORS, Job, Progress, describe_error
 
-__all__ = ["GraphForm", "JobHost"]
+__all__ = ["GraphForm", "JobHost", "readiness_text"]
+
+
+def readiness_text(state: Any) -> str:
+    """The status line a form shows when the model of ``state`` (an
+    :class:`~napari_causcell.app.AppState`) appears, changes or finishes training, so that a
+    line such as "Train a model first" does not stay after training."""
+    model = getattr(state, "model", None)
+    if model is None:
+        return "No model yet: train one (Train) or load a saved one."
+    if not model.is_trained:
+        return "The model is not trained yet: train it (Train) or load a trained one."
+    edges = ", ".join(f"{a} -> {b}" for a, b in model.edges) or "none"
+    return f"Model ready: concepts {', '.join(model.concepts)}; graph {edges}."
 
 
 class JobHost:

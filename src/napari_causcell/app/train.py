@@ -9,15 +9,23 @@ from pathlib import Path
 from typing import Any
 
 from .._model import CausCell
-from ..train import SELECT_LABELS, TrainProgress, validation_loss
+from ..train import MONITOR, SELECT_LABELS, TrainProgress, validation_loss
 from ..data import validate_dag
 from ..errors import DataError
 from .jobs import Job, Progress, pump
 from .state import AppState
 
-__all__ = ["MODEL_SIZES", "TrainRequest", "TrainResult", "build_model", "check_dag",
-           "devices", "edges_from_parents", "epoch_text", "load_model", "loss_curve",
-           "save_model", "train_job"]
+__all__ = ["DEFAULT_EPOCHS", "DEFAULT_MAX_TIME", "MODEL_SIZES", "TrainRequest", "TrainResult",
+           "build_model", "check_dag", "devices", "edges_from_parents", "epoch_losses",
+           "epoch_text", "limit_text", "load_model", "loss_curve", "loss_labels", "save_model",
+           "selected_by", "train_job"]
+
+#: Epochs the Train forms (napari and Jupyter) start with; early stopping may end sooner.
+DEFAULT_EPOCHS = 100
+#: Time limit (seconds) the Train forms start with; 0 means none (as ``--max-time 0``).
+DEFAULT_MAX_TIME = 0.0
+#: The quantity a model selects its weights by when it does not say (``CausCell.train``).
+_DEFAULT_SELECT = "recon"
 
 #: Model sizes the front ends offer (architecture keyword arguments of CausCell).
 MODEL_SIZES = {
@@ -67,11 +75,11 @@ class TrainRequest:
 
     concepts: Sequence[str]
     parents: Mapping[str, Sequence[str]] = field(default_factory=dict)
-    epochs: int = 100
+    epochs: int = DEFAULT_EPOCHS
     seed: int = 0
     device: str = "auto"
     size: str = "default"
-    max_time: float | None = None
+    max_time: float | None = DEFAULT_MAX_TIME or None
 
     def validate(self) -> list[tuple[str, str]]:
         """The validated edges; raises a :class:`~napari_causcell.CausCellError` with the
@@ -82,6 +90,8 @@ class TrainRequest:
             raise DataError(f"Model size must be one of {list(MODEL_SIZES)}.")
         if int(self.epochs) < 1:
             raise DataError("Train for at least one epoch.")
+        if self.max_time is not None and not float(self.max_time) >= 0:
+            raise DataError("The time limit must be >= 0 seconds (0: no limit).")
         return check_dag(self.concepts, edges_from_parents(self.parents))
 
     def start_text(self, state: AppState) -> str:
@@ -96,12 +106,53 @@ class TrainResult:
     message: str
 
 
+_LOSS_NAMES = {"recon": "reconstruction", "concept": "concept"}
+
+
+def selected_by(model: CausCell | None) -> str:
+    """The quantity a model keeps its weights by (``train(select=...)``)."""
+    params = getattr(model, "train_params", None) or {}
+    return str(params.get("select", _DEFAULT_SELECT))
+
+
+def loss_labels(select: str = _DEFAULT_SELECT) -> tuple[str, str, str]:
+    """``(train legend, validation legend, y-axis label)`` of the loss plot.
+
+    Both curves show the same quantity: the one that selects the kept weights
+    (``"recon"``: the reconstruction loss; ``"recon+concept"``: plus the concept loss).
+    """
+    name = " + ".join(_LOSS_NAMES.get(k, k) for k in MONITOR.get(select, (select,)))
+    return f"train {name}", f"validation {name}", f"{name} loss"
+
+
+def epoch_losses(losses: Mapping[str, float], val_losses: Mapping[str, float],
+                 select: str = _DEFAULT_SELECT) -> tuple[float, float]:
+    """``(train, validation)`` value of the same quantity for one epoch (NaN: missing).
+
+    ``losses`` and ``val_losses`` as in a :class:`~napari_causcell.train.TrainProgress`
+    (keys ``recon``, ``concept``, ..., ``total``); the train side is not the ``total`` (which
+    adds the adversary and KL terms the validation side does not select by).
+    """
+    train = validation_loss(losses, select)
+    val = validation_loss(val_losses, select)
+    return (math.nan if train is None else train), (math.nan if val is None else val)
+
+
 def epoch_text(p: TrainProgress) -> str:
-    """``Epoch 3/60: loss 1.234, validation recon 0.987 (12 s)``."""
-    total = p.losses.get("total", float("nan"))
-    val = validation_loss(p.val_losses)  # the quantity early stopping watches
-    val_text = f", {SELECT_LABELS['recon']} {val:.3f}" if val is not None else ""
-    return f"Epoch {p.epoch}/{p.max_epochs}: loss {total:.3f}{val_text} ({p.elapsed:.0f} s)"
+    """``Epoch 3/60: train reconstruction 1.234, validation reconstruction 0.987 (12 s)``."""
+    train, val = epoch_losses(p.losses, p.val_losses)
+    train_name, val_name, _ = loss_labels()
+    val_text = f", {val_name} {val:.3f}" if math.isfinite(val) else ""
+    return (f"Epoch {p.epoch}/{p.max_epochs}: {train_name} {train:.3f}{val_text} "
+            f"({p.elapsed:.0f} s)")
+
+
+def limit_text(epochs: int, max_time: float | None) -> str:
+    """How a training with these settings ends, in words (for the Train forms)."""
+    limit = (f"{int(epochs)} epochs or {float(max_time):g} s, whichever comes first"
+             if max_time else f"{int(epochs)} epochs (no time limit)")
+    return (f"Trains for at most {limit}; early stopping may end it sooner, keeping the "
+            "best weights.")
 
 
 def _done_text(model: CausCell, n_epochs: int) -> str:
@@ -146,17 +197,19 @@ def train_job(state: AppState, request: TrainRequest) -> Job[TrainResult]:
 
 
 def loss_curve(model: CausCell | None) -> tuple[list[int], list[float], list[float]]:
-    """``(epochs, train loss, validation loss)`` of a model's history (NaN: none)."""
+    """``(epochs, train loss, validation loss)`` of a model's history (NaN: none): the same
+    quantity on both sides, the one that selected the kept weights (see
+    :func:`loss_labels`)."""
     epochs: list[int] = []
     train: list[float] = []
     val: list[float] = []
     if model is None:
         return epochs, train, val
-    select = model.train_params.get("select", "recon+concept")
+    select = selected_by(model)
     for rec in model.history:
-        v = validation_loss(rec, select, prefix="val_")
+        t, v = (validation_loss(rec, select, prefix=pre) for pre in ("train_", "val_"))
         epochs.append(int(rec["epoch"]))
-        train.append(float(rec.get("train_total", math.nan)))
+        train.append(math.nan if t is None else t)
         val.append(math.nan if v is None else v)
     return epochs, train, val
 

@@ -63,11 +63,12 @@ class TrainPanel(Panel, GraphForm):
         ]
 
     def _build_training_controls(self) -> None:
-        self.epochs = widgets.BoundedIntText(value=60, min=1, max=100_000, description="Epochs")
+        self.epochs = widgets.BoundedIntText(value=train.DEFAULT_EPOCHS, min=1, max=100_000,
+                                             description="Epochs")
         self.seed = widgets.IntText(value=0, description="Seed")
         self.size = widgets.Dropdown(options=list(MODEL_SIZES), value="default",
                                      description="Model")
-        self.max_time = widgets.BoundedFloatText(value=0.0, min=0.0, max=1e7,
+        self.max_time = widgets.BoundedFloatText(value=train.DEFAULT_MAX_TIME, min=0.0, max=1e7,
                                                  description="Time limit (s)",
                                                  style={"description_width": "initial"})
         self.train_button = widgets.Button(description="Train", button_style="primary",
