@@ -20,7 +20,7 @@ def with_iv(ready):
 def test_factual_view_without_interventions(ready):
     gene = ready.genes[0]
     ov, text = OverlayRequest(gene=gene).run(ready)
-    assert ov.titles == ["factual"] and text == f"Showing {gene}: factual log-expression for 1 panel(s)."
+    assert ov.titles == ["factual"] and text == f"Showing {gene}: log-expression (factual) for 1 panel(s)."
     np.testing.assert_allclose(ov.values[0], ready.factual_expression(gene))
     with pytest.raises(DataError, match="The difference view needs an intervention"):
         OverlayRequest(gene=gene, view="difference").run(ready)
@@ -34,7 +34,12 @@ def test_counterfactual_panels_share_one_scale(with_iv):
     state, iv = with_iv
     gene = str(top_genes(state, iv.name, n=1)["gene"].iloc[0])
     ov, _ = OverlayRequest.preset("factual | counterfactual", gene, iv.name).run(state)
-    assert ov.titles == ["factual", iv.name] and ov.caption(True).endswith(f"bottom: {iv.name}")
+    assert ov.titles == ["factual", iv.name]
+    # #28 item 6: panels are named A/B (never left/right: that is where sections sit) and
+    # the colour bar of a factual | counterfactual pair says both, not "counterfactual"
+    assert ov.caption(True).endswith(f"panel B (lower, all sections): {iv.name}")
+    assert "left" not in ov.caption(True) and "right" not in ov.caption(True)
+    assert "factual and counterfactual panels, one colour scale" in ov.label
     fact, cf = ov.values
     off = np.setdiff1d(np.arange(state.n_cells), iv.rows)
     np.testing.assert_allclose(fact[off], cf[off])

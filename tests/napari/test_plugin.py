@@ -83,7 +83,7 @@ def test_manifest_sample_and_dock_widgets(viewer):
         "brain_aging", "merfish_brain_aging"]
 
     viewer.open_sample("napari-causcell", "brain_aging")
-    (layer,) = viewer.layers
+    layer = viewer.layers["brain_aging cells"]  # then the sections' titles and the legend
     meta = layer.metadata
     sdata, adata = meta["sdata"], meta["adata"]
     assert adata is sdata.tables["table"]
@@ -100,7 +100,7 @@ def test_manifest_sample_and_dock_widgets(viewer):
 
     # the real MERFISH data beside it (shipped with the package, offline)
     viewer.open_sample("napari-causcell", "merfish_brain_aging")
-    real = viewer.layers[-1]
+    real = viewer.layers["merfish_brain_aging cells"]
     assert real.name == "merfish_brain_aging cells" and len(real.data) == 4788
     assert real.metadata["adata"].obs["age"].cat.categories.tolist() == ["young", "old"]
     assert "Sun et al." in real.metadata["credit"]

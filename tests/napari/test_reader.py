@@ -16,7 +16,8 @@ class _Layer:  # the bits of a napari layer the helpers use
 
 
 def test_sample_layer_metadata():
-    (data, kwargs, kind), = brain_aging_sample(n_cells=300, n_mice_per_age=1)
+    (data, kwargs, kind), *text = brain_aging_sample(n_cells=300, n_mice_per_age=1)
+    assert [t[1]["name"] for t in text] == ["CausCell sections", "CausCell legend"]
     meta = kwargs["metadata"]
     assert kind == "points" and data.shape == (300, 2)
     assert meta["adata"] is meta["sdata"].tables["table"]
@@ -35,13 +36,14 @@ def test_reader_zarr_and_h5ad(tmp_path):
     zarr = tmp_path / "tissue.zarr"
     sdata.write(zarr)
     layers = get_reader(str(zarr))(str(zarr))
-    assert len(layers) == 1
+    assert [kw["name"] for _, kw, _ in layers] == ["tissue table", "CausCell sections",
+                                                   "CausCell legend"]
     data, kwargs, kind = layers[0]
     assert kind == "points" and data.shape == (200, 2)
     assert set(kwargs["metadata"]["sdata"].tables) == {"table"}
     h5ad = tmp_path / "cells.h5ad"
     sdata.tables["table"].write_h5ad(h5ad)
-    (data, kwargs, kind), = get_reader(str(h5ad))(str(h5ad))
+    (data, kwargs, kind), *_ = get_reader(str(h5ad))(str(h5ad))
     assert kwargs["metadata"]["sdata"] is None and kwargs["metadata"]["adata"].n_obs == 200
     np.testing.assert_allclose(data, np.asarray(sdata.tables["table"].obsm["spatial"])[:, ::-1])
     assert get_reader(str(tmp_path / "other.txt")) is None
@@ -62,7 +64,7 @@ def test_real_merfish_sample_layer_and_manifest():
     assert commands["napari-causcell.merfish_brain_aging_sample"] == (
         "napari_causcell._napari._sample:merfish_brain_aging_sample")
 
-    (data, kwargs, kind), = merfish_brain_aging_sample()
+    (data, kwargs, kind), *_ = merfish_brain_aging_sample()
     meta = kwargs["metadata"]
     assert kind == "points" and data.shape == (4788, 2)
     assert meta["adata"] is meta["sdata"].tables["table"]

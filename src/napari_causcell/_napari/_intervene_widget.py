@@ -6,7 +6,6 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 from qtpy.QtWidgets import (
-    QCheckBox,
     QComboBox,
     QFormLayout,
     QGroupBox,
@@ -20,6 +19,7 @@ from qtpy.QtWidgets import (
 from .._constants import DEFAULT_STEPS
 from ..app import USER_ERRORS
 from ..app import cells as app_cells
+from ..app.canvas import SHAPE_STYLE, napari_units, shape_edge_width
 from ..app.intervene import (
     DONORS,
     SAMPLERS,
@@ -30,7 +30,7 @@ from ..app.intervene import (
     keepable,
 )
 from ..errors import DataError
-from ._base import CausCellWidget, set_items
+from ._base import CausCellWidget, WrappedCheckBox, set_items
 from ._layers import OVERLAY_KEY, layer_rows, shapes_to_tissue, world_to_tissue
 from ._trends_widget import TrendsBox
 
@@ -97,7 +97,7 @@ class InterveneWidget(CausCellWidget):
         f.addRow("Concept", self.concept_combo)
         f.addRow("", self.concept_hint)
         f.addRow("Set it to", self.target_combo)
-        self.keep_box = QCheckBox(keep_text(self.state, None) if self.state else "Keep")
+        self.keep_box = WrappedCheckBox(keep_text(self.state, None) if self.state else "Keep")
         self.keep_box.setToolTip("Checked: each cell keeps its own label of the concepts "
                                  "downstream (e.g. 'this astrocyte, in the cortex'). "
                                  "Unchecked: they may respond to the intervention.")
@@ -198,9 +198,13 @@ class InterveneWidget(CausCellWidget):
         return self.viewer.layers[name] if name in self.viewer.layers else None
 
     def add_shapes_layer(self) -> Any:
-        """A Shapes layer in polygon mode to draw around cells (or a target region)."""
-        layer = self.viewer.add_shapes(name="CausCell region", face_color=[1, 1, 1, 0.15],
-                                       edge_color="white", edge_width=4)
+        """A Shapes layer in polygon mode to draw around cells (or a target region): no
+        fill and a thin outline (:data:`napari_causcell.app.canvas.SHAPE_STYLE`), so the
+        cells inside stay visible."""
+        width = shape_edge_width(self.state) if self.state is not None else 2.0
+        units = napari_units(self.state) if self.state is not None else None
+        layer = self.viewer.add_shapes(name="CausCell region", edge_width=width,
+                                       **SHAPE_STYLE, **({"units": units} if units else {}))
         layer.mode = "add_polygon"
         self._refresh_shapes()
         self.shapes_combo.setCurrentText(layer.name)

@@ -10,6 +10,7 @@ import pandas as pd
 from ..data import DataError, resolve_table, table_attrs
 from .._keys import Key
 from ..app import AppState, data_from_metadata, label_palette
+from ..app.canvas import CanvasText, legend_text, napari_units, section_text
 
 if TYPE_CHECKING:
     import napari
@@ -125,12 +126,12 @@ def cells_layer_tuple(
     ``metadata`` follows napari-spatialdata: ``sdata`` / ``adata`` / ``region_key`` /
     ``instance_key`` / ``table_names`` / ``indices``.
     """
-    from ..data import coordinates, is_spatialdata
+    from ..data import is_spatialdata
 
     table, key = resolve_table(data, table_key)
-    coords = coordinates(data, key)
     attrs = table_attrs(table)
     session = AppState(data, key)
+    coords = session.coords  # overlapping sections side by side (app.AppState.coords)
     color_by = color_by or session.guess_column("cell_type") or session.guess_column("domain")
     face = "white"
     if color_by is not None:
@@ -160,7 +161,49 @@ def cells_layer_tuple(
         "features": features,
         "metadata": meta,
     }
+    units = napari_units(session)
+    if units is not None:
+        kwargs["units"] = units
     return (coords[:, ::-1].copy(), kwargs, "points")
+
+
+def cells_layers(data: Any, table_key: str | None = None, *, name: str | None = None,
+                 color_by: str | None = None) -> list[tuple]:
+    """The cells layer (:func:`cells_layer_tuple`), the sections' titles and a legend of
+    its colours, as LayerDataTuples."""
+    cells = cells_layer_tuple(data, table_key, name=name, color_by=color_by)
+    state = AppState(data, resolve_table(data, table_key)[1])
+    out = [cells]
+    titles = section_text(state)
+    if len(titles):
+        out.append(text_layer_tuple(titles, "CausCell sections", units=napari_units(state)))
+    column = cells[1]["metadata"].get(Key.layer_meta.COLOR_BY)
+    if column is not None:
+        legend = legend_text(state, label_palette(state.labels(column)), title=column)
+        out.append(text_layer_tuple(legend, "CausCell legend", units=napari_units(state)))
+    return out
+
+
+def text_layer_tuple(text: CanvasText, name: str, font_size: float = 10,
+                     units: tuple[str, str] | None = None) -> tuple:
+    """LayerDataTuple of a Points layer that writes ``text`` on the canvas (markers only
+    where ``text.colors`` gives a visible colour: a legend)."""
+    colors = text.colors if text.colors is not None else np.zeros((len(text), 4))
+    data = text.positions[:, ::-1].copy() if len(text) else np.zeros((0, 2))
+    kwargs = {
+        "name": name,
+        "size": text.marker or 1.0,
+        "face_color": colors,
+        "border_width": 0,
+        "features": pd.DataFrame({"label": list(text.texts)}),
+        "text": {"string": "{label}", "color": "white", "size": font_size,
+                 "anchor": "upper_left" if text.marker else "center",
+                 "translation": [text.marker / 2, text.marker]},
+        "metadata": {Key.layer_meta.OVERLAY: "text"},
+    }
+    if units is not None:
+        kwargs["units"] = units
+    return (data, kwargs, "points")
 
 
 def color_layer_by_labels(layer: Any, session: AppState, column: str) -> None:
@@ -176,3 +219,18 @@ def color_layer_by_labels(layer: Any, session: AppState, column: str) -> None:
             index=range(len(rows)))
         feats[column] = [labels[r] if r >= 0 else "" for r in rows]
         layer.features = feats
+
+
+def replace_text_layer(viewer: napari.Viewer, name: str, text: CanvasText | None,
+                       state: AppState) -> Any:
+    """Put ``text`` on the canvas as the Points layer ``name`` (replacing an older one);
+    ``None`` or empty text removes it. Returns the layer (or ``None``)."""
+    for layer in list(viewer.layers):
+        meta = layer.metadata or {}
+        if layer.name == name and meta.get(OVERLAY_KEY) == "text":
+            viewer.layers.remove(layer)
+    if text is None or not len(text):
+        return None
+    data, kwargs, _ = text_layer_tuple(text, name, units=napari_units(state))
+    kwargs["metadata"][Key.layer_meta.STATE] = state
+    return viewer.add_points(data, **kwargs)

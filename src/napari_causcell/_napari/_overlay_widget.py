@@ -22,10 +22,12 @@ from qtpy.QtWidgets import (
 
 from .._keys import Key
 from ..app import USER_ERRORS, VIEWS, Overlay, OverlayRequest
+from ..app.canvas import PANEL_NAMES, CanvasText, legend_text, panel_offset, panels_wide
+from ..app.canvas import napari_units, section_text
 from ..app.overlay import top_genes
 from ._base import NO_DATA, CausCellWidget, set_items
 from ._colorbar import ColorBar
-from ._layers import OVERLAY_KEY, point_size
+from ._layers import OVERLAY_KEY, point_size, replace_text_layer
 
 if TYPE_CHECKING:
     import napari
@@ -186,22 +188,23 @@ class OverlayWidget(CausCellWidget):
         if not create:
             return None
         coords = self.state.coords
+        units = napari_units(self.state)
         return self.viewer.add_points(
             coords[:, ::-1], name=f"CausCell {panel}", size=point_size(coords),
             border_width=0, face_color="white", translate=self._offset(panel),
-            metadata={OVERLAY_KEY: panel, Key.layer_meta.STATE: self.state})
+            metadata={OVERLAY_KEY: panel, Key.layer_meta.STATE: self.state},
+            **({"units": units} if units else {}))
 
     def _wide(self) -> bool:
-        coords = self.state.coords
-        return bool(np.ptp(coords[:, 0]) >= np.ptp(coords[:, 1]))
+        return panels_wide(self.state)
 
     def _offset(self, panel: str, grid: bool = False) -> tuple[float, float]:
-        """World offset of a panel: B goes below a wide tissue, right of a tall one."""
-        if panel == "A" or grid:
+        """World offset ``(y, x)`` of a panel (:func:`napari_causcell.app.canvas.panel_offset`:
+        B below a wide tissue, right of a tall one)."""
+        if grid:
             return (0.0, 0.0)
-        coords = self.state.coords
-        w, h = np.ptp(coords[:, 0]), np.ptp(coords[:, 1])
-        return (h * 1.12, 0.0) if w >= h else (0.0, w * 1.12)
+        dx, dy = panel_offset(self.state, PANEL_NAMES.index(panel))
+        return (float(dy), float(dx))
 
     def _set_grid(self, on: bool) -> None:
         grid = self.viewer.grid
@@ -252,9 +255,26 @@ class OverlayWidget(CausCellWidget):
         if grid or self._grid_on:
             self._set_grid(grid)
         self.colorbar.show_overlay(ov)
+        self._draw_text(ov, grid)
         text = self.viewer.text_overlay
         text.text = ov.caption(self._wide())
         text.position, text.visible, text.font_size = "top_left", True, 11
+        self.viewer.scale_bar.visible = True
+
+    def _draw_text(self, ov: Overlay, grid: bool) -> None:
+        """Titles of the panels and their sections, and a legend of label colours."""
+        parts = [section_text(self.state, 0 if grid else i, f"{PANEL_NAMES[i]}: {t}")
+                 for i, t in enumerate(ov.titles)]
+        titles = CanvasText(np.concatenate([p.positions for p in parts]),
+                            [t for p in parts for t in p.texts])
+        legend = None
+        if ov.kind == "categorical":
+            present = {lab for lab, _ in ov.legend()}
+            legend = legend_text(self.state, ov.palette, present, ov.label,
+                                 panels=1 if grid else len(ov.values))
+        for name, text in (("CausCell panel titles", titles),
+                           ("CausCell overlay legend", legend)):
+            replace_text_layer(self.viewer, name, text, self.state)
 
     # -- top changed genes ---------------------------------------------------------------------
     def _update_top_genes(self) -> None:

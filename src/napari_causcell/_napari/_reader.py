@@ -10,7 +10,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from ._layers import cells_layer_tuple
+from ._layers import cells_layers
 
 
 def _is_spatialdata_zarr(path: Path) -> bool:
@@ -37,7 +37,7 @@ def _read_h5ad(path: str | list[str]) -> list[tuple]:
 
     path = path[0] if isinstance(path, list) else path
     adata = ad.read_h5ad(path)
-    return [cells_layer_tuple(adata, None, name=Path(path).stem)]
+    return cells_layers(adata, None, name=Path(path).stem)
 
 
 def _read_zarr(path: str | list[str]) -> list[tuple]:
@@ -56,5 +56,5 @@ def _read_zarr(path: str | list[str]) -> list[tuple]:
             coordinates(sdata, key)
         except (DataError, KeyError, ValueError):
             continue  # a table without cells in space: nothing to draw
-        layers.append(cells_layer_tuple(sdata, key, name=f"{Path(path).stem} {key}"))
+        layers.extend(cells_layers(sdata, key, name=f"{Path(path).stem} {key}"))
     return layers

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from ._layers import cells_layer_tuple
+from ._layers import cells_layers
 
 
 def brain_aging_sample(
@@ -18,7 +18,7 @@ def brain_aging_sample(
 
     sdata = brain_aging(n_cells=n_cells, n_genes=n_genes, n_mice_per_age=n_mice_per_age,
                         seed=seed)
-    return [cells_layer_tuple(sdata, "table", name="brain_aging cells", color_by="cell_type")]
+    return cells_layers(sdata, "table", name="brain_aging cells", color_by="cell_type")
 
 
 def merfish_brain_aging_sample() -> list[tuple]:
@@ -32,7 +32,7 @@ def merfish_brain_aging_sample() -> list[tuple]:
     from ..datasets import SUN2024_CREDIT, merfish_brain_aging
 
     sdata = merfish_brain_aging()
-    data, kwargs, kind = cells_layer_tuple(sdata, "table", name="merfish_brain_aging cells",
-                                           color_by="cell_type")
-    kwargs["metadata"]["credit"] = SUN2024_CREDIT
-    return [(data, kwargs, kind)]
+    layers = cells_layers(sdata, "table", name="merfish_brain_aging cells",
+                          color_by="cell_type")
+    layers[0][1]["metadata"]["credit"] = SUN2024_CREDIT
+    return layers

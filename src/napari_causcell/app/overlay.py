@@ -12,12 +12,14 @@ import pandas as pd
 
 from .. import tl
 from .._keys import Key
+from .._palette import category_palette
 from ..errors import DataError, SettingError
 from .cells import Selection
 from .intervene import Intervention
 from .state import AppState
 
-__all__ = ["COLOR_BY", "VIEWS", "Overlay", "OverlayRequest", "concept_labels", "gene_values",
+__all__ = ["COLOR_BY", "VIEWS", "Overlay", "OverlayRequest", "colormap", "concept_labels",
+           "gene_values",
            "label_palette", "magnitude", "make_overlay", "predicted_labels", "shared_limits",
            "to_rgba", "top_genes"]
 
@@ -55,6 +57,10 @@ class Overlay:
                             float)
         return to_rgba(self.values[i], self.cmap, self.limits)
 
+    def colormap(self) -> Any:
+        """The matplotlib colormap object (:func:`colormap` of :attr:`cmap`)."""
+        return colormap(self.cmap)
+
     def legend(self) -> list[tuple[str, str]]:
         """``(label, "#rrggbb")`` of the labels shown (categorical overlays)."""
         present = set().union(*(set(map(str, v)) for v in self.values))
@@ -62,38 +68,47 @@ class Overlay:
                 for lab, rgba in self.palette.items() if lab in present]
 
     def caption(self, wide: bool = True) -> str:
-        """The caption and the panels' titles (top/bottom of a wide tissue, else left/right)."""
+        """The caption and the panels' titles. Panels are named A, B (as on the canvas and
+        the layer names) and placed below (a wide tissue) or right of each other; each panel
+        holds every section, so "left/right" never names a section."""
         if len(self.titles) < 2:
             return f"{self.label}\n{self.titles[0]}"
-        where = ("top", "bottom") if wide else ("left", "right")
-        return self.label + "".join(f"\n{where[i]}: {t}" for i, t in enumerate(self.titles))
+        where = ("upper", "lower") if wide else ("left", "right")
+        return self.label + "".join(
+            f"\npanel {'AB'[i]} ({where[i]}, all sections): {t}"
+            for i, t in enumerate(self.titles))
+
+
+#: colormaps of our own: ``causcell_change`` is magma without its black end, so a small
+#: change stays visible on napari's black canvas and on a white page
+_OWN_CMAPS = {"causcell_change": ("magma", 0.22, 1.0)}
+
+
+def colormap(name: str) -> Any:
+    """A matplotlib colormap by name, ours (:data:`_OWN_CMAPS`) included."""
+    import matplotlib
+    from matplotlib.colors import ListedColormap
+
+    if name in _OWN_CMAPS:
+        base, lo, hi = _OWN_CMAPS[name]
+        return ListedColormap(matplotlib.colormaps[base](np.linspace(lo, hi, 256)), name=name)
+    return matplotlib.colormaps[name]
 
 
 def to_rgba(values: np.ndarray, cmap: str, limits: tuple[float, float]) -> np.ndarray:
     """Map numbers to RGBA with a matplotlib colormap and fixed limits (NaN -> grey)."""
-    import matplotlib
-
     values = np.asarray(values, dtype=float)
     lo, hi = limits
     scaled = (values - lo) / (hi - lo) if hi > lo else np.full_like(values, 0.5)
-    out = matplotlib.colormaps[cmap](np.clip(scaled, 0.0, 1.0))
+    out = colormap(cmap)(np.clip(scaled, 0.0, 1.0))
     out[~np.isfinite(values)] = NAN_RGBA
     return out
 
 
 def label_palette(labels: Sequence[str]) -> dict[str, np.ndarray]:
-    """A fixed colour per label (tab10 / tab20 / a sampled rainbow beyond 20 labels)."""
-    import matplotlib
-
-    labels = [str(lab) for lab in labels]
-    n = len(labels)
-    if n <= 10:
-        colors = matplotlib.colormaps["tab10"](np.arange(n))
-    elif n <= 20:
-        colors = matplotlib.colormaps["tab20"](np.arange(n))
-    else:
-        colors = matplotlib.colormaps["gist_rainbow"](np.linspace(0, 1, n))
-    return {lab: np.asarray(c, float) for lab, c in zip(labels, colors)}
+    """A fixed, distinct colour per label by its index (scanpy's ``default_20`` /
+    ``default_28`` / ``default_102``; :func:`napari_causcell._palette.category_palette`)."""
+    return category_palette(labels)
 
 
 # -- values per cell -------------------------------------------------------------------------
@@ -198,7 +213,7 @@ def _magnitude_overlay(state: AppState, ivs: list[Intervention | None],
         raise DataError("The magnitude of change needs an intervention: run one first.")
     values = [_only_on(magnitude(state, iv), iv) for iv in ivs]
     hi = max(float(np.nanmax(v)) for v in values) or 1.0
-    return Overlay(values, titles, "continuous", "magma", (0.0, hi),
+    return Overlay(values, titles, "continuous", "causcell_change", (0.0, hi),
                    "RMS change over genes (log-expression); grey: not intervened on")
 
 
@@ -222,9 +237,12 @@ def _expression_overlay(state: AppState, gene: str | None, view: str,
                        "grey: not intervened on")
     # the chosen counterfactuals count in the factual view too, so that switching between
     # factual and counterfactual keeps the colour scale
+    kinds = {"factual" if iv is None else "counterfactual" for iv in shown}
+    what = ("factual and counterfactual panels, one colour scale" if len(kinds) > 1
+            else kinds.pop())
     return Overlay(values, titles, "continuous", "viridis",
                    shared_limits(state, gene, ivs, robust=robust),
-                   f"{gene}: {view} log-expression")
+                   f"{gene}: log-expression ({what})")
 
 
 def make_overlay(state: AppState, color_by: str = "expression", *, gene: str | None = None,

@@ -16,6 +16,7 @@ from psygnal import Signal, SignalGroup
 
 from .._keys import Key
 from ..data import coordinates, expression, is_spatialdata, resolve_table, table_attrs
+from ..data.sections import laid_out, section_boxes, section_key, section_titles
 from ..errors import DataError
 
 if TYPE_CHECKING:
@@ -31,6 +32,7 @@ _GUESSES = {
                "region_annotation", "tissue_region", "locus"),
     "time": ("age", "time", "timepoint", "time_point", "day", "days", "stage", "week", "month"),
 }
+_AUTO: Any = object()  # section key not looked for yet
 #: sample-level column words: nothing among the concepts can cause them (exogenous)
 BATCH_WORDS = ("batch", "slice", "sample", "donor", "mouse", "section", "replicate", "sex")
 
@@ -46,6 +48,8 @@ class AppEvents(SignalGroup):
     obs = Signal(str)
     #: an intervention was kept (the :class:`~napari_causcell.app.intervene.Intervention`)
     interventions = Signal(object)
+    #: the section key changed, so did :attr:`AppState.coords` (the key, or ``None``)
+    layout = Signal(object)
 
 
 class AppState:
@@ -66,6 +70,7 @@ class AppState:
         self.model: CausCell | None = None
         self.interventions: dict[str, Intervention] = {}
         self._coords: np.ndarray | None = None
+        self._section_key: str | None = _AUTO
         self._factual: Any = None
         self._factual_genes: list[str] | None = None
         self._predicted: pd.DataFrame | None = None
@@ -82,11 +87,52 @@ class AppState:
         return int(self.adata.n_obs)
 
     @property
+    def tissue_coords(self) -> np.ndarray:
+        """The data's own coordinates ``(n_cells, 2)`` as ``(x, y)`` (sections may overlap)."""
+        return coordinates(self.data, self.table_key)
+
+    @property
     def coords(self) -> np.ndarray:
-        """Tissue coordinates ``(n_cells, 2)`` as ``(x, y)``."""
+        """Display coordinates ``(n_cells, 2)`` as ``(x, y)``: the tissue coordinates with
+        overlapping sections laid side by side (:attr:`section_key`). Every front end draws,
+        picks and selects in this frame."""
         if self._coords is None:
-            self._coords = coordinates(self.data, self.table_key)
+            key = self.section_key
+            xy = self.tissue_coords
+            self._coords = xy if key is None else laid_out(xy, self.adata.obs[key])
         return self._coords
+
+    # -- sections ------------------------------------------------------------------------------
+    @property
+    def section_key(self) -> str | None:
+        """The ``obs`` column naming the tissue sections (found in the data unless set with
+        :meth:`set_section_key`), or ``None``."""
+        if self._section_key is _AUTO:
+            self._section_key = section_key(self.adata, None, self.attrs.get("region_key"))
+        return self._section_key
+
+    def set_section_key(self, key: str | None) -> None:
+        """Choose the section column (``None``: one section, nothing moved); redraws follow
+        the ``layout`` event."""
+        self._section_key = section_key(self.adata, key) if key else None
+        self._coords = None
+        self.events.layout.emit(self._section_key)
+
+    def section_titles(self) -> dict[str, str]:
+        """``{section: title}`` (with the section's age when a time column exists)."""
+        key = self.section_key
+        if key is None:
+            return {}
+        return section_titles(self.adata.obs, key, self.guess_column("time"))
+
+    def section_boxes(self) -> dict[str, np.ndarray]:
+        """``{section: [xmin, ymin, xmax, ymax]}`` in display coordinates
+        (``{"": box of all cells}`` without sections)."""
+        key = self.section_key
+        if key is None:
+            xy = self.coords
+            return {"": np.r_[np.nanmin(xy, 0), np.nanmax(xy, 0)]}
+        return section_boxes(self.coords, self.adata.obs[key])
 
     @property
     def attrs(self) -> dict:

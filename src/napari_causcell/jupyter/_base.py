@@ -18,9 +18,10 @@ __all__ = ["Panel", "figure_png", "new_figure", "set_options"]
 
 
 def figure_png(fig: Any, dpi: int = 90) -> bytes:
-    """PNG bytes of a matplotlib figure (no pyplot state involved)."""
+    """PNG bytes of a matplotlib figure (no pyplot state involved), cropped to everything
+    drawn, so no colour-bar label or legend is clipped."""
     buf = io.BytesIO()
-    fig.savefig(buf, format="png", dpi=dpi)
+    fig.savefig(buf, format="png", dpi=dpi, bbox_inches="tight", pad_inches=0.05)
     return buf.getvalue()
 
 

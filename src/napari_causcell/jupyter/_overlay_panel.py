@@ -10,7 +10,9 @@ import ipywidgets as widgets
 
 from .. import pl
 from ..app import USER_ERRORS, AppState, Intervention, OverlayRequest, describe_error
+from ..app.canvas import sections_of
 from ..app.overlay import VIEW_PRESETS, top_genes
+from ..data.sections import coordinate_unit
 from ._base import Panel, figure_png, new_figure, set_options
 
 
@@ -94,7 +96,9 @@ class OverlayPanel(Panel):
             return False
         with self._drawing:
             fig = new_figure(*pl.overlay_grid(self.state.coords, len(ov.values))[2])
-            pl.tissue_overlay(ov, self.state.coords, fig=fig, size=self.size)
+            pl.tissue_overlay(ov, self.state.coords, fig=fig, size=self.size,
+                              sections=sections_of(self.state),
+                              unit=coordinate_unit(self.state.adata))
             self.figure, self.overlay = fig, ov
             self.image.value = figure_png(fig)
         self.message(text)

@@ -32,19 +32,76 @@ def _scatter(ax, xy, values, cmap, vmin, vmax, size, title):
     return sc
 
 
+def _color_values(table: ad.AnnData, what: str, layer: str | None) -> tuple[Any, dict | None]:
+    """Numbers of a gene, or ``(RGBA, palette)`` of a categorical ``obs`` column."""
+    if what in table.var_names or what not in table.obs:
+        return _gene_values(table, what, layer), None
+    from .._palette import category_palette
+
+    col = table.obs[what]
+    cats = (list(col.cat.categories) if hasattr(col, "cat")
+            else sorted(col.astype(str).unique()))
+    palette = category_palette(cats)
+    return np.array([palette[v] for v in col.astype(str)]), palette
+
+
 def spatial_expression(
     data: Any, gene: str, *, layer: str | None = None, table_key: str | None = None,
-    ax=None, cmap: str = "viridis", size: float = 4.0,
+    library_key: str | None = None, ax=None, cmap: str = "viridis", size: float = 4.0,
+    scalebar: bool = True,
 ):
-    """Scatter of one gene's expression at the cells' tissue coordinates; returns the axes."""
+    """One gene's expression (or a categorical ``obs`` column) at the cells' positions.
+
+    Parameters
+    ----------
+    data
+        AnnData or SpatialData.
+    gene
+        A gene (colour bar) or a categorical ``obs`` column such as the cell type (legend).
+    layer, table_key
+        Expression layer; table of a SpatialData.
+    library_key
+        The ``obs`` column naming the tissue sections (squidpy's ``library_key``); found
+        in the data when ``None`` (``section``, ``slice``, ``sample``, ``mouse``, ``donor``...),
+        ``""`` for one section. Overlapping sections are laid side by side, translated only,
+        each titled with its label (and its age when a time column exists).
+    ax
+        Axes to draw into (a new figure if ``None``).
+    cmap, size
+        Colormap of expression; marker size.
+    scalebar
+        Draw a scale bar (unit: ``uns['spatial_unit']``, else µm).
+
+    Returns
+    -------
+    The axes.
+    """
     import matplotlib.pyplot as plt
 
+    from ..data import table_attrs
+    from ..data.sections import coordinate_unit, laid_out, section_boxes, section_key
+    from ..data.sections import section_titles, time_key
+    from ._tissue import add_legend, add_scalebar, label_sections
+
     table, _ = resolve_table(data, table_key)
-    xy = coordinates(data, table_key)
-    values = _gene_values(table, gene, layer)
-    ax = ax or plt.subplots(figsize=(6, 4))[1]
-    sc = _scatter(ax, xy, values, cmap, None, None, size, f"{gene}")
-    ax.figure.colorbar(sc, ax=ax, shrink=0.7)
+    key = section_key(table, library_key, table_attrs(table).get("region_key"))
+    sections = table.obs[key] if key else None
+    xy = laid_out(coordinates(data, table_key), sections)
+    values, palette = _color_values(table, gene, layer)
+    if ax is None:
+        span = np.ptp(xy, axis=0) + 1e-9
+        ratio = float(np.clip(span[1] / span[0], 0.25, 2.0))
+        ax = plt.subplots(figsize=(9, 1.0 + 7.5 * ratio), layout="constrained")[1]
+    sc = _scatter(ax, xy, values, None if palette else cmap, None, None, size, f"{gene}")
+    if key:
+        titles = section_titles(table.obs, key, time_key(table))
+        label_sections(ax, {titles[s]: b for s, b in section_boxes(xy, sections).items()})
+    if scalebar:
+        add_scalebar(ax, xy, coordinate_unit(table))
+    if palette is None:
+        ax.figure.colorbar(sc, ax=ax, shrink=0.7, label=f"{gene} ({layer or 'X'})")
+    else:
+        add_legend(ax, palette, set(table.obs[gene].astype(str)), title=gene)
     return ax
 
 
@@ -154,8 +211,29 @@ def overlay_grid(coords: np.ndarray, n: int, width: float = 14.0) -> tuple[int, 
     return 1, n, (4.6 * n + 1.2, 4.2)
 
 
+def _overlay_panel(ax: Any, overlay: Any, i: int, coords: np.ndarray, size: float,
+                   background: str) -> Any:
+    """Panel ``i`` of an overlay on ``ax``; the colour mapping (``None`` for labels)."""
+    title = overlay.titles[i]
+    if overlay.kind == "categorical":
+        _scatter(ax, coords, overlay.rgba(i), None, None, None, size, title)
+        return None
+    cmap = overlay.colormap() if hasattr(overlay, "colormap") else overlay.cmap
+    values = np.asarray(overlay.values[i], float)
+    nan = ~np.isfinite(values)
+    if nan.any():
+        ax.scatter(coords[nan, 0], coords[nan, 1], c=background, s=size, linewidths=0,
+                   rasterized=True)
+    lo, hi = overlay.limits
+    mappable = _scatter(ax, coords[~nan], values[~nan], cmap, lo, hi, size, title)
+    if nan.all():  # keep the panel's frame even when nothing is drawn
+        ax.set_xlim(coords[:, 0].min(), coords[:, 0].max())
+    return mappable
+
+
 def tissue_overlay(overlay: Any, coords: np.ndarray, *, fig=None, size: float = 4.0,
-                   background: str = "0.92"):
+                   background: str = "0.92", sections: dict | None = None,
+                   unit: str | None = "µm"):
     """Draw an overlay of the app layer: one tissue panel per entry, one shared colour scale.
 
     Parameters
@@ -164,18 +242,26 @@ def tissue_overlay(overlay: Any, coords: np.ndarray, *, fig=None, size: float = 
         A :class:`napari_causcell.app.Overlay` (values per panel, titles, colormap,
         shared limits, or a palette for labels), e.g. from ``app.OverlayRequest(...).run(state)``.
     coords
-        Tissue coordinates ``(n_cells, 2)`` as ``(x, y)``, in the overlay's cell order.
+        Display coordinates ``(n_cells, 2)`` as ``(x, y)`` in the overlay's cell order
+        (``AppState.coords``: overlapping sections already side by side).
     fig
         Figure to draw into (a new pyplot figure if ``None``).
     size
         Marker size.
     background
         Colour of cells with no value (NaN), e.g. those not intervened on.
+    sections
+        ``{title: [xmin, ymin, xmax, ymax]}`` of the sections, written above each one in
+        every panel (``AppState.section_titles`` / ``section_boxes``).
+    unit
+        Unit of a scale bar in each panel (``None``: no scale bar).
 
     Returns
     -------
     The figure, with one colour bar (continuous) or one legend (labels).
     """
+    from ._tissue import add_legend, add_scalebar, label_sections, wrap
+
     coords = np.asarray(coords, float)
     n = len(overlay.values)
     rows, cols, figsize = overlay_grid(coords, n)
@@ -185,28 +271,14 @@ def tissue_overlay(overlay: Any, coords: np.ndarray, *, fig=None, size: float = 
         fig = plt.figure(figsize=figsize, layout="constrained")
     axes = np.atleast_1d(fig.subplots(rows, cols)).ravel()
     mappable = None
-    for i, (ax, values, title) in enumerate(zip(axes, overlay.values, overlay.titles)):
-        if overlay.kind == "categorical":
-            colors = overlay.rgba(i)
-            _scatter(ax, coords, colors, None, None, None, size, title)
-            continue
-        values = np.asarray(values, float)
-        nan = ~np.isfinite(values)
-        if nan.any():
-            ax.scatter(coords[nan, 0], coords[nan, 1], c=background, s=size, linewidths=0,
-                       rasterized=True)
-        lo, hi = overlay.limits
-        mappable = _scatter(ax, coords[~nan], values[~nan], overlay.cmap, lo, hi, size, title)
-        if nan.all():  # keep the panel's frame even when nothing is drawn
-            ax.set_xlim(coords[:, 0].min(), coords[:, 0].max())
+    for i, ax in enumerate(axes[:n]):
+        mappable = _overlay_panel(ax, overlay, i, coords, size, background) or mappable
+        label_sections(ax, sections or {}, fontsize=7)
+        if unit:
+            add_scalebar(ax, coords, unit)
     if mappable is not None:
-        fig.colorbar(mappable, ax=list(axes), shrink=0.8, label=overlay.label)
+        fig.colorbar(mappable, ax=list(axes), shrink=0.8, label=wrap(overlay.label, 40))
     elif overlay.kind == "categorical":
-        from matplotlib.lines import Line2D
-
         present = set().union(*(map(str, v) for v in overlay.values))
-        handles = [Line2D([], [], ls="", marker="o", color=c, label=k)
-                   for k, c in overlay.palette.items() if k in present]
-        fig.legend(handles=handles, loc="outside right center", fontsize=8,
-                   title=overlay.label, frameon=False)
+        add_legend(fig, overlay.palette, present, title=overlay.label, figure_level=True)
     return fig
