@@ -120,7 +120,8 @@ def test_full_panel_intervene_and_overlay(panel):
     assert panel.tabs.selected_index == 1  # a trained model opens on Intervene
     assert iv_panel.concept.options[0] == "age"  # time first
     iv_panel.target.value = "90wk"
-    iv_panel.cells.value = "one cell type"
+    iv_panel.cells.value = "cells with a label"
+    assert iv_panel.cells_column.value == "cell_type"  # a first choice; any column can be
     assert "Astro" in iv_panel.cells_label.options
     iv_panel.cells_label.value = "Astro"
     assert iv_panel.run() is True
@@ -163,7 +164,8 @@ def test_intervene_refusals(sdata, trained):
     p = IntervenePanel(s)
     p.concept.value = "domain"
     assert "D0" in p.target.options or len(p.target.options) >= 2
-    p.cells.value = "one domain"
+    p.cells.value = "cells with a label"
+    p.cells_column.value = "domain"
     # a label with no cells left in this table: an empty selection is refused
     s.adata.obs["domain"] = s.adata.obs["domain"].cat.add_categories(["nowhere"])
     p.cells_label.options = [*p.cells_label.options, "nowhere"]
@@ -280,3 +282,42 @@ def test_intervene_keep_box_follows_the_concept(sdata, trained):
     assert p.request().keep is True
     p.concept.value = "cell_type"
     assert p.keep.disabled and p.request().keep is False
+
+
+def test_intervene_cells_by_any_column_and_a_second_one(sdata, trained):
+    """Issue 28 item 7: any label of any column, AND-ed with another; rows; the user's own
+    column names (``celltype``, ``region``, ``age_group``) offered, none hard-coded."""
+    s = AppState(sdata)
+    s.set_model(trained)
+    p = IntervenePanel(s)
+    p.concept.value = "age"
+    p.target.value = "90wk"
+    p.cells.value = "cells with a label"
+    p.cells_column.value = "cell_type"
+    p.cells_label.value = "Astro"
+    p.and_column.value = "age"
+    p.and_label.value = "4wk"
+    req = p.request()
+    assert (req.mode, req.column, req.label, req.where) == ("label", "cell_type", "Astro",
+                                                          {"age": "4wk"})
+    assert p.run() is True
+    p.wait(TIMEOUT)
+    (name, iv), = s.interventions.items()
+    obs = s.adata.obs
+    want = int(((obs["cell_type"] == "Astro") & (obs["age"] == "4wk")).sum())
+    assert iv.selection.n_cells == want and name == "do(age=90wk) on cell_type=Astro and age=4wk"
+    p.cells.value = "cells by row"
+    p.rows.value = "0-9, 20"
+    assert p.request().label == "0-9, 20"
+
+    from napari_causcell.datasets import merfish_brain_aging
+
+    real = merfish_brain_aging(as_anndata=True)
+    real.obs = real.obs.rename(columns={"cell_type": "celltype", "domain": "tissue_zone",
+                                        "age": "age_group"})
+    q = IntervenePanel(AppState(real))
+    q.cells.value = "cells with a label"
+    assert {"celltype", "tissue_zone", "age_group"} <= set(q.cells_column.options)
+    assert q.cells_column.value == "celltype"
+    q.cells_column.value = "tissue_zone"
+    assert "CC/ACO" in q.cells_label.options and "error" not in q.status.value

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -12,8 +12,12 @@ from .. import tl
 from ..errors import DataError, SettingError
 from .state import AppState
 
-__all__ = ["PICK_RADIUS", "SELECTION_MODES", "Selection", "cell_at", "cells_in_polygons",
-           "label_at", "majority_label", "nearest_cell", "select", "typical_spacing"]
+__all__ = ["NO_COLUMN", "PICK_RADIUS", "SELECTION_MODES", "Selection", "cell_at",
+           "cells_in_polygons", "default_column", "label_at", "majority_label", "nearest_cell",
+           "parse_indices", "select", "typical_spacing", "where_mask"]
+
+#: the choice "no second condition" in a form's "and" column list
+NO_COLUMN = "(none)"
 
 #: How cells can be chosen (see :func:`select`).
 SELECTION_MODES = ("all", "cell_type", "domain", "label", "mask", "indices", "polygon")
@@ -35,15 +39,69 @@ class Selection:
 
 
 def select(state: AppState, mode: str = "all", value: Any = None, *,
-           column: str | None = None, polygons: Any = None) -> Selection:
-    """Cells chosen by ``mode``.
+           column: str | None = None, polygons: Any = None,
+           where: Mapping[str, Any] | None = None) -> Selection:
+    """Cells chosen by ``mode``, AND-ed with ``where``.
 
     ``"all"``; ``"cell_type"`` / ``"domain"`` / ``"label"``: cells whose ``column`` (guessed
     for the first two) equals ``value``; ``"mask"``: ``value`` is a boolean mask;
-    ``"indices"``: ``value`` are table row positions (e.g. the selected points);
-    ``"polygon"``: cells inside any of ``polygons`` (each ``(k, 2)`` in tissue ``(x, y)``).
+    ``"indices"``: ``value`` are table row positions (e.g. the selected points, or a text
+    such as ``"0-99, 250"``: :func:`parse_indices`); ``"polygon"``: cells inside any of
+    ``polygons`` (each ``(k, 2)`` in tissue ``(x, y)``). ``where``: further conditions
+    ``{obs column: label or [labels]}`` every chosen cell must also meet, e.g.
+    ``select(state, "label", "Oligo", column="celltype", where={"age_group": "young"})``.
     Raises :class:`~napari_causcell.DataError` when no cell is chosen.
     """
+    base = _select(state, mode, value, column, polygons)
+    where = {str(k): v for k, v in (where or {}).items() if k and k != NO_COLUMN and v}
+    if not where:
+        return base
+    mask = base.mask & where_mask(state, where)
+    text = " and ".join(f"{k}={v}" for k, v in where.items())
+    if not mask.any():
+        raise DataError(f"The cell selection is empty: no cell of {base.description} has "
+                        f"{text}.")
+    return Selection(mask, text if mode == "all" else f"{base.description} and {text}")
+
+
+def where_mask(state: AppState, where: Mapping[str, Any]) -> np.ndarray:
+    """Cells meeting every ``{column: label or [labels]}`` (an empty mask is returned,
+    not refused)."""
+    obs = state.adata.obs
+    mask = np.ones(state.n_cells, dtype=bool)
+    for col, want in where.items():
+        if col not in obs:
+            raise DataError(f"Column {col!r} is not in obs; columns: "
+                            f"{state.categorical_columns()}.")
+        wanted = [want] if isinstance(want, str) or not isinstance(want, Sequence) else want
+        mask &= obs[col].astype(str).isin([str(w) for w in wanted]).to_numpy()
+    return mask
+
+
+def parse_indices(text: Any) -> list[int]:
+    """Row positions from ``"0-99, 250 300"`` (ranges inclusive) or a sequence of ints."""
+    if not isinstance(text, str):
+        return [int(i) for i in (text if text is not None else [])]
+    out: list[int] = []
+    for part in text.replace(",", " ").split():
+        lo, sep, hi = part.partition("-")
+        try:
+            out.extend(range(int(lo), int(hi) + 1) if sep else [int(lo)])
+        except ValueError:
+            raise DataError(f"Cell rows are numbers or ranges like 0-99; got {part!r}.") from None
+    return out
+
+
+def default_column(state: AppState, kind: str = "cell_type") -> str | None:
+    """A first choice for a form's column list: the guessed ``kind`` column, else the first
+    categorical column. The user picks any other."""
+    cols = state.categorical_columns()
+    guess = state.guess_column(kind)
+    return guess if guess in cols else (cols[0] if cols else None)
+
+
+def _select(state: AppState, mode: str, value: Any, column: str | None,
+            polygons: Any) -> Selection:
     if mode not in SELECTION_MODES:
         raise SettingError(f"mode must be one of {SELECTION_MODES}, got {mode!r}")
     if mode == "all":
@@ -55,7 +113,7 @@ def select(state: AppState, mode: str = "all", value: Any = None, *,
             raise DataError("The cell selection is empty: no cell matches.")
         return Selection(tl.select_cells(state.adata, np.asarray(value, bool)), "masked cells")
     if mode == "indices":
-        idx = np.asarray(sorted({int(i) for i in (value if value is not None else [])}))
+        idx = np.asarray(sorted(set(parse_indices(value))))
         if idx.size == 0:
             raise DataError("The cell selection is empty: select some points first.")
         mask = tl.select_cells(state.adata, idx.astype(np.int64))

@@ -118,9 +118,9 @@ def compute_intervention(state: AppState, do: Mapping[str, Any], selection: Sele
 class InterveneRequest:
     """What the Intervene form holds: the target, which cells, and how to sample.
 
-    ``mode``, ``label``, ``column`` and ``polygons`` describe the cells as
+    ``mode``, ``label``, ``column``, ``polygons`` and ``where`` describe the cells as
     :func:`~napari_causcell.app.cells.select` takes them (``label`` holds the rows in the
-    ``"indices"`` mode).
+    ``"indices"`` mode; ``where`` a second condition such as ``{"age": "young"}``).
     """
 
     concept: str | None
@@ -134,6 +134,7 @@ class InterveneRequest:
     seed: int = 0
     donor: str = "random"
     keep: bool = False  # hold the concept's descendants at each cell's own label
+    where: Mapping[str, Any] | None = None  # further {column: label} the cells must meet
 
     def validate(self, state: AppState) -> tuple[dict[str, str], Selection]:
         """``(do, selection)``; raises with the message to show."""
@@ -145,7 +146,8 @@ class InterveneRequest:
         if int(self.steps) < 1:
             raise DataError("Sample with at least one step.")
         selection = select(state, self.mode, None if self.mode == "all" else self.label,
-                           column=self.column or None, polygons=self.polygons)
+                           column=self.column or None, polygons=self.polygons,
+                           where=self.where)
         return {self.concept: str(self.value)}, selection
 
     def sampling(self) -> dict[str, Any]:

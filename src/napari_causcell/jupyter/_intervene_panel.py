@@ -1,4 +1,5 @@
-"""Intervene panel: do(concept = value) for all cells, one cell type or one domain."""
+"""Intervene panel: do(concept = value) on the cells the user chooses: all cells, cells with
+any label of any ``obs`` column (AND-ed with a second one), or cells by row."""
 
 from __future__ import annotations
 
@@ -9,6 +10,7 @@ import ipywidgets as widgets
 
 from .._constants import DEFAULT_STEPS
 from ..app import AppState, Intervention
+from ..app.cells import NO_COLUMN, default_column
 from ..app.intervene import (
     DONORS,
     SAMPLERS,
@@ -22,7 +24,8 @@ from ._base import Panel, set_options
 
 
 class IntervenePanel(Panel):
-    """do(concept = value) for all cells, one cell type or one domain.
+    """do(concept = value) on chosen cells: all, a label of any column (and a label of a
+    second column, e.g. ``celltype=Oligodendrocyte`` and ``age_group=young``), or rows.
 
     Parameters
     ----------
@@ -34,7 +37,7 @@ class IntervenePanel(Panel):
         thread), e.g. to show it in an :class:`OverlayPanel`.
     """
 
-    CELLS = {"all cells": "all", "one cell type": "cell_type", "one domain": "domain"}
+    CELLS = {"all cells": "all", "cells with a label": "label", "cells by row": "indices"}
 
     def __init__(self, session: AppState,
                  on_result: Callable[[Intervention], Any] | None = None) -> None:
@@ -43,7 +46,12 @@ class IntervenePanel(Panel):
         self.concept = widgets.Dropdown(description="Concept")
         self.target = widgets.Dropdown(description="Set to")
         self.cells = widgets.Dropdown(options=list(self.CELLS), description="Cells")
-        self.cells_label = widgets.Dropdown(description="Which", disabled=True)
+        self.cells_column = widgets.Dropdown(description="Column")
+        self.cells_label = widgets.Dropdown(description="Label", disabled=True)
+        self.and_column = widgets.Dropdown(description="and")
+        self.and_label = widgets.Dropdown(description="Label", disabled=True)
+        self.rows = widgets.Text(description="Rows", placeholder="e.g. 0-99, 250",
+                                 disabled=True)
         self.keep = widgets.Checkbox(value=False, description="Keep", indent=False,
                                      layout=widgets.Layout(width="auto"))
         self.sampler = widgets.Dropdown(options=list(SAMPLERS), value="mean",
@@ -60,13 +68,17 @@ class IntervenePanel(Panel):
                                               description="Sampling")
         self.concept.observe(lambda _: self._fill_targets(), "value")
         self.cells.observe(lambda _: self._fill_cells(), "value")
+        self.cells_column.observe(lambda _: self._fill_labels(), "value")
+        self.and_column.observe(lambda _: self._fill_labels(), "value")
         self.run_button.on_click(lambda _: self.run())
         for signal in (session.events.model, session.events.trained, session.events.obs):
             signal.connect(self.refresh)
         self.refresh()
         self.children = [
             widgets.HBox([self.concept, self.target]), self.keep,
-            widgets.HBox([self.cells, self.cells_label]),
+            widgets.HBox([self.cells, self.rows]),
+            widgets.HBox([self.cells_column, self.cells_label]),
+            widgets.HBox([self.and_column, self.and_label]),
             widgets.HBox([self.sampler, self.steps]), widgets.HBox([self.seed, self.donor]),
             widgets.HBox([self.run_button, self.progress]), self.status,
         ]
@@ -84,17 +96,43 @@ class IntervenePanel(Panel):
         self.keep.disabled = not keepable(self.state, self.concept.value)
 
     def _fill_cells(self) -> None:
+        """Columns from the data (its categorical ``obs`` columns), whatever their names."""
+        cols = self.state.categorical_columns()
+        first = self.cells_column.value if self.cells_column.value in cols else \
+            default_column(self.state)
+        set_options(self.cells_column, cols)
+        if first in cols:
+            self.cells_column.value = first
+        set_options(self.and_column, [NO_COLUMN, *cols])
         mode = self.CELLS[self.cells.value]
-        column = None if mode == "all" else self.state.guess_column(mode)
-        set_options(self.cells_label, self.state.labels(column) if column else [])
-        self.cells_label.disabled = column is None
-        if mode != "all" and column is None:
-            self.message(f"No {mode.replace('_', ' ')} column found in obs.", error=True)
+        self.rows.disabled = mode != "indices"
+        self.cells_column.disabled = mode != "label"
+        self._fill_labels()
+        if mode == "label" and not cols:
+            self.message("The data have no column with a few labels to choose cells by.",
+                         error=True)
+
+    def _fill_labels(self) -> None:
+        for column, label in ((self.cells_column, self.cells_label),
+                              (self.and_column, self.and_label)):
+            col = column.value
+            ok = bool(col) and col != NO_COLUMN and col in self.state.adata.obs
+            set_options(label, self.state.labels(col) if ok else [])
+            label.disabled = not ok or column.disabled
+        self.cells_label.disabled |= self.CELLS[self.cells.value] != "label"
+
+    def _where(self) -> dict[str, str] | None:
+        col = self.and_column.value
+        if not col or col == NO_COLUMN or self.and_label.value is None:
+            return None
+        return {col: self.and_label.value}
 
     def request(self) -> InterveneRequest:
         """The form as a request."""
-        return InterveneRequest(self.concept.value, self.target.value,
-                                self.CELLS[self.cells.value], self.cells_label.value,
+        mode = self.CELLS[self.cells.value]
+        return InterveneRequest(self.concept.value, self.target.value, mode,
+                                self.rows.value if mode == "indices" else self.cells_label.value,
+                                self.cells_column.value or None, where=self._where(),
                                 sampler=self.sampler.value, steps=int(self.steps.value),
                                 seed=int(self.seed.value), donor=self.donor.value,
                                 keep=bool(self.keep.value) and not self.keep.disabled)
