@@ -59,9 +59,9 @@ def _train(qtbot, viewer, epochs=2):
     train.set_concepts(["age", "domain", "cell_type"])
     assert train.set_parent("cell_type", "age")
     assert train.set_parent("cell_type", "domain")
-    train.epochs.setValue(epochs)
-    train.size.setCurrentText(SIZE)
-    train.device.setCurrentText("cpu")
+    train.epochs.value = epochs  # the settings are a magicgui form
+    train.model_size.value = SIZE
+    train.device.value = "cpu"
     yielded = []
     train.start_training()
     assert train.busy and not train.train_btn.isEnabled()
@@ -78,7 +78,7 @@ def test_manifest_sample_and_dock_widgets(viewer):
     pm = npe2.PluginManager.instance()
     manifest = pm.get_manifest("napari-causcell")
     assert {w.display_name for w in manifest.contributions.widgets} == {
-        "Train", "Intervene", "Overlay"}
+        "Train", "Intervene", "Overlay", "CausCell (all in tabs)"}
     assert [s.key for s in manifest.contributions.sample_data] == [
         "brain_aging", "merfish_brain_aging"]
 
@@ -138,9 +138,9 @@ def test_cancel_keeps_a_usable_model(qtbot, viewer):
     _small_sample(viewer)
     train = TrainWidget(viewer)
     train.set_concepts(["age", "cell_type"])
-    train.epochs.setValue(500)
-    train.size.setCurrentText("tiny (tests, demos)")
-    train.device.setCurrentText("cpu")
+    train.epochs.value = 500
+    train.model_size.value = "tiny (tests, demos)"
+    train.device.value = "cpu"
     train.start_training()
     train.worker.yielded.connect(lambda p: train.cancel_btn.click())
     _wait(qtbot, train)

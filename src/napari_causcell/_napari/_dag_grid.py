@@ -13,6 +13,8 @@ from ..app import graph
 UNDIRECTED_COLOR = "#7a5c00"  # grid cells of an undirected suggested edge
 _DIAGONAL = "#3a3d44"
 _CHECKED, _UNCHECKED = Qt.CheckState.Checked, Qt.CheckState.Unchecked
+#: rows the grid shows without scrolling (more concepts scroll inside the grid)
+MAX_ROWS_SHOWN = 8
 
 
 class DagGrid(QTableWidget):
@@ -26,10 +28,11 @@ class DagGrid(QTableWidget):
         super().__init__()
         self.concepts: list[str] = []
         self.undirected: list[tuple[str, str]] = []
-        self.setMinimumHeight(125)
-        self.setMaximumHeight(170)
-        self.horizontalHeader().setSectionResizeMode(QHeaderView.ResizeMode.Stretch)
+        header = self.horizontalHeader()
+        header.setSectionResizeMode(QHeaderView.ResizeMode.ResizeToContents)
+        header.setStretchLastSection(True)
         self.itemChanged.connect(self._on_tick)
+        self._fit_height()
 
     def rebuild(self, concepts: Sequence[str], parents: Mapping[str, Sequence[str]]) -> None:
         """Show ``concepts`` with exactly ``parents`` ticked."""
@@ -46,6 +49,16 @@ class DagGrid(QTableWidget):
                 self.setItem(i, j, self._cell(child, parent, parents, i == j))
         self._mark_undirected()
         self.blockSignals(False)
+        self._fit_height()
+
+    def _fit_height(self) -> None:
+        """As tall as its rows (every tick box in view, no inner scrolling), at most
+        :data:`MAX_ROWS_SHOWN` rows; the dock's scroll area takes the rest."""
+        rows = min(max(self.rowCount(), 2), MAX_ROWS_SHOWN)
+        row_h = self.verticalHeader().defaultSectionSize()
+        head = self.horizontalHeader().sizeHint().height()
+        bar = self.horizontalScrollBar().sizeHint().height()
+        self.setFixedHeight(head + rows * row_h + 2 * self.frameWidth() + bar)
 
     @staticmethod
     def _cell(child: str, parent: str, parents: Mapping[str, Sequence[str]],

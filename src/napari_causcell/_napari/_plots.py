@@ -7,7 +7,7 @@ from typing import Any
 import numpy as np
 from qtpy.QtWidgets import QSizePolicy, QVBoxLayout, QWidget
 
-from ..train import SELECT_LABELS
+from ..app.train import loss_labels
 
 _BACKGROUND = "#262930"
 _TEXT = "#dddddd"
@@ -32,13 +32,15 @@ class _Canvas(QWidget):
 
 
 class LossPlot(_Canvas):
-    """Live training curves."""
+    """Live training curves: train and validation of the same loss, labelled
+    (``self.labels``: train legend, validation legend, y-axis label)."""
 
     def __init__(self) -> None:
-        super().__init__((3.2, 2.0), 180, facecolor=_BACKGROUND)
+        super().__init__((3.2, 2.0), 170, facecolor=_BACKGROUND)
         self.clear()
 
     def clear(self) -> None:
+        self.labels = loss_labels()
         self.epochs: list[int] = []
         self.train: list[float] = []
         self.val: list[float] = []
@@ -50,8 +52,10 @@ class LossPlot(_Canvas):
         self.val.append(np.nan if val is None else val)
         self._draw()
 
-    def set_curve(self, epochs: list[int], train: list[float], val: list[float]) -> None:
+    def set_curve(self, epochs: list[int], train: list[float], val: list[float],
+                  labels: tuple[str, str, str] | None = None) -> None:
         self.epochs, self.train, self.val = list(epochs), list(train), list(val)
+        self.labels = labels or loss_labels()
         self._draw()
 
     def _draw(self) -> None:
@@ -63,16 +67,16 @@ class LossPlot(_Canvas):
         for spine in ax.spines.values():
             spine.set_color("#aaaaaa")
         ax.tick_params(colors=_TEXT, labelsize=7)
+        train_name, val_name, y_name = self.labels
         if self.epochs:
-            ax.plot(self.epochs, self.train, "o-", ms=3, color="#5fb3ff", label="train loss")
+            ax.plot(self.epochs, self.train, "o-", ms=3, color="#5fb3ff", label=train_name)
             if np.isfinite(self.val).any():
-                ax.plot(self.epochs, self.val, "o-", ms=3, color="#ffb45f",
-                        label=SELECT_LABELS["recon"])
+                ax.plot(self.epochs, self.val, "o-", ms=3, color="#ffb45f", label=val_name)
             ax.legend(fontsize=7, facecolor=_BACKGROUND, labelcolor=_TEXT, frameon=False)
         ax.xaxis.set_major_locator(MaxNLocator(integer=True))
         ax.set_xlabel("epoch", color=_TEXT, fontsize=8, labelpad=1)
-        ax.set_ylabel("loss", color=_TEXT, fontsize=8)
-        self.figure.subplots_adjust(left=0.14, right=0.97, top=0.95, bottom=0.22)
+        ax.set_ylabel(y_name, color=_TEXT, fontsize=8)
+        self.figure.subplots_adjust(left=0.16, right=0.97, top=0.95, bottom=0.22)
         self.canvas.draw_idle()
 
 

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-import numpy as np
 from qtpy.QtCore import Qt
 from qtpy.QtWidgets import (
     QComboBox,
@@ -20,12 +19,13 @@ from qtpy.QtWidgets import (
     QVBoxLayout,
 )
 
-from ..app import MODEL_SIZES, USER_ERRORS, Progress, describe_error, domains, graph, train
+from ..app import USER_ERRORS, Progress, describe_error, domains, graph, train
 from ..app.forms import GraphForm
 from ._base import ERROR_STYLE, OK_STYLE, CausCellWidget, set_items
 from ._dag_grid import DagGrid
 from ._layers import color_layer_by_labels
 from ._plots import DagPlot, LossPlot
+from ._train_settings import TrainSettings
 
 if TYPE_CHECKING:
     import napari
@@ -34,7 +34,10 @@ _UNDIRECTED_TEXT = "#ffb45f"
 
 
 class TrainWidget(CausCellWidget, GraphForm):
-    """Concepts, DAG, epochs, device and seed -> a trained CausCell model."""
+    """Concepts, DAG, settings (a magicgui form: epochs, time limit, device, seed, model
+    size) -> a trained CausCell model. ``self.settings`` is that form; its value widgets are
+    also ``self.epochs``, ``self.max_time``, ``self.device``, ``self.seed``,
+    ``self.model_size``."""
 
     title = "Train"
 
@@ -66,8 +69,11 @@ class TrainWidget(CausCellWidget, GraphForm):
         self._refresh_layers()
 
     def _graph_box(self) -> QGroupBox:
-        box = QGroupBox("Causal graph: tick each concept's parents (row <- column)")
+        box = QGroupBox("Causal graph")
         lay = QVBoxLayout(box)
+        how = QLabel("Tick each concept's parents: row <- column.")
+        how.setWordWrap(True)
+        lay.addWidget(how)
         self.dag_table = DagGrid()
         self.dag_message = QLabel("")
         self.dag_message.setWordWrap(True)
@@ -87,34 +93,24 @@ class TrainWidget(CausCellWidget, GraphForm):
 
     def _domains_box(self) -> QGroupBox:
         box = QGroupBox("Spatial domains (if the data have none)")
-        lay = QHBoxLayout(box)
+        lay = QFormLayout(box)
         self.domains_n = QSpinBox()
         self.domains_n.setRange(2, 50)
         self.domains_n.setValue(6)
         self.domains_from = QComboBox()
         self.domains_from.setToolTip("Cell-type column whose neighbourhood mix defines domains")
         self.derive_btn = QPushButton("Derive domains")
-        for w in (QLabel("n"), self.domains_n, QLabel("from")):
-            lay.addWidget(w)
-        lay.addWidget(self.domains_from, 1)
-        lay.addWidget(self.derive_btn)
+        lay.addRow("Domains", self.domains_n)
+        lay.addRow("From", self.domains_from)
+        lay.addRow("", self.derive_btn)
         return box
 
     def _add_training_controls(self) -> None:
-        opts = QFormLayout()
-        self.epochs = QSpinBox()
-        self.epochs.setRange(1, 100000)
-        self.epochs.setValue(100)
-        self.device = QComboBox()
-        self.device.addItems(train.devices())
-        self.seed = QSpinBox()
-        self.seed.setRange(0, 2**31 - 1)
-        self.size = QComboBox()
-        self.size.addItems(list(MODEL_SIZES))
-        for name, w in (("Epochs", self.epochs), ("Device", self.device), ("Seed", self.seed),
-                        ("Model size", self.size)):
-            opts.addRow(name, w)
-        self.body.addLayout(opts)
+        self.settings = TrainSettings()
+        self.epochs, self.max_time = self.settings.epochs, self.settings.max_time
+        self.device, self.seed = self.settings.device, self.settings.seed
+        self.model_size = self.settings.model_size
+        self.body.addWidget(self.settings.native)
         self.train_btn, self.cancel_btn = QPushButton("Train"), QPushButton("Cancel")
         self.cancel_btn.setEnabled(False)
         self.save_btn, self.load_btn = QPushButton("Save model..."), QPushButton("Load model...")
@@ -242,24 +238,24 @@ class TrainWidget(CausCellWidget, GraphForm):
 
     # -- training ----------------------------------------------------------------------------
     def start_training(self) -> None:
-        request = train.TrainRequest(self._checked_concepts(), self.parents(),
-                                     self.epochs.value(), self.seed.value(),
-                                     self.device.currentText(), self.size.currentText())
+        request = self.settings.request(self._checked_concepts(), self.parents())
         self.loss_plot.clear()
         self.submit(lambda: train.train_job(self.state, request), self._on_trained,
                     self._on_epoch)
 
     def _on_epoch(self, p: Progress) -> None:
         if p.data is not None:
-            val = train.validation_loss(p.data.val_losses)
-            self.loss_plot.add(p.data.epoch, p.data.losses.get("total", np.nan), val)
+            self.loss_plot.add(p.data.epoch, *train.epoch_losses(p.data.losses,
+                                                                 p.data.val_losses))
 
     def _on_trained(self, result: train.TrainResult) -> None:
+        self.show_loss_curve()  # the model's own record, labelled by what it selected on
         self.message(result.message)
 
     def _set_busy(self, busy: bool) -> None:
         for w in (self.train_btn, self.derive_btn, self.save_btn, self.load_btn,
-                  self.layer_combo, self.concept_list, self.dag_table, self.suggest_btn):
+                  self.layer_combo, self.concept_list, self.dag_table, self.suggest_btn,
+                  self.settings.native):
             w.setEnabled(not busy)
         self.cancel_btn.setEnabled(busy)
 
@@ -275,7 +271,13 @@ class TrainWidget(CausCellWidget, GraphForm):
         if path is None:
             path = QFileDialog.getExistingDirectory(self, "Load CausCell model folder")
         if path and self._file_action(train.load_model, path, device):
-            self.loss_plot.set_curve(*train.loss_curve(self.state.model))
+            self.show_loss_curve()
+
+    def show_loss_curve(self) -> None:
+        """Draw the state's model's history (train and validation of the same loss)."""
+        model = self.state.model if self.state is not None else None
+        self.loss_plot.set_curve(*train.loss_curve(model),
+                                 labels=train.loss_labels(train.selected_by(model)))
 
     def _file_action(self, action: Any, path: str, *args: Any) -> bool:
         if self.state is None:
