@@ -301,9 +301,9 @@ class CausCell:
         mean token; ``hard=True`` cuts the edges into them) and, with
         ``propagate="labels"``, recomputes the descendants' labels through the label SCM
         with each cell's own noise (``"tokens"``: labels kept, tokens moved); ``hold``:
-        concepts kept at each cell's own label and token (``hold=["cell_type"]`` asks "this
-        cell, with its type, under do()", the direct effect; without it the type may respond,
-        the total effect; README, "Which question"); prediction
+        concepts kept at each cell's own label (``hold=["cell_type"]`` asks "this cell, with
+        its type, under do()"; without it the type may respond, the total effect; README,
+        "Which question"); prediction
         generates expression (``sampler``, ``steps``, ``n_samples`` draws per cell). A cell
         whose new label combination was never seen in training keeps its label;
         ``unseen="average"`` transports the change measured for the labels seen with both

@@ -44,7 +44,6 @@ class Action:
     kept: torch.Tensor  # (n, M): label kept for lack of training evidence
     unsupported: float | None = None  # share of cells with a kept label (propagate="labels")
     switched: float = 0.0  # share of cells whose descendant label changed
-    fixed: dict[int, torch.Tensor] = field(default_factory=dict)  # held concepts' tokens
     held_unseen: float = 0.0  # share of cells whose held label was never seen with new parents
     extra: dict[str, Any] = field(default_factory=dict)
 
@@ -94,9 +93,10 @@ def act(model, ab: Abduction, do: dict[str, Any], *, desc_k: list[int], donor: s
     """``do()``: descendants' labels through the label SCM with each cell's own abducted
     noise (``propagate="labels"``), donor tokens for switched labels and the intervened
     concepts, then the token SCM (``hard``: edges into the intervened concepts cut).
-    Concepts in ``hold`` keep each cell's own label and token (the controlled direct effect:
-    "this cell, with its type, in the new domain"). Every random choice is drawn from the
-    cell's own stream (``seed``, ``sample``)."""
+    Concepts in ``hold`` keep each cell's own label and exogenous token; their endogenous
+    token follows the new parents through the token SCM, as for a cell with that label
+    under those parents in training ("this cell, with its type, in the new domain"). Every
+    random choice is drawn from the cell's own stream (``seed``, ``sample``)."""
     mod, concepts = model.module, model.concepts
     do_codes = {concepts.index(c): model.concept_space.code(c, v) for c, v in do.items()}
     held = {concepts.index(c): ab.y[:, concepts.index(c)] for c in hold}
@@ -121,9 +121,8 @@ def act(model, ab: Abduction, do: dict[str, Any], *, desc_k: list[int], donor: s
     picks = noise_for(ab.keys, seed, DONORS, sample)
     values = {k: model.donors.value(concepts[k], do[concepts[k]], kind, donor, n,
                                     picks.child(k)).to(model.device) for k in do_codes}
-    fixed = {k: ab.z0[:, k] for k in held}
-    z = mod.scm.intervene(eps, values, hard=hard, fixed=fixed)
-    return Action(y_cf, eps, z, values, kept, unsupported, switched, fixed,
+    z = mod.scm.intervene(eps, values, hard=hard)
+    return Action(y_cf, eps, z, values, kept, unsupported, switched,
                   _held_unseen(mod.label_scm, held, y_cf))
 
 
@@ -202,9 +201,8 @@ def transport(model, ab: Abduction, action: Action, *, hard: bool, donor: str,
             e1, e0 = action.eps[cells].clone(), ab.eps0[cells].clone()
             e1[:, j], e0[:, j] = tok, tok
             vals = {k: v if v.dim() == 1 else v[cells] for k, v in action.values.items()}
-            fixed = {k: v[cells] for k, v in action.fixed.items()}
             own = noise.rows(cells)
-            z1 = mod.scm.intervene(e1, vals, hard=hard, fixed=fixed)
+            z1 = mod.scm.intervene(e1, vals, hard=hard)
             change = (predict(mod, z1, *gen_args[:2], own, gen_args[2])
                       - predict(mod, mod.tokens(e0), *gen_args[:2], own, gen_args[2]))
             at = pos[ok.cpu().numpy()]

@@ -37,26 +37,22 @@ class LinearSCM(nn.Module):
         return torch.einsum("jk,bkd->bjd", self.mixing, eps)
 
     def intervene(
-        self, eps: torch.Tensor, values: dict[int, torch.Tensor], hard: bool = True,
-        fixed: dict[int, torch.Tensor] | None = None,
+        self, eps: torch.Tensor, values: dict[int, torch.Tensor], hard: bool = True
     ) -> torch.Tensor:
         """Tokens under ``do(token[k] = values[k])`` for each ``k``, propagated to descendants.
 
         ``hard=True`` cuts the edges into every intervened token and sets its endogenous token
         to the value (the textbook do-operator). ``hard=False`` replaces only the exogenous
-        parts ``eps[k]`` and keeps the parents' contributions (the soft swap). ``fixed``:
-        tokens held at a value whatever ``hard`` says (edges into them cut), e.g. a concept
-        held at each cell's own token. Each value is ``(d,)`` or ``(B, d)``.
+        parts ``eps[k]`` and keeps the parents' contributions (the soft swap). Each value is
+        ``(d,)`` or ``(B, d)``.
         """
-        fixed = fixed or {}
         eps = eps.clone()
-        for k, value in {**values, **fixed}.items():
+        for k, value in values.items():
             eps[:, k] = value
-        cut = list(fixed) + (list(values) if hard else [])
-        if not cut:
+        if not hard:
             return self(eps)
         a = self.adjacency.clone()
-        a[:, cut] = 0.0
+        a[:, list(values)] = 0.0
         return torch.einsum("jk,bkd->bjd", self.mixing_matrix(a), eps)
 
 
