@@ -167,7 +167,7 @@ def test_train_settings_form_time_limit_loss_plot_and_status(qtbot, laptop):
     model = train.state.model
     # the time limit ended it, long before 500 epochs
     assert model.train_params["stop_reason"] == "max_time" and len(model.history) < 500
-    assert f"ended by max_time" in train.status.text()
+    assert "ended by max_time" in train.status.text()
     # like against like, labelled
     assert train.loss_plot.labels == app_train.loss_labels("recon")
     np.testing.assert_allclose(train.loss_plot.train,
