@@ -121,6 +121,20 @@ def test_select_cells_modes(small_sdata):
         tl.select_cells(t, ["nope"])
 
 
+def test_select_cells_lists_the_labels_of_a_column_without_the_label(small_sdata):
+    """#28 item 10: a {column: label} naming no label of the column lists its labels."""
+    t = small_sdata.tables["table"]
+    labels = sorted(set(t.obs["cell_type"].astype(str)))
+    with pytest.raises(DataError) as err:
+        tl.select_cells(t, {"cell_type": "Oligodendrocyte"})
+    msg = str(err.value)
+    assert msg == (f"The cell selection is empty: no cell has cell_type='Oligodendrocyte'; "
+                   f"the labels of 'cell_type' are {labels}.")
+    with pytest.raises(DataError, match=r"no cell has age=\['1wk', '2wk'\]; the labels of "
+                                        r"'age' are \['24wk', '4wk', '90wk'\]"):
+        tl.select_cells(t, {"age": ["1wk", "2wk"]})
+
+
 def test_mean_change_and_top_genes(trained, small_sdata):
     t = small_sdata.tables["table"]
     cf = trained.counterfactual(t[:100], do={"age": "90wk"}, seed=0)

@@ -33,7 +33,7 @@ def select_cells(adata: ad.AnnData, cells: Any = None) -> np.ndarray:
             if col not in adata.obs:
                 raise DataError(f"Column {col!r} is not in obs; columns: {list(adata.obs.columns)}.")
             wanted = [want] if isinstance(want, str) or not isinstance(want, Sequence) else want
-            mask &= adata.obs[col].astype(str).isin([str(w) for w in wanted]).to_numpy()
+            mask &= _label_mask(adata, col, [str(w) for w in wanted])
     else:
         arr = np.asarray(cells)
         if arr.dtype == bool:
@@ -56,6 +56,21 @@ def select_cells(adata: ad.AnnData, cells: Any = None) -> np.ndarray:
     if not mask.any():
         raise DataError("The cell selection is empty: no cell matches.")
     return mask
+
+
+def _label_mask(adata: ad.AnnData, col: str, wanted: list[str]) -> np.ndarray:
+    """Cells whose ``col`` is one of ``wanted``; a :class:`~napari_causcell.DataError`
+    listing the column's labels when none of ``wanted`` is one of them."""
+    values = adata.obs[col].astype(str)
+    hit = values.isin(wanted).to_numpy()
+    if not hit.any():
+        labels = sorted(set(values))
+        more = f" and {len(labels) - 30} more" if len(labels) > 30 else ""
+        shown = wanted[0] if len(wanted) == 1 else wanted
+        raise DataError(f"The cell selection is empty: no cell has {col}={shown!r}; the "
+                        f"labels of {col!r} are "
+                        f"{labels[:30]}{more}.")
+    return hit
 
 
 def counterfactual_table_name(do: Mapping[str, Any]) -> str:
