@@ -87,7 +87,8 @@ def test_brain_aging_notebook(tmp_path):
         "stored": "causcell_trends" in sdata.tables["table"].uns
                   or "causcell_trends" in sdata.tables}""")
     assert got["cells"] == 4788 and got["n_models"] == got["res_models"] == 2  # FAST
-    assert got["targets"] == ["old"] and got["units"] == ["models"] and got["one_donor"]
+    assert got["targets"] == ["old"] and got["one_donor"]
+    assert got["units"] == ["model-only (no donor replication)"]  # #28 item 3
     assert len(got["markers"]) == 13
     c4b, lo, hi, observed = got["markers"]["C4b/Oligo"]
     assert c4b > 0.3 and lo <= c4b <= hi and observed == pytest.approx(3.01, abs=0.01)

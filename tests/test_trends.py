@@ -298,23 +298,48 @@ def test_planted_effects_are_called_with_intervals_that_cover_them():
     assert ((df99["ci_high"] - df99["ci_low"]) > (df["ci_high"] - df["ci_low"])).all()
 
 
-def test_one_donor_per_age_is_flagged_with_model_intervals():
+def test_one_donor_per_age_gives_model_only_effects_without_significance():
+    """#28 item 3: one donor per age has no population-level test, however many seeds. The
+    rows are effect sizes with model-only intervals (spread over the seeds; one model: its
+    per-cell spread), labelled so, p/q NaN and never significant."""
+    from napari_causcell.tl._trend_common import MODEL_ONLY
+
     adata = _null_toy(n_genes=10, donors_per_age=1)
     genes = list(adata.var_names)
     ensemble = [_FakeModel(genes, bias=0.05, model_seed=m) for m in range(4)]
-    with pytest.warns(UserWarning, match="one donor"):
-        df = tl.age_trends(ensemble, adata, source="4wk", targets="90wk", groupby="cell_type",
+    with pytest.warns(UserWarning, match="one donor.*model-only intervals"):
+        df = tl.age_trends(adata, ensemble, source="4wk", targets="90wk", groupby="cell_type",
                            copy=True)
-    assert df["one_donor"].all() and set(df["unit"]) == {"models"}
+    assert df["one_donor"].all() and set(df["unit"]) == {MODEL_ONLY}
     assert (df["n_donors_source"] == 1).all() and (df["n_donors_target"] == 1).all()
+    assert df[["pvalue", "padj", "statistic"]].isna().all().all()
+    assert not df["significant"].any()
     assert (df["df"] >= 3.0 - 1e-9).all()  # moderated: >= M - 1
-    assert np.isfinite(df["ci_low"]).all()
-    # one model and one donor: nothing to estimate an uncertainty from
+    assert np.isfinite(df["ci_low"]).all() and (df["ci_low"] <= df["mean_change"]).all()
+    assert df.attrs["replication"].startswith(MODEL_ONLY)
+    assert "spread over 4 models" in df.attrs["replication"]
+    # the planted effect (gene 0 in T1: +0.5 at 90wk) is still the effect size
+    a = df[(df["gene"] == genes[0]) & (df["cell_type"] == "T1")].iloc[0]
+    assert a["mean_change"] == pytest.approx(0.5, abs=0.1)
+    # three seeds that agree (no bias) used to call nearly every row; now none
+    agree = [_FakeModel(genes, model_seed=m) for m in range(3)]
     with pytest.warns(UserWarning, match="one donor"):
-        one = tl.age_trends(ensemble[0], adata, source="4wk", targets="90wk",
+        three = tl.age_trends(adata, agree, source="4wk", targets="90wk",
+                              groupby="cell_type", copy=True)
+    assert not three["significant"].any() and three["padj"].isna().all()
+    # one model and one donor: the interval from its cells' spread of the change
+    with pytest.warns(UserWarning, match="one donor"):
+        one = tl.age_trends(adata, ensemble[0], source="4wk", targets="90wk",
                             groupby="cell_type", copy=True)
-    assert set(one["unit"]) == {"none"} and one["pvalue"].isna().all()
-    assert not one["significant"].any() and one["ci_low"].isna().all()
+    assert set(one["unit"]) == {MODEL_ONLY} and one["pvalue"].isna().all()
+    assert not one["significant"].any() and np.isfinite(one["ci_low"]).all()
+    assert "one model: spread of its per-cell changes" in one.attrs["replication"]
+    # noise sd 0.05 per cell: se = 0.05 / sqrt(cells), the cells of the group (the 'all'
+    # rows of the two planted genes also carry the cell types' different changes)
+    same = (one["cell_type"] != "all") | ~one["gene"].isin(genes[:2])
+    se_hand = 0.05 / np.sqrt(one.loc[same, "n_source"].to_numpy(float))
+    np.testing.assert_allclose(one.loc[same, "se"].to_numpy(float), se_hand, rtol=0.15)
+    assert ((one["ci_low"] < one["mean_change"]) & (one["mean_change"] < one["ci_high"])).all()
 
 
 def test_trend_statistics_by_hand_and_moderation():
@@ -692,7 +717,7 @@ def test_trend_plots_show_intervals_and_mark_one_donor():
     with pytest.warns(UserWarning, match="one donor"):
         tl.age_trends(ensemble, adata, source="4wk", targets="90wk", groupby="cell_type")
     df = adata.uns["causcell_trends"]["results"]
-    assert df["one_donor"].all() and df["significant"].any()
+    assert df["one_donor"].all() and not df["significant"].any()  # #28 item 3: no test
     fig = pl.age_trends(adata, genes=["A"], cell_types=["T1", "T2"])
     axes = [ax for ax in fig.axes if ax.get_title()]
     assert axes[0].get_title() == "A in T1 (1 donor/age)"
@@ -704,11 +729,20 @@ def test_trend_plots_show_intervals_and_mark_one_donor():
     seg = bars[0].lines[2][0].get_segments()[0]
     assert seg[0][1] == pytest.approx(row["mean_source"] + row["ci_low"])
     assert seg[1][1] == pytest.approx(row["mean_source"] + row["ci_high"])
+    # no donor replication: effect sizes with model-only intervals, no significance marks,
+    # and the title says why (it used to raise "No significant trend")
     heat = pl.trend_heatmap(df)
     ax = heat.axes[0]
-    assert "one donor per age" in ax.get_title()
+    assert ax.get_title().startswith("mean_change at 90wk:")
+    assert "model-only intervals (no donor replication" in ax.get_title()
+    assert "no significance test" in ax.get_title()
     texts = [t.get_text() for t in ax.texts]
-    assert texts and all(t.endswith("*") and ".." in t for t in texts)
+    assert len(texts) == 12 and all(".." in t and "*" not in t for t in texts)  # 6 genes x 2
+    img = ax.images[0].get_array()
+    assert img.shape == (2, 6) and not np.ma.getmaskarray(img).any()
+    labels = [t.get_text() for t in ax.get_xticklabels()]
+    rows = [t.get_text() for t in ax.get_yticklabels()]
+    assert img[rows.index("T1"), labels.index("A")] == pytest.approx(row["mean_change"])
     import matplotlib.pyplot as plt
 
     plt.close("all")
@@ -727,7 +761,8 @@ def test_train_ensemble_with_the_real_tissue_flags_one_donor(small_sdata):
     with pytest.warns(UserWarning, match="one donor"):
         df = tl.age_trends(models, sdata, source="young", targets="old", groupby="cell_type",
                            marginal=False, genes=["C4b", "Gfap", "B2m", "H2-K1"], copy=True)
-    assert df["one_donor"].all() and set(df["unit"]) == {"models"}
+    assert df["one_donor"].all() and set(df["unit"]) == {tl._trend_common.MODEL_ONLY}
     assert (df["n_models"] == 2).all() and np.isfinite(df["ci_low"]).all()
+    assert df["padj"].isna().all() and not df["significant"].any()
     with pytest.raises(ValueError, match="n_models"):
         tl.train_ensemble(sdata, ["age"], n_models=0)

@@ -3,8 +3,9 @@ data shipped with the package (``datasets.merfish_brain_aging``: one mouse per a
 
 One small model (a few epochs, shared by the module) is handed to each front end's state;
 each view runs ``do(age=old)`` on the young cells and must show the effect, its interval,
-the q-value and the units of replication, flag that every row rests on one mouse per age,
-and list C4b in oligodendrocytes as rising with age (+3.0 observed between the two mice).
+the q-value and the units of replication, flag that every row rests on one mouse per age
+(no donor replication: effect sizes with model-only intervals, never significant, #28 item
+3), and list C4b in oligodendrocytes as rising with age (+3.0 observed between the two mice).
 
 The napari test needs an X server (pytest-xvfb or ``xvfb-run -a``, as ``tests/napari``) and
 skips itself without one; the Jupyter test needs only ipywidgets.
@@ -19,6 +20,8 @@ import numpy as np
 import pandas as pd
 import pytest
 from _qt_env import why_not
+
+from napari_causcell.tl._trend_common import MODEL_ONLY
 
 EPOCHS = 6  # C4b in Oligo is clearly up after 3 (default architecture, one thread ~1 s each)
 TIMEOUT_S = 300
@@ -44,8 +47,10 @@ def _check_result(res: pd.DataFrame) -> None:
     """The full result: every row on one mouse per age; the known markers' signs."""
     assert set(res["target"]) == {"old"}
     assert res["one_donor"].all()
-    assert set(res["unit"]) == {"none"}  # one model and one donor: nothing to estimate from
-    assert not res["significant"].any()
+    # one model and one donor: the interval from the model's own per-cell spread, no test
+    assert set(res["unit"]) == {MODEL_ONLY}
+    assert not res["significant"].any() and res["padj"].isna().all()
+    assert np.isfinite(res["ci_low"]).all() and (res["ci_low"] <= res["mean_change"]).all()
 
     def change(gene: str, cell_type: str) -> float:
         row = res[(res["gene"] == gene) & (res["cell_type"] == cell_type)
@@ -111,20 +116,22 @@ def test_jupyter_trends_panel_on_real_data(real_model):
     res = panel.result
     assert res is not None, panel.status_text
     _check_result(res)
-    assert "rest on one donor per age" in panel.status_text
+    assert "model-only intervals (no donor replication" in panel.status_text
 
     shown = _html_table(panel.table.value)
     assert list(shown.columns) == TOP_COLUMNS
     assert len(shown) == 30
-    assert set(shown["one_donor"]) == {"True"} and set(shown["unit"]) == {"none"}
-    # one model on one mouse per age: no interval and no q-value, shown as such
-    assert set(shown[["ci_low", "ci_high", "padj"]].to_numpy().ravel()) == {"NaN"}
+    assert set(shown["one_donor"]) == {"True"} and set(shown["unit"]) == {MODEL_ONLY}
+    # one model on one mouse per age: a model-only interval and no q-value
+    assert set(shown["padj"]) == {"NaN"}
+    assert shown["ci_low"].astype(float).le(shown["mean_change"].astype(float)).all()
     assert shown["mean_change"].str.match(r"^[+-]").all()  # signed
     changes = shown["mean_change"].to_numpy(float)
     assert np.all(np.diff(np.abs(changes)) <= 1e-9)  # largest first
     c4b = _c4b_oligo(list(zip(shown["group"], shown["gene"], changes)))
     assert c4b and all(v > 0 for v in c4b)
-    assert panel.heatmap.layout.display == "none"  # nothing significant to draw
+    # no significance to mark: the heatmap shows the effect sizes, labelled model-only
+    assert panel.heatmap.layout.display is None and panel.heatmap.value
 
 
 # -- napari ----------------------------------------------------------------------------------
@@ -170,12 +177,12 @@ def test_napari_trends_widget_on_real_data(real_model, qtbot, make_napari_viewer
     assert n == 30
     rows = [[table.item(i, j).text() for j in range(len(header))] for i in range(n)]
     assert all(r[0] == "old" for r in rows)
-    assert all(r[6] == "none (1 donor/age)" for r in rows)
-    assert all(r[4] == "" and r[5] == "nan" for r in rows)  # no interval, no q with one model
+    assert all(r[6] == MODEL_ONLY for r in rows)
+    assert all(".." in r[4] and r[5] == "not tested" for r in rows)  # model-only interval
     changes = [float(r[3]) for r in rows]
     assert all(math.isfinite(v) for v in changes)
     assert changes == sorted(changes, key=abs, reverse=True)
     assert all(re.fullmatch(r"[+-]\d+\.\d{3}", r[3]) for r in rows)  # signed
     c4b = _c4b_oligo([(r[1], r[2], float(r[3])) for r in rows])
     assert c4b and all(v > 0 for v in c4b)
-    assert "one donor per age" in w.status.text()
+    assert "model-only intervals (no donor replication" in w.status.text()

@@ -7,12 +7,14 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
+import numpy as np
 import pandas as pd
 
 from .. import tl
 from .._constants import DEFAULT_STEPS
 from .._keys import Key
 from ..errors import ConceptError, DataError
+from ..tl._trend_common import MODEL_ONLY
 from .jobs import Job, Progress, pump
 from .state import AppState
 
@@ -30,8 +32,9 @@ TREND_FIELDS = frozenset({"method", "target", "gene", "n_source", "n_target",
 #: Header of :func:`table_rows`, and what each column means (a tooltip).
 TABLE_HEADER = ["to", "group", "gene", "change", "interval", "padj", "replicates"]
 TABLE_TIP = ("change: mean paired change (log-normalised); interval: its 95 % interval; padj: "
-             "BH q-value; replicates: the units of replication ('1 donor/age': mouse and age "
-             "confounded, read as an effect size)")
+             "BH q-value ('not tested' without donor replication); replicates: the units of "
+             "replication ('model-only (no donor replication)': one donor per age, mouse and "
+             "age confounded: an effect size with the models' interval, no test)")
 
 
 def age_trends(state: AppState, source: str, targets: Sequence[str] | str | None = None,
@@ -85,20 +88,33 @@ def table_rows(top: pd.DataFrame) -> list[list[str]]:
     rows = []
     for rec in top.to_dict("records"):
         lo, hi = rec.get("ci_low", math.nan), rec.get("ci_high", math.nan)
-        unit = str(rec.get("unit", "")) + (" (1 donor/age)" if rec.get("one_donor") else "")
+        unit = str(rec.get("unit", ""))
+        if rec.get("one_donor") and unit != MODEL_ONLY:
+            unit += " (1 donor/age)"
+        padj = rec.get("padj", math.nan)
         rows.append([str(rec["target"]), str(rec["group"]), str(rec["gene"]),
                      f"{rec['mean_change']:+.3f}",
                      f"{lo:+.2f}..{hi:+.2f}" if math.isfinite(lo) else "",
-                     f"{rec['padj']:.2g}", unit])
+                     f"{padj:.2g}" if math.isfinite(padj) else "not tested", unit])
     return rows
 
 
 def trends_message(trends: pd.DataFrame, key: str = Key.uns.TRENDS) -> str:
-    """One line on an age-trends result for a status bar."""
+    """One line on an age-trends result for a status bar (without donor replication: effect
+    sizes with model-only intervals, no significance)."""
+    model_only = (trends["unit"].astype(str) == MODEL_ONLY).to_numpy() \
+        if "unit" in trends else np.zeros(len(trends), dtype=bool)
+    if model_only.all() and len(trends):
+        return (f"Trends: {len(trends)} effect sizes with model-only intervals (no donor "
+                "replication: one donor per age, so no population-level test and no "
+                f"significance); stored in uns[{key!r}].")
     n_sig = int(trends["significant"].sum())
-    msg = (f"Trends: {n_sig} significant of {len(trends)} tests (|change| >= min_effect and "
-           f"BH padj < alpha); stored in uns[{key!r}].")
-    if "one_donor" in trends and trends["one_donor"].any():
+    msg = (f"Trends: {n_sig} significant of {len(trends) - int(model_only.sum())} tests "
+           f"(|change| >= min_effect and BH padj < alpha); stored in uns[{key!r}].")
+    if model_only.any():
+        msg += (f" {int(model_only.sum())} rows rest on one donor per age (no donor "
+                "replication): effect sizes with model-only intervals, not tested.")
+    elif "one_donor" in trends and trends["one_donor"].any():
         msg += (f" {int(trends['one_donor'].sum())} rest on one donor per age (mouse and age "
                 "confounded): read them as effect sizes.")
     return msg

@@ -14,6 +14,7 @@ from ..data import coordinates, expression, resolve_table
 from ..data.preprocess import DataError
 from ..errors import SettingError
 from ..tl._counterfactual import stored_counterfactual
+from ._trend_heatmap import trend_heatmap
 
 _OBS_COLOR = "#9e9e9e"
 _CF_COLOR = "#d6604d"
@@ -242,94 +243,6 @@ def _legend(fig: Any, params: dict) -> None:
                         Line2D([], [], color="black", marker="D", markersize=3,
                                label=f"trend estimate, {level:.0%} interval")],
                loc="outside lower center", ncols=3, fontsize=8, frameon=False)
-
-
-def trend_heatmap(result: pd.DataFrame, target: str | None = None, *,
-                  value: str = "mean_change", n_genes: int = 30, fig: Any = None,
-                  cmap: str = "RdBu_r", intervals: bool = True):
-    """Heatmap of significant changes: groups (e.g. cell type x domain) x changed genes.
-
-    Cells are ``value`` (default the mean change) where the call is significant, blank
-    elsewhere; genes are those with a significant call, the ``n_genes`` with the largest
-    absolute change. Uses the finest groups (rows with no ``"all"``). With ``intervals`` each
-    coloured cell also shows its interval (``ci_low``..``ci_high``) when the map is small
-    enough to read (at most 20 x 20); a cell whose trend rests on one donor per age carries a
-    ``*`` (and the title says so).
-
-    Parameters
-    ----------
-    result
-        Output of :func:`napari_causcell.tl.age_trends` or ``tl.direct_trends``.
-    target
-        Which target (default the last, e.g. the oldest age).
-    value
-        Column to show.
-    n_genes
-        At most this many genes.
-    fig
-        Figure to draw into.
-    cmap
-        Diverging colormap (limits symmetric around 0).
-    intervals
-        Write each significant cell's interval in it (small maps only).
-
-    Returns
-    -------
-    matplotlib.figure.Figure
-    """
-    from ..tl import trend_matrix
-
-    mat = trend_matrix(result, target=target, value=value, significant_only=True)
-    if mat.shape[1] == 0:
-        raise DataError("No significant trend to draw at this target.")
-    order = mat.abs().max(0).sort_values(ascending=False).index[:n_genes]
-    mat = mat[order].dropna(how="all")
-    if fig is None:
-        import matplotlib.pyplot as plt
-
-        fig = plt.figure(figsize=(2.5 + 0.28 * mat.shape[1], 1.2 + 0.25 * mat.shape[0]),
-                         layout="constrained")
-    ax = fig.subplots()
-    lim = float(np.nanmax(np.abs(mat.to_numpy()))) or 1.0
-    im = ax.imshow(np.ma.masked_invalid(mat.to_numpy(float)), cmap=cmap, vmin=-lim, vmax=lim,
-                   aspect="auto", interpolation="nearest")
-    ax.set_xticks(range(mat.shape[1]), mat.columns, rotation=90, fontsize=7)
-    ax.set_yticks(range(mat.shape[0]), mat.index, fontsize=7)
-    targets = list(dict.fromkeys(result["target"].astype(str)))
-    title = f"significant {value} at {target or targets[-1]}"
-    if "one_donor" in result:
-        title += _annotate_cells(ax, result, mat, target, intervals)
-    ax.set_title(title, fontsize=9)
-    fig.colorbar(im, ax=ax, shrink=0.8, label=value)
-    return fig
-
-
-def _annotate_cells(ax: Any, result: pd.DataFrame, mat: pd.DataFrame, target: str | None,
-                    intervals: bool) -> str:
-    """Write each coloured cell's interval (small maps) and a ``*`` where the trend rests on
-    one donor per age; the title's note when any does."""
-    from ..tl import trend_matrix
-
-    def matrix(res: pd.DataFrame, value: str) -> pd.DataFrame:
-        return trend_matrix(res, target=target, value=value).reindex(index=mat.index,
-                                                                     columns=mat.columns)
-
-    flag = matrix(result.assign(one_donor=result["one_donor"].astype(float)), "one_donor")
-    lows = highs = None
-    if intervals and {"ci_low", "ci_high"} <= set(result.columns) and max(mat.shape) <= 20:
-        lows, highs = matrix(result, "ci_low"), matrix(result, "ci_high")
-    for i in range(mat.shape[0]):
-        for j in range(mat.shape[1]):
-            if not np.isfinite(mat.iat[i, j]):
-                continue
-            text = "" if lows is None else f"{lows.iat[i, j]:.1f}..{highs.iat[i, j]:.1f}"
-            if flag.iat[i, j] == 1:
-                text += "*"
-            if text:
-                ax.text(j, i, text, ha="center", va="center", fontsize=5)
-    if (flag.to_numpy() == 1).any():
-        return "  (* one donor per age: mouse and age confounded)"
-    return ""
 
 
 def spatial_trend(data: Any, gene: str, target: str | None = None, *,

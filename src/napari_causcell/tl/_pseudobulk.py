@@ -137,9 +137,10 @@ def source_replicates(model: int, target: str, delta: np.ndarray, fact: np.ndarr
                       kept: np.ndarray, obs: pd.DataFrame, donors: np.ndarray,
                       groupby: list[str], marginal: bool, min_cells: int,
                       genes: list[str]) -> tuple[list[pd.DataFrame], list[dict]]:
-    """Per group of the source cells (every level) and donor: cells, mean change and mean
-    factual expression of the ``kept`` cells (rows of ``replicates``), and the groups with
-    fewer than ``min_cells`` kept cells."""
+    """Per group of the source cells (every level) and donor: cells, mean change, the
+    cells' variance of the change (``var_delta``, ddof 1) and mean factual expression of the
+    ``kept`` cells (rows of ``replicates``), and the groups with fewer than ``min_cells``
+    kept cells."""
     frames, skipped = [], []
     don_names, don_codes = np.unique(donors, return_inverse=True)
     idx = np.flatnonzero(kept)
@@ -147,8 +148,10 @@ def source_replicates(model: int, target: str, delta: np.ndarray, fact: np.ndarr
     for lev in levels(groupby, marginal):
         grouped = list(groups(obs, lev, groupby))
         code = group_codes(grouped, len(obs))[idx]
-        keys, (m_delta, m_fact), counts = pseudobulk(
-            [delta[idx], fact[idx]], np.stack([code, don_codes[idx]], 1))
+        keys, (m_delta, m_fact, m_sq), counts = pseudobulk(
+            [delta[idx], fact[idx], delta[idx] ** 2], np.stack([code, don_codes[idx]], 1))
+        with np.errstate(all="ignore"):
+            var = ((m_sq - m_delta ** 2) * (counts / (counts - 1.0))[:, None]).clip(0.0)
         for g, (key_vals, _) in enumerate(grouped):
             rows = np.flatnonzero(keys[:, 0] == g)
             n_cells = int(counts[rows].sum())
@@ -159,5 +162,6 @@ def source_replicates(model: int, target: str, delta: np.ndarray, fact: np.ndarr
                 **head, **key_vals, "donor": np.repeat(don_names[keys[rows, 1]], len(genes)),
                 "gene": np.tile(np.asarray(genes, dtype=object), len(rows)),
                 "n_cells": np.repeat(counts[rows], len(genes)),
-                "mean_delta": m_delta[rows].ravel(), "mean_factual": m_fact[rows].ravel()}))
+                "mean_delta": m_delta[rows].ravel(), "var_delta": var[rows].ravel(),
+                "mean_factual": m_fact[rows].ravel()}))
     return frames, skipped

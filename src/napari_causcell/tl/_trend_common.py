@@ -20,6 +20,9 @@ NULLS = ("auto", "theoretical", "empirical")
 MIN_EMPIRICAL_TESTS = 200
 #: Default effect-size threshold (log-normalised units, natural log1p of counts per 10k).
 DEFAULT_MIN_EFFECT = 0.1
+#: ``unit`` of a trend row without donor replication (fewer than two donors at the source or
+#: the target label): an effect size with a model-only interval, no p/q-value.
+MODEL_ONLY = "model-only (no donor replication)"
 ALL = "all"  # value of a groupby column in marginal rows
 #: Donor columns looked for when none is given.
 DONOR_GUESSES = ("donor", "donor_id", "mouse", "animal", "individual", "sample")

@@ -10,7 +10,7 @@ import pandas as pd
 
 from .. import stats
 from ..errors import DataError
-from ._trend_common import MIN_EMPIRICAL_TESTS, RESULT_COLUMNS
+from ._trend_common import MIN_EMPIRICAL_TESTS, MODEL_ONLY, RESULT_COLUMNS
 from ._utils import added
 
 
@@ -51,6 +51,8 @@ def finish(df: pd.DataFrame, groupby: list[str], alpha: float, min_effect: float
     scale (:func:`empirical_null`); ``df.attrs['null']`` records it."""
     from scipy.stats import false_discovery_control
 
+    if not np.isfinite(df["pvalue"].to_numpy(float)).any():
+        null = "theoretical"  # nothing tested (e.g. no donor replication): no null to fit
     df.attrs["null"] = {"null": null}
     if null == "empirical":
         apply_empirical_null(df, level)
@@ -91,12 +93,20 @@ def store(table: ad.AnnData, key: str, df: pd.DataFrame, params: dict,
 
 
 def warn_one_donor(df: pd.DataFrame, what: str) -> None:
-    if df["one_donor"].any():
-        n = int(df["one_donor"].sum())
-        warnings.warn(
-            f"{n} of {len(df)} {what} rows rest on one donor (mouse) at an age (fewer than two "
-            "donors with enough cells in the group): donor and age are confounded there, and "
-            "no test can separate them. Their intervals and p-values reflect only " +
-            ("model uncertainty (seeds, or one model's spread)" if what == "trend" else
-             "cell-to-cell variation (pseudo-replicated)") +
-            "; read them as effect sizes (column one_donor).", UserWarning, stacklevel=3)
+    """Warn about rows on one donor (mouse) at an age: for the counterfactual test they are
+    effect sizes with model-only intervals (no p/q-value); for the direct test pseudo-
+    replicated cell-level tests."""
+    if not df["one_donor"].any():
+        return
+    n = int(df["one_donor"].sum())
+    head = (f"{n} of {len(df)} {what} rows rest on one donor (mouse) at an age (fewer than "
+            "two donors with enough cells in the group): donor and age are confounded there, "
+            "and no population-level test can separate them. ")
+    if what == "trend":
+        tail = (f"They are effect sizes with model-only intervals (unit '{MODEL_ONLY}': the "
+                "spread over the models' seeds, or one model's per-cell spread), with no "
+                "p- or q-value and never significant.")
+    else:
+        tail = ("Their intervals and p-values reflect only cell-to-cell variation "
+                "(pseudo-replicated); read them as effect sizes (column one_donor).")
+    warnings.warn(head + tail, UserWarning, stacklevel=3)

@@ -133,6 +133,7 @@ def age_trends(
         "switched": switched, "n_switched_excluded": n_excluded,
         "n_source_cells": int(run.mask.sum()), "counterfactuals": keys,
         "prior_df": {k: v["d0"] for k, v in df.attrs.get("prior", {}).items()},
+        "replication": df.attrs.get("replication", ""),
         **null_params(df),
     }
     if not copy:
