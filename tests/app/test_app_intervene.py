@@ -9,6 +9,7 @@ from napari_causcell.app.cells import pick_target
 from napari_causcell.app.intervene import intervention_key, intervention_name
 from napari_causcell.errors import DataError
 from napari_causcell import tl
+from napari_causcell.tl._switches import confound_note
 
 FAST = dict(sampler="mean", steps=3)
 
@@ -49,9 +50,12 @@ def test_intervention_is_generated_kept_and_written(ready, events):
     assert iv.key == "causcell_age_90wk_cell_type_Astro"
     switches = tl.switch_summary(iv.table)
     assert switches  # some astrocytes change type under do(age=90wk): the message says so
+    confounds = tl.switch_confounds(iv.table, ready.data, warn=False)  # by: 'mouse'
+    note = confound_note(iv.table, ready.data)
+    assert (note != "") == bool(confounds["confounded"].any())  # #28 item 1: the confound
     assert result.message == (f"Kept {iv.name} ({n_astro} cells) as table {iv.key!r}. "
                               f"Show it with Overlay. Labels changed: {switches}. Tick 'Keep "
-                              "each cell's ...' to hold them.")
+                              "each cell's ...' to hold them." + note)
     assert list(ready.interventions) == [iv.name] and seen == ["interventions"]
     assert iv.delta.shape == (n_astro, len(iv.genes)) and len(iv.rows) == n_astro
     # the same again gets a new key

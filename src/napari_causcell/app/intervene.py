@@ -15,6 +15,7 @@ from .._keys import Key
 from ..data import descendants
 from ..errors import ConceptError, DataError
 from ..tl._counterfactual import stored_counterfactual
+from ..tl._switches import confound_note
 from .cells import Selection, select
 from .jobs import Job, Progress, pump
 from .state import AppState, unique_key
@@ -182,6 +183,7 @@ def intervene_job(state: AppState, request: InterveneRequest) -> Job[InterveneRe
         where = "table" if state.is_spatialdata else f"adata.uns[{Key.uns.CAUSCELL!r}]"
         switches = tl.switch_summary(iv.table)
         note = (f" Labels changed: {switches}. Tick 'Keep each cell's ...' to hold them."
+                + confound_note(iv.table, state.data, table_key=state.table_key)
                 if switches else "")
         return InterveneResult(iv, f"Kept {iv.name} ({iv.selection.n_cells} cells) as "
                                    f"{where} {iv.key!r}. Show it with Overlay.{note}")

@@ -27,12 +27,13 @@ from ._trends import (
     trend_statistics,
 )
 from ._suggest import DagSuggestion, compare_dags, suggest_dag, where_when
-from ._switches import label_switches, switch_summary
+from ._switches import label_switches, switch_confounds, switch_summary
 
 __all__ = [
-    "DagSuggestion", "compare_dags", "counterfactual", "counterfactual_table_name",
-    "label_switches", "leakage", "mean_change", "select_cells", "spatial_domains",
-    "suggest_dag", "switch_summary", "top_changed_genes", "where_when",
+    "DagSuggestion", "compare_dags", "counterfactual",
+    "counterfactual_table_name", "label_switches", "leakage", "mean_change", "select_cells",
+    "spatial_domains", "suggest_dag", "switch_confounds", "switch_summary",
+    "top_changed_genes", "where_when",
     # brain-aging trends (docs/brain_aging.md)
     "TrendComparison", "age_trends", "compare_trends", "direct_trends", "domains_per_slice",
     "subsample_donors", "trend_matrix", "trend_statistics", "moderate_variances",
