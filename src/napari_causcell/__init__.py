@@ -8,7 +8,7 @@ from ._version import __version__
 
 __all__ = [
     "CausCell", "CausCellError", "ConceptError", "DAGError", "DataError", "ModelFileError",
-    "SettingError", "TrainProgress", "TrainingError", "__version__", "datasets", "errors",
+    "NotTrainedError", "SettingError", "TrainProgress", "TrainingError", "__version__", "datasets", "errors",
     "metrics", "pl", "tl",
 ]
 
@@ -17,7 +17,7 @@ _LAZY = {
     # one error hierarchy (napari_causcell.errors): CausCellError and its subclasses
     "CausCellError": ".errors", "ConceptError": ".errors", "DAGError": ".errors",
     "DataError": ".errors", "ModelFileError": ".errors", "SettingError": ".errors",
-    "TrainingError": ".errors",
+    "TrainingError": ".errors", "NotTrainedError": ".errors",
 }
 
 
