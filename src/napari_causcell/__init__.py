@@ -8,8 +8,8 @@ from ._version import __version__
 
 __all__ = [
     "CausCell", "CausCellError", "ConceptError", "DAGError", "DataError", "ModelFileError",
-    "NotTrainedError", "SettingError", "TrainProgress", "TrainingError", "__version__", "datasets", "errors",
-    "metrics", "pl", "tl",
+    "NotTrainedError", "SettingError", "TrainProgress", "TrainingError", "__version__",
+    "datasets", "errors", "metrics", "pl", "tl",
 ]
 
 _LAZY = {
