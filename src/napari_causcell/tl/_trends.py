@@ -140,7 +140,7 @@ def age_trends(
         store(run.table, key_added, df, params, skipped, replicates=replicates,
               donor_variance=dv)
     warn_one_donor(df, "trend")
-    _warn_ensemble(jack, len(run.models) - len(jack))
+    _warn_ensemble(jack, len(run.models) - len(jack), bool(df["pvalue"].notna().any()))
     return df if copy else None
 
 
@@ -311,8 +311,9 @@ def _observed_donors(run: _Run, marginal: bool,
     return pd.concat(dv_rows, ignore_index=True), pd.DataFrame(td_rows)
 
 
-def _warn_ensemble(jack: pd.DataFrame, n_full: int) -> None:
-    """Warn about a jackknife with 2 donors at an age, and about a single model."""
+def _warn_ensemble(jack: pd.DataFrame, n_full: int, tested: bool = True) -> None:
+    """Warn about a jackknife with 2 donors at an age, and about a single model whose rows
+    were tested (``tested``; without donor replication nothing is)."""
     if len(jack) and (jack.groupby("stratum").size() < 3).any():
         warnings.warn(
             "Donor jackknife with 2 donors at an age: its donor variance has one degree of "
@@ -322,7 +323,7 @@ def _warn_ensemble(jack: pd.DataFrame, n_full: int) -> None:
             "the ensemble without jackknife models for error control (with 3 donors per age "
             "the jackknife was calibrated on both).", UserWarning,
             stacklevel=3)
-    if n_full == 1:
+    if n_full == 1 and tested:
         warnings.warn(
             "One model: its training-seed error is not measured, so its p-values can be too "
             "small (on the simulated tissue single models' calls were 1-3 % false at q <= 0.1, "
