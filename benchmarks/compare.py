@@ -328,7 +328,9 @@ def causcell_outputs(model, ds: Dataset, sp: dict, seed: int, cf_kwargs: dict | 
 
 def run_foils(ds: Dataset, sp: dict, x_all: np.ndarray) -> dict[str, Output]:
     """No change, and the per-type mean shift between target and source training cells
-    (pooled over types where a type has no target-labelled training cells)."""
+    (where a type has no target-labelled training cells: the shift pooled over the training
+    cells of the other types, the honest OOD foil of issue 26; the held-out types' source
+    cells would otherwise sit on one side of the pooled difference only)."""
     if not len(sp["cf"]):
         return {}
     if ds.real_cf:
@@ -339,19 +341,22 @@ def run_foils(ds: Dataset, sp: dict, x_all: np.ndarray) -> dict[str, Output]:
     tr = train_mask(sp, len(obs))
     lab = obs[key].astype(str).to_numpy()
     typ = obs[ds.type_key].astype(str).to_numpy()
-    pooled = x_all[tr & (lab == tgt)].mean(0) - x_all[tr & (lab == src)].mean(0)
+    lacking = [t for t in np.unique(typ[sp["cf"]])
+               if min((tr & (lab == v) & (typ == t)).sum() for v in (src, tgt)) < MIN_CELLS]
+    rest = tr & ~np.isin(typ, lacking)
+    pooled = x_all[rest & (lab == tgt)].mean(0) - x_all[rest & (lab == src)].mean(0)
     shift = np.zeros((len(sp["cf"]), x_all.shape[1]), np.float32)
     n_pooled = 0
     for t in np.unique(typ[sp["cf"]]):
         a, b = tr & (lab == tgt) & (typ == t), tr & (lab == src) & (typ == t)
         rows = typ[sp["cf"]] == t
-        if a.sum() >= MIN_CELLS and b.sum() >= MIN_CELLS:
+        if t not in lacking:
             shift[rows] = x_all[a].mean(0) - x_all[b].mean(0)
         else:
             shift[rows], n_pooled = pooled, n_pooled + 1
     fact = x_all[sp["cf"]]
-    notes = [f"{n_pooled} type(s) had no {tgt} training cells: pooled shift used"] if n_pooled \
-        else []
+    notes = [f"{n_pooled} type(s) had no {tgt} training cells: shift pooled over the other "
+             "types used"] if n_pooled else []
     return {"no change": Output(cf=fact, cf_delta=np.zeros_like(fact)),
             "mean shift": Output(cf=fact + shift, cf_delta=shift, notes=notes)}
 
@@ -359,21 +364,25 @@ def run_foils(ds: Dataset, sp: dict, x_all: np.ndarray) -> dict[str, Output]:
 def _pooled_foils(ds: Dataset, sp: dict, x_all: np.ndarray) -> dict[str, Output]:
     """Real-data OOD foils: no change, and the pooled shift of the intervened concept (the
     mean of training cells with the target value minus that of training cells with the cell's
-    own value; the held-out type has no target-valued training cells)."""
+    own value), both over the training cells of the other types: the held-out type has no
+    target-valued training cells, so its source cells would weigh on one side only."""
     obs = ds.adata.obs
     tr = train_mask(sp, len(obs))
+    typ = obs[ds.type_key].astype(str).to_numpy()
     shifts = []
     for g in sp["cf_groups"]:
         (key, val), = g["do"].items()
         lab = obs[key].astype(str).to_numpy()
-        target_mean = x_all[tr & (lab == val)].mean(0)
-        own = {v: x_all[tr & (lab == v)].mean(0) for v in np.unique(lab[g["source"]])}
+        rest = tr & ~np.isin(typ, np.unique(typ[g["source"]]))
+        target_mean = x_all[rest & (lab == val)].mean(0)
+        own = {v: x_all[rest & (lab == v)].mean(0) for v in np.unique(lab[g["source"]])}
         shifts.append(np.stack([target_mean - own[v] for v in lab[g["source"]]]))
     shift = np.concatenate(shifts).astype(np.float32)
     fact = x_all[sp["cf"]]
     out = {"no change": Output(cf=fact, cf_delta=np.zeros_like(fact)),
            "mean shift": Output(cf=fact + shift, cf_delta=shift,
-                                notes=["pooled shift (held-out type has no target cells)"])}
+                                notes=["shift pooled over the other types (the held-out "
+                                       "type has no target cells)"])}
     if ds.match_key:
         within = _shift_within(ds, sp, x_all, tr, shift)
         out[f"{ds.match_key} shift"] = Output(cf=fact + within, cf_delta=within, notes=[
