@@ -45,9 +45,9 @@ class DagSuggestion:
     confounds
         Pairs of root concepts (``priors["roots"]``) whose labels are dependent but which the
         roots prior keeps apart, each with the likely reason (a sampling confound).
-    warnings
-        Every oriented edge into a where/when concept, with the reason (property: it follows
-        the user's :meth:`orient` / :meth:`resolve`).
+
+    The property :attr:`warnings` lists every oriented edge into a where/when concept, with
+    the reason (it follows the user's :meth:`orient` / :meth:`resolve`).
     """
 
     concepts: list[str]
