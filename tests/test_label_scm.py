@@ -141,3 +141,31 @@ def test_warning_share_is_never_rounded_to_zero_or_all():
 
     assert _share(0.0004) == "0.04%" and _share(1e-6) == "under 0.01%"
     assert _share(0.5) == "50%" and _share(1.0) == "100%" and _share(0.998) == "over 99.5%"
+
+
+def test_held_unseen_combination_is_transported(small_sdata):
+    """hold=["cell_type"] on a type never seen at the new age: the cells keep their type and
+    take the transported change (unseen="average"), as the default does for them."""
+    import warnings
+
+    from napari_causcell import CausCell
+
+    table = small_sdata.tables["table"]
+    obs = table.obs
+    held = (obs["age"] == "90wk").to_numpy() & (obs["cell_type"] == "Microglia").to_numpy()
+    model = CausCell(table[~held].copy(), ["age", "domain", "cell_type"],
+                     dag=[("age", "cell_type"), ("domain", "cell_type")], seed=0,
+                     width=32, hidden=64, token_dim=8)
+    model.train(max_epochs=3)
+    micro = table[(obs["age"] == "4wk").to_numpy() & (obs["cell_type"] == "Microglia").to_numpy()]
+    with pytest.warns(UserWarning, match="keep a held label .* averaged over the labels"):
+        kept = model.counterfactual(micro, do={"age": "90wk"}, seed=1, hold=["cell_type"])
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", UserWarning)
+        total = model.counterfactual(micro, do={"age": "90wk"}, seed=1)
+        raw = model.counterfactual(micro, do={"age": "90wk"}, seed=1, hold=["cell_type"],
+                                   unseen="decoder")
+    assert kept.uns["causcell"]["held_unseen"] == 1.0 and kept.obs["extrapolated"].all()
+    np.testing.assert_allclose(kept.layers["delta"], total.layers["delta"], atol=1e-5)
+    assert not raw.obs["extrapolated"].any()
+    assert not np.allclose(raw.layers["delta"], kept.layers["delta"])

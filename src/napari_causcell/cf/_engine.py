@@ -95,8 +95,9 @@ def act(model, ab: Abduction, do: dict[str, Any], *, desc_k: list[int], donor: s
     concepts, then the token SCM (``hard``: edges into the intervened concepts cut).
     Concepts in ``hold`` keep each cell's own label and exogenous token; their endogenous
     token follows the new parents through the token SCM, as for a cell with that label
-    under those parents in training ("this cell, with its type, in the new domain"). Every
-    random choice is drawn from the cell's own stream (``seed``, ``sample``)."""
+    under those parents in training ("this cell, with its type, in the new domain"); a held
+    label never seen with its new parents is marked ``kept`` (transported, as any unseen
+    combination). Every random choice is drawn from the cell's own stream."""
     mod, concepts = model.module, model.concepts
     do_codes = {concepts.index(c): model.concept_space.code(c, v) for c, v in do.items()}
     held = {concepts.index(c): ab.y[:, concepts.index(c)] for c in hold}
@@ -122,17 +123,18 @@ def act(model, ab: Abduction, do: dict[str, Any], *, desc_k: list[int], donor: s
     values = {k: model.donors.value(concepts[k], do[concepts[k]], kind, donor, n,
                                     picks.child(k)).to(model.device) for k in do_codes}
     z = mod.scm.intervene(eps, values, hard=hard)
-    return Action(y_cf, eps, z, values, kept, unsupported, switched,
-                  _held_unseen(mod.label_scm, held, y_cf))
+    unseen = _held_unseen(mod.label_scm, held, y_cf)
+    return Action(y_cf, eps, z, values, kept | unseen, unsupported, switched,
+                  float(unseen.any(-1).float().mean()) if len(unseen) else 0.0)
 
 
-def _held_unseen(scm, held: dict[int, torch.Tensor], y_cf: torch.Tensor) -> float:
-    """Share of cells whose held label was never seen in training with its new parents."""
-    unseen = torch.zeros(y_cf.shape[0], dtype=torch.bool, device=y_cf.device)
+def _held_unseen(scm, held: dict[int, torch.Tensor], y_cf: torch.Tensor) -> torch.Tensor:
+    """``(n, M)`` mask: the held label was never seen in training with its new parents."""
+    unseen = torch.zeros_like(y_cf, dtype=torch.bool)
     for k, own in held.items():
         if scm.parents[k]:
-            unseen |= ~scm.seen_with_parents(k, y_cf, own)
-    return float(unseen.float().mean()) if len(unseen) else 0.0
+            unseen[:, k] = ~scm.seen_with_parents(k, y_cf, own)
+    return unseen
 
 
 def _switched_token(model, k: int, code: int, resid: torch.Tensor, donor: str,

@@ -66,8 +66,11 @@ def assemble(model, adata: ad.AnnData, factual: np.ndarray, y, draws: list[Draw]
     if held_unseen > 0:
         warnings.warn(
             f"{share(held_unseen)} of the cells keep a held label ({', '.join(settings['hold'])})"
-            f" never seen in training with the new labels under do({settings['do']}): the "
-            "decoder extrapolates for them (uns['causcell']['held_unseen']).",
+            f" never seen in training with the new labels under do({settings['do']}) "
+            "(uns['causcell']['held_unseen']): "
+            + ("their change is averaged over the labels seen with both parent labels "
+               "(obs['extrapolated'])." if settings["unseen"] == "average"
+               else "the decoder extrapolates for them."),
             UserWarning, stacklevel=5)
     if unsupported and np.mean(unsupported) > 0:
         warnings.warn(
