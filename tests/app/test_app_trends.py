@@ -7,6 +7,7 @@ import pytest
 from napari_causcell.app import ALL_OTHERS, Cancelled, TrendsRequest, trends_job
 from napari_causcell.app.trends import TABLE_HEADER, table_rows
 from napari_causcell.errors import DataError
+from napari_causcell.tl._trend_common import MODEL_ONLY
 
 
 @pytest.mark.parametrize(("kwargs", "text"), [
@@ -32,7 +33,8 @@ def test_trends_result_and_table(ready):
     assert progress[-1].fraction == 1.0
     assert set(result.trends["target"]) == {"90wk"} and "causcell_trends" in ready.adata.uns
     n_sig = int(result.trends["significant"].sum())
-    assert result.message.startswith(f"Trends: {n_sig} significant of {len(result.trends)}")
+    tested = int((result.trends["unit"].astype(str) != MODEL_ONLY).sum())
+    assert result.message.startswith(f"Trends: {n_sig} significant of {tested} tests")
     assert len(result.top) == (min(5, n_sig) if n_sig else 5)
     rows = table_rows(result.top)
     assert len(rows) == len(result.top) and all(len(r) == len(TABLE_HEADER) for r in rows)
