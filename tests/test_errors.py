@@ -95,7 +95,8 @@ def test_metrics_refuse_with_data_errors():
         metrics.per_cell_pearson(np.zeros((3, 2)), np.zeros((2, 2)))
     with pytest.raises(DataError, match="No embeddings"):
         metrics.probe({}, pd.DataFrame({"a": ["x", "y"]}))
-    with pytest.raises(DataError, match="one class only"):  # every label checked before a fit
+    # every label checked before a fit (classes smaller than the folds are left out first)
+    with pytest.raises(DataError, match="fewer than two classes"):
         metrics.probe({"e": np.zeros((6, 2))}, pd.DataFrame({"a": list("xxyyxy"),
                                                              "b": ["z"] * 6}))
     with pytest.raises(DataError, match="Shapes differ"):

@@ -246,7 +246,8 @@ def test_trends_panel(sdata, trained):
     assert set(res["target"]) == {"90wk"} and "causcell_trends" in session.adata.uns
     assert panel.progress.value == 1.0
     n_sig = int(res["significant"].sum())
-    assert f"{n_sig} significant of {len(res)} tests" in panel.status_text
+    tested = int((res["unit"].astype(str) != "model-only (no donor replication)").sum())
+    assert f"{n_sig} significant of {tested} tests" in panel.status_text
     top = top_trends(res, 5)
     assert len(top) == (min(5, n_sig) if n_sig else 5)
     assert list(top.columns) == ["target", "group", "gene", "mean_change",

@@ -56,10 +56,10 @@ def test_trends_button_runs_age_trends_and_fills_the_table(qtbot, make_napari_vi
     assert shown == sorted(shown, reverse=True)
     assert np.isfinite(shown).all()
     # interval, q-value and the units of replication beside each change: one mouse per age
-    # and one model leave nothing to estimate an uncertainty from, and the table says so
+    # gives no population-level test, so effect sizes with model-only intervals (#28 item 3)
     header = [w.trends_table.horizontalHeaderItem(j).text() for j in range(7)]
     assert header == ["to", "group", "gene", "change", "interval", "padj", "replicates"]
-    assert w.trends_table.item(0, 6).text() == "none (1 donor/age)"
-    assert w.trends_table.item(0, 4).text() == ""
-    assert "one donor per age" in w.status.text()
-    assert "significant" in w.status.text() and w.trends_btn.isEnabled()
+    assert w.trends_table.item(0, 6).text() == "model-only (no donor replication)"
+    assert w.trends_table.item(0, 4).text() != ""  # a model-only interval
+    assert "one donor per age" in w.status.text() and "model-only" in w.status.text()
+    assert w.trends_btn.isEnabled()

@@ -49,7 +49,9 @@ def read_data(path: str | Path, backed: bool = False, table_key: str | None = No
         if path.suffix == ".h5ad":
             import anndata
 
-            return anndata.read_h5ad(path, backed="r" if backed else None)
+            with warnings.catch_warnings():  # duplicate genes get our own one-line error
+                warnings.filterwarnings("ignore", message="Variable names are not unique")
+                return anndata.read_h5ad(path, backed="r" if backed else None)
     except Exception as err:  # noqa: BLE001 - any reader failure is bad input
         raise DataError(f"cannot read {path}: {type(err).__name__}: {err}") from err
     raise SettingError(f"{path}: expected an .h5ad file or a SpatialData .zarr folder")
