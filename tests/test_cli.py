@@ -129,7 +129,11 @@ def test_counterfactual_reports_switches_and_holds(capsys, files, model_dir):
     cf = ad.read_h5ad(out)
     line = tl.switch_summary(cf)  # the tiny model switches 17 % of the young cells' types
     assert line.startswith("cell_type changed in ")
-    assert f"Labels changed: {line} (--hold CONCEPT keeps them)" in stdout
+    from napari_causcell.tl._switches import confound_note
+
+    note = confound_note(cf, ad.read_h5ad(files / "data.h5ad"))
+    assert note.startswith(" Confound: ")  # the fixture's two mice per age
+    assert f"Labels changed: {line} (--hold CONCEPT keeps them){note}\n" in stdout
     held = files / "cf_held.h5ad"
     rc, stdout, err = _run(capsys, "counterfactual", model_dir, files / "data.h5ad",
                            "--do", "age=90wk", "--where", "age=4wk", "--hold", "cell_type",

@@ -27,6 +27,7 @@ def cmd_counterfactual(args: argparse.Namespace) -> int:
     from .._model import CausCell
     from ..data import is_spatialdata, resolve_table
     from ..io import read_data
+    from ..tl._switches import confound_note
 
     do, where, out, data_path, in_place = _checked_request(args)
     model = CausCell.load(args.model, device=args.device)
@@ -62,7 +63,7 @@ def cmd_counterfactual(args: argparse.Namespace) -> int:
     if into_zarr:
         cf = data.tables[key]
     _write(out, in_place, data, cf, key)
-    _report(args, cf, do, where, out, key)
+    _report(args, cf, do, where, out, key, confound_note(cf, data, table_key=source_key))
     return 0
 
 
@@ -132,8 +133,9 @@ def _write(out: Path, in_place: bool, data: Any, cf: Any, key: str) -> None:
 
 
 def _report(args: argparse.Namespace, cf: Any, do: dict, where: dict, out: Path,
-            key: str) -> None:
-    """What was done, the top changed genes and where the result went."""
+            key: str, confound: str = "") -> None:
+    """What was done, the labels that changed (and a possible sampling confound), the top
+    changed genes and where the result went."""
     from .. import tl
 
     what = f" where {describe_where(where)}" if where else ""
@@ -142,7 +144,7 @@ def _report(args: argparse.Namespace, cf: Any, do: dict, where: dict, out: Path,
     print(f"Counterfactual do({dos}) for {cf.n_obs} cells{what}{held}")
     switches = tl.switch_summary(cf)
     if switches:
-        print(f"Labels changed: {switches} (--hold CONCEPT keeps them)")
+        print(f"Labels changed: {switches} (--hold CONCEPT keeps them){confound}")
     top = tl.top_changed_genes(cf, n=args.top)
     if len(top):
         print(f"Top {len(top)} changed genes (mean counterfactual - reconstructed, log1p):")
