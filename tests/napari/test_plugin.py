@@ -201,6 +201,21 @@ def test_train_intervene_overlay_and_screenshot(qtbot, viewer, tmp_path):
     assert (table.obs["age"] == "90wk").all()
     assert table.uns["spatialdata_attrs"]["region"] == "cells"
 
+    # a second condition AND-ed with the label choice (#28 item 7): Astro cells that are 4wk
+    intervene.column_combo.setCurrentText("cell_type")
+    intervene.label_combo.setCurrentText("Astro")
+    assert intervene.and_column.currentText() == "(none)" and intervene.request().where is None
+    intervene.and_column.setCurrentText("age")
+    intervene.and_label.setCurrentText("4wk")
+    request = intervene.request()
+    assert request.where == {"age": "4wk"}
+    chosen = request.validate(s)[1]
+    obs = s.adata.obs
+    want = (obs["cell_type"] == "Astro") & (obs["age"] == "4wk")
+    np.testing.assert_array_equal(chosen.mask, want.to_numpy())
+    assert chosen.description == "cell_type=Astro and age=4wk"
+    intervene.and_column.setCurrentText("(none)")
+
     # 2) locus: target domain picked on the tissue, cells inside a drawn polygon
     intervene.concept_combo.setCurrentText("domain")
     # the one-click "keep cell type" box follows the concept (descendants in the graph)

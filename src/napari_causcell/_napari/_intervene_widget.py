@@ -70,6 +70,7 @@ class InterveneWidget(CausCellWidget):
         self.concept_combo.currentTextChanged.connect(self._on_concept)
         self.mode_combo.currentIndexChanged.connect(self._on_mode)
         self.column_combo.currentTextChanged.connect(self._on_column)
+        self.and_column.currentTextChanged.connect(self._on_and_column)
         self.pick_btn.toggled.connect(self._on_pick_toggled)
         self.shape_target_btn.clicked.connect(self.target_from_shapes)
         self.draw_btn.clicked.connect(self.add_shapes_layer)
@@ -120,6 +121,13 @@ class InterveneWidget(CausCellWidget):
         f.addRow("Cells", self.mode_combo)
         f.addRow("Column", self.column_combo)
         f.addRow("Label", self.label_combo)
+        # a second condition AND-ed with any choice (e.g. Oligo cells that are young)
+        self.and_column, self.and_label = QComboBox(), QComboBox()
+        self.and_column.setToolTip("Keep only the chosen cells that also have this label")
+        and_row = QHBoxLayout()
+        and_row.addWidget(self.and_column, 1)
+        and_row.addWidget(self.and_label, 1)
+        f.addRow("and", and_row)
         f.addRow("Shapes", shapes_row)
         return box
 
@@ -145,7 +153,10 @@ class InterveneWidget(CausCellWidget):
         time = s.guess_column("time") if s is not None else None
         set_items(self.concept_combo, concepts, default=time if time in concepts else None)
         self._on_concept(self.concept_combo.currentText())
-        set_items(self.column_combo, s.categorical_columns() if s is not None else [])
+        columns = s.categorical_columns() if s is not None else []
+        set_items(self.column_combo, columns)
+        set_items(self.and_column, [app_cells.NO_COLUMN, *columns])
+        self._on_and_column(self.and_column.currentText())
         self._on_mode()
         self.results.clear()
         for iv in (s.interventions.values() if s is not None else []):
@@ -186,6 +197,19 @@ class InterveneWidget(CausCellWidget):
     def _on_column(self, column: str) -> None:
         s = self.state
         set_items(self.label_combo, s.labels(column) if s and column in s.adata.obs else [])
+
+    def _on_and_column(self, column: str) -> None:
+        s = self.state
+        ok = s is not None and column in s.adata.obs
+        set_items(self.and_label, s.labels(column) if ok else [])
+        self.and_label.setEnabled(ok)
+
+    def _where(self) -> dict[str, str] | None:
+        """The second condition, ``{column: label}``, or ``None``."""
+        column = self.and_column.currentText()
+        if not column or column == app_cells.NO_COLUMN or not self.and_label.currentText():
+            return None
+        return {column: self.and_label.currentText()}
 
     def _refresh_shapes(self, event: Any = None) -> None:
         from napari.layers import Shapes
@@ -267,7 +291,7 @@ class InterveneWidget(CausCellWidget):
             self.concept_combo.currentText(), self.target_combo.currentText(), mode, label,
             self.column_combo.currentText() or None, polygons, self.sampler.currentText(),
             self.steps.value(), self.gen_seed.value(), self.donor.currentText(),
-            keep=self.keep_box.isChecked() and self.keep_box.isEnabled())
+            keep=self.keep_box.isChecked() and self.keep_box.isEnabled(), where=self._where())
 
     def _selected_rows(self) -> list[int]:
         """Table rows of the points selected in the cells layer or overlay panel A."""
