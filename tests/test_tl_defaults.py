@@ -143,3 +143,33 @@ def test_leakage_with_a_class_of_one_or_two_cells(trained, small_sdata):
     full = tl.leakage(trained, table, folds=2)
     pd.testing.assert_frame_equal(tl.leakage(table, trained, folds=2), full)
     assert full.attrs["left_out"] == {}
+
+
+def test_direct_trends_defaults_come_from_the_data():
+    """#28 item 8: direct_trends derives concept, source and groupby from the data: the same
+    result as the former simulator defaults on the built-in tissue, and the user's own
+    column names elsewhere."""
+    import warnings
+
+    import pandas as pd
+
+    from napari_causcell import SettingError, tl
+    from napari_causcell.datasets import brain_aging
+
+    t = brain_aging(n_cells=1500, n_genes=60, seed=0, n_mice_per_age=2).tables["table"]
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", UserWarning)
+        derived = tl.direct_trends(t, copy=True)
+        explicit = tl.direct_trends(t, "age", "4wk", groupby=("cell_type", "domain"),
+                                    copy=True)
+        pd.testing.assert_frame_equal(derived, explicit)
+        u = t.copy()
+        u.obs = u.obs.rename(columns={"age": "age_group", "cell_type": "celltype"})
+        u.obs["age_group"] = pd.Categorical(u.obs["age_group"].astype(str).map(
+            {"4wk": "young", "24wk": "middle", "90wk": "old"}))
+        own = tl.direct_trends(u, copy=True)
+    assert set(own["target"]) == {"middle", "old"}  # source: the youngest label
+    assert {"celltype", "domain"} <= set(own.columns)
+    u.obs = u.obs.rename(columns={"age_group": "batch_id"})
+    with pytest.raises(SettingError, match="Pass concept="):
+        tl.direct_trends(u, copy=True)

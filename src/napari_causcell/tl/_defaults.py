@@ -90,7 +90,7 @@ def other_concepts(concepts: Sequence[str], concept: str, obs: pd.DataFrame) -> 
     return [c for c in _GROUP_FIRST if c in rest] + [c for c in rest if c not in _GROUP_FIRST]
 
 
-def _labels_like(col: pd.Series) -> bool:
+def labels_like(col: pd.Series) -> bool:
     """A column of labels (categorical, strings or booleans), not numbers."""
     return (isinstance(col.dtype, pd.CategoricalDtype) or col.dtype == object
             or pd.api.types.is_string_dtype(col) or pd.api.types.is_bool_dtype(col))
@@ -102,7 +102,7 @@ def cluster_key(obs: pd.DataFrame) -> str:
     listing the label columns to choose from."""
     if "cell_type" in obs.columns:
         return "cell_type"
-    labels = [str(c) for c in obs.columns if _labels_like(obs[c])]
+    labels = [str(c) for c in obs.columns if labels_like(obs[c])]
 
     def says_type(name: str) -> bool:
         lower = name.lower()

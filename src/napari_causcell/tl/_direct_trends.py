@@ -13,6 +13,7 @@ import pandas as pd
 from .. import stats
 from ..data import expression, resolve_table
 from ..errors import DataError, SettingError
+from ._defaults import cluster_key, labels_like, time_concept, youngest_label
 from ._pseudobulk import donor_variance, groups, levels
 from ._trend_common import (DEFAULT_MIN_EFFECT, DONOR_GUESSES, as_list, check_columns,
                             check_labels, check_level, check_params, dense, donor_column,
@@ -39,9 +40,9 @@ class _Setting:
 @fill_doc(intro=DIRECT_TRENDS_INTRO, parameters=DIRECT_TRENDS_PARAMETERS,
           results=DIRECT_TRENDS_RESULTS)
 def direct_trends(
-    data: Any, concept: str = "age", source: str = "4wk",
+    data: Any, concept: str | None = None, source: str | None = None,
     targets: Sequence[str] | str | None = None,
-    groupby: Sequence[str] | str | None = ("cell_type", "domain"),
+    groupby: Sequence[str] | str | None = "auto",
     genes: Sequence[str] | None = None, *, unit: str = "auto",
     donor_key: str | None | bool = None, level: float = 0.95, test: str = "t-test",
     alpha: float = 0.05, min_effect: float = DEFAULT_MIN_EFFECT, min_cells: int = 10,
@@ -62,7 +63,7 @@ def direct_trends(
     """
     _check_direct(null, test, alpha, min_effect, min_cells, unit, level)
     table, _ = resolve_table(data, table_key)
-    groupby = as_list(groupby)
+    concept, source, groupby = _direct_defaults(table, concept, source, groupby)
     check_columns(table, [concept, *groupby], "Concept/groupby")
     donor_col = donor_column(table, donor_key)
     if unit == "donors" and donor_col is None:
@@ -95,6 +96,37 @@ def direct_trends(
         store(table, key_added, df, params, skipped)
     warn_one_donor(df, "direct trend")
     return df if copy else None
+
+
+def _direct_defaults(table: ad.AnnData, concept: str | None, source: str | None,
+                     groupby: Any) -> tuple[str, str, list[str]]:
+    """``concept``: ``age`` or the only label column named like a time; ``source``: its
+    youngest label; ``groupby="auto"``: the cell-type column (``cell_type``, else the only
+    column named like cell types) and ``domain`` where present (#28 item 8: defaults from the
+    data, not the built-in simulator)."""
+    obs = table.obs
+    if concept is None:
+        labels = [str(c) for c in obs.columns if labels_like(obs[c])]
+        try:
+            concept = time_concept(labels)
+        except SettingError:
+            raise SettingError(f"Pass concept=: no single label column named like a time "
+                               f"(age, time, stage...); label columns: {labels}.") from None
+    check_columns(table, [concept], "Concept")
+    if source is None:
+        col = obs[concept]
+        cats = col.cat.categories if isinstance(col.dtype, pd.CategoricalDtype) \
+            else pd.unique(col.astype(str))
+        source = youngest_label([str(c) for c in cats if (col.astype(str) == str(c)).any()])
+    if isinstance(groupby, str) and groupby == "auto":
+        groupby = []
+        try:
+            groupby.append(cluster_key(obs))
+        except SettingError:
+            if "domain" not in obs.columns:
+                raise
+        groupby += ["domain"] if "domain" in obs.columns else []
+    return concept, str(source), as_list(groupby)
 
 
 def _check_direct(null: str, test: str, alpha: float, min_effect: float, min_cells: int,

@@ -216,7 +216,10 @@ DIRECT_TRENDS_PARAMETERS = """\
 data
     AnnData or SpatialData (raw counts in ``.X`` or ``layer``).
 concept, source, targets, groupby, alpha, min_effect, min_cells, marginal, level
-    As in :func:`age_trends`; groups need ``min_cells`` cells on **both** sides.
+    As in :func:`age_trends`; groups need ``min_cells`` cells on **both** sides. Defaults
+    come from the data: ``concept`` ``age`` or the only label column named like a time,
+    ``source`` its youngest label, ``groupby="auto"`` the cell-type column (``cell_type``,
+    else the only column named like cell types) and ``domain`` where present.
 genes
     Genes to test and normalise over (default all; pass ``model.genes`` to match a model).
 unit
