@@ -95,13 +95,10 @@ def test_abduction_is_seeded(seed):
     assert np.allclose(n1[2].numpy(), n2[2].numpy())
 
 
-def test_unseen_combination_takes_the_transported_change(small_sdata):
-    """do(age) on a type never seen at the new age: unseen="average" marks the cells
-    extrapolated and gives them a change averaged over the measured types; cells of measured
-    types get exactly the same output in both modes."""
-    import warnings
-
-    from napari_causcell import CausCell, SettingError
+@pytest.fixture(scope="module")
+def no_old_microglia(small_sdata):
+    """A small model trained without 90wk microglia (an unseen combination)."""
+    from napari_causcell import CausCell
 
     table = small_sdata.tables["table"]
     obs = table.obs
@@ -110,6 +107,20 @@ def test_unseen_combination_takes_the_transported_change(small_sdata):
                      dag=[("age", "cell_type"), ("domain", "cell_type")], seed=0,
                      width=32, hidden=64, token_dim=8)
     model.train(max_epochs=3)
+    return model
+
+
+def test_unseen_combination_takes_the_transported_change(small_sdata, no_old_microglia):
+    """do(age) on a type never seen at the new age: unseen="average" marks the cells
+    extrapolated and gives them a change averaged over the measured types; cells of measured
+    types get exactly the same output in both modes."""
+    import warnings
+
+    from napari_causcell import SettingError
+
+    model = no_old_microglia
+    table = small_sdata.tables["table"]
+    obs = table.obs
     young = table[(obs["age"] == "4wk").to_numpy()]
     micro = (young.obs["cell_type"] == "Microglia").to_numpy()
     with warnings.catch_warnings():
@@ -143,20 +154,14 @@ def test_warning_share_is_never_rounded_to_zero_or_all():
     assert _share(0.5) == "50%" and _share(1.0) == "100%" and _share(0.998) == "over 99.5%"
 
 
-def test_held_unseen_combination_is_transported(small_sdata):
+def test_held_unseen_combination_is_transported(small_sdata, no_old_microglia):
     """hold=["cell_type"] on a type never seen at the new age: the cells keep their type and
     take the transported change (unseen="average"), as the default does for them."""
     import warnings
 
-    from napari_causcell import CausCell
-
+    model = no_old_microglia
     table = small_sdata.tables["table"]
     obs = table.obs
-    held = (obs["age"] == "90wk").to_numpy() & (obs["cell_type"] == "Microglia").to_numpy()
-    model = CausCell(table[~held].copy(), ["age", "domain", "cell_type"],
-                     dag=[("age", "cell_type"), ("domain", "cell_type")], seed=0,
-                     width=32, hidden=64, token_dim=8)
-    model.train(max_epochs=3)
     micro = table[(obs["age"] == "4wk").to_numpy() & (obs["cell_type"] == "Microglia").to_numpy()]
     with pytest.warns(UserWarning, match="keep a held label .* averaged over the labels"):
         kept = model.counterfactual(micro, do={"age": "90wk"}, seed=1, hold=["cell_type"])
