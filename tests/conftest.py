@@ -39,6 +39,24 @@ def trained(small_sdata):
     return model
 
 
+@pytest.fixture(scope="module")
+def tiny_sdata():
+    """300 cells, 60 genes (per module: the safety tests' data)."""
+    from napari_causcell.datasets import brain_aging
+
+    return brain_aging(n_cells=300, n_genes=60, seed=0)
+
+
+@pytest.fixture(scope="module")
+def tiny_model(tiny_sdata):
+    """A 2-epoch tiny model on ``tiny_sdata`` (per module; do not mutate)."""
+    from napari_causcell import CausCell
+
+    model = CausCell(tiny_sdata, CONCEPTS, dag=DAG, seed=0, width=32, hidden=64, token_dim=8)
+    model.train(max_epochs=2, batch_size=64)
+    return model
+
+
 @pytest.fixture()
 def rng():
     return np.random.default_rng(0)

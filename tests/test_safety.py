@@ -38,21 +38,7 @@ TINY = dict(width=32, hidden=64, token_dim=8)
 REPO = Path(__file__).resolve().parents[1]
 
 
-# -- fixtures: tiny data and one tiny trained model for the module --------------------------
-@pytest.fixture(scope="module")
-def tiny_sdata():
-    from napari_causcell.datasets import brain_aging
-
-    return brain_aging(n_cells=300, n_genes=60, seed=0)
-
-
-@pytest.fixture(scope="module")
-def tiny_model(tiny_sdata):
-    model = CausCell(tiny_sdata, CONCEPTS, dag=DAG, seed=0, **TINY)
-    model.train(max_epochs=2, batch_size=64)
-    return model
-
-
+# -- fixtures: tiny_sdata and tiny_model (tests/conftest.py), the files on disk -------------
 @pytest.fixture(scope="module")
 def disk(tiny_sdata, tiny_model, tmp_path_factory):
     """The tiny data as .h5ad and .zarr, and the tiny model saved."""

@@ -35,20 +35,6 @@ REPO = Path(__file__).resolve().parents[1]
 
 
 @pytest.fixture(scope="module")
-def tiny_sdata():
-    from napari_causcell.datasets import brain_aging
-
-    return brain_aging(n_cells=300, n_genes=60, seed=0)
-
-
-@pytest.fixture(scope="module")
-def tiny_model(tiny_sdata):
-    model = CausCell(tiny_sdata, CONCEPTS, dag=DAG, seed=0, **TINY)
-    model.train(max_epochs=2, batch_size=64)
-    return model
-
-
-@pytest.fixture(scope="module")
 def disk(tiny_sdata, tiny_model, tmp_path_factory):
     """The tiny data as .h5ad and as a SpatialData v0.1 (zarr v2) store; the model saved."""
     from spatialdata._io.format import SpatialDataContainerFormatV01
