@@ -17,16 +17,17 @@ from __future__ import annotations
 
 import argparse
 import hashlib
+import math
 import os
 import random
 import shutil
-import signal
 import subprocess
 import sys
 import tempfile
-import time
 import warnings
 from pathlib import Path
+
+from kill_loops import _run_and_kill as run_and_kill  # the shared kill-at-a-moment runner
 
 REPO = Path(__file__).resolve().parents[1]
 ENV = dict(os.environ, OMP_NUM_THREADS="1", PYTHONWARNINGS="ignore")
@@ -69,27 +70,11 @@ def _temporaries(store: Path) -> list[str]:
 
 def _run(argv: list[str], store: Path, delay: float | None) -> tuple[bool, float]:
     """Run ``argv``; ``delay`` s after the staging store appears, SIGKILL it (``None``:
-    never). Returns (killed, seconds from the staging store's appearance to exit or kill)."""
-    proc = subprocess.Popen(argv, env=ENV, cwd=REPO, stdout=subprocess.DEVNULL,
-                            stderr=subprocess.PIPE, text=True)
-    t0 = None
-    killed = False
-    while proc.poll() is None:
-        now = time.perf_counter()
-        if t0 is None and _staging(store):
-            t0 = now
-        if t0 is not None and delay is not None and now - t0 >= delay:
-            os.kill(proc.pid, signal.SIGKILL)
-            killed = True
-            break
-        time.sleep(0.001)
-    proc.wait()
-    err = proc.stderr.read() if proc.stderr else ""
-    if not killed and proc.returncode != 0:
-        raise RuntimeError(f"{' '.join(argv)} failed ({proc.returncode}):\n{err[-3000:]}")
-    if t0 is None:
-        t0 = time.perf_counter()  # finished between two polls: the write was instant
-    return killed, time.perf_counter() - t0
+    never). Returns (killed, seconds from the staging store's appearance to exit or kill;
+    0 when the write finished between two polls)."""
+    killed, window, _ = run_and_kill(argv, lambda done=False: not done and _staging(store),
+                                     delay)
+    return killed, 0.0 if math.isnan(window) else window
 
 
 def _setup(root: Path) -> tuple[Path, Path]:
