@@ -218,7 +218,6 @@ class CausCell:
         """Names of the validation cells of the last training (kept by save/load)."""
         return None if self.val_names is None else pd.Index(self.val_names)
 
-
     # -- inference ---------------------------------------------------------------------------
     def concept_embeddings(self, data: Any = None, *, table_key: str | None = None,
                            exogenous: bool = False, write: bool = True,
