@@ -51,7 +51,7 @@ def test_a_switch_that_sections_explain_is_flagged_with_the_numbers():
     assert bool(msn["confounded"])
     text = str(rec[0].message)
     assert ("MSN is 15.0% of age=young cells and 10.0% of age=old cells, but varies by "
-            "30.0% between the mouse values of one age") in text
+            "30.0% between the mouse values of one age (sampling alone: 9.9%)") in text
     assert confound_note(_cf(adata), adata, by="mouse").startswith(" Confound: ")
 
 
@@ -85,3 +85,22 @@ def test_no_switch_and_no_section_column():
             lambda o: ad.AnnData(np.zeros((len(o), 2), np.float32), obs=o)))
     with pytest.raises(DataError, match="'slide' is not in obs"):
         tl.switch_confounds(_cf(adata), adata, by="slide")
+
+
+def test_a_spread_within_sampling_noise_is_not_a_confound():
+    # young mice 12 % and 18 % MSN (a 6-point range from 100 cells each: sampling noise),
+    # old 10 %: the 5-point time difference is not explained by the sections
+    adata = _tissue({"y1": 12, "y2": 18, "o1": 10, "o2": 10})
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        table = tl.switch_confounds(_cf(adata), adata, by="mouse")
+    msn = table.set_index("label").loc["MSN"]
+    assert msn["section_spread"] == pytest.approx(0.06)
+    # 1.96 sqrt(p (1 - p) (1/100 + 1/100)) with p = 15 %
+    assert msn["section_noise"] == pytest.approx(1.96 * np.sqrt(0.15 * 0.85 * 0.02))
+    assert msn["time_difference"] == pytest.approx(0.05) and not msn["confounded"]
+    # 10 % and 20 % from 2,000 cells per mouse: 8 points beyond noise, more than 5: flagged
+    big = _tissue({"y1": 200, "y2": 400, "o1": 200, "o2": 200}, n=2000)
+    with pytest.warns(UserWarning, match="may follow a sampling confound"):
+        table = tl.switch_confounds(_cf(big), big, by="mouse")
+    assert bool(table.set_index("label").loc["MSN", "confounded"])

@@ -75,8 +75,8 @@ def switch_summary(cf: ad.AnnData, top: int = 3) -> str:
 SECTION_GUESSES = ("section", "slice", "library_id", "sample", "donor", "donor_id", "mouse",
                    "animal", "individual")
 CONFOUND_COLUMNS = ["concept", "label", "intervened", "source", "target", "freq_source",
-                    "freq_target", "time_difference", "section_spread", "sections_per_label",
-                    "confounded"]
+                    "freq_target", "time_difference", "section_spread", "section_noise",
+                    "sections_per_label", "confounded"]
 
 
 def switch_confounds(cf: ad.AnnData, data: Any, by: str | None = None, *,
@@ -89,8 +89,10 @@ def switch_confounds(cf: ad.AnnData, data: Any, by: str | None = None, *,
     intervened labels (``freq_source``: the intervened cells' own label, ``freq_target``: the
     do() label; ``time_difference`` their absolute difference) is compared with its frequency
     between the sections/donors (``by``) within one intervened label (``section_spread``: the
-    largest range over the sections of one label that have ``min_cells`` cells). A switch is
-    ``confounded`` when that spread is at least the time difference, or when no intervened
+    largest range over the sections of one label that have ``min_cells`` cells;
+    ``section_noise``: the range that sampling alone gives at 95 %, ``1.96 sqrt(p (1 - p)
+    (1/n_a + 1/n_b))`` for the two sections spanning it). A switch is ``confounded`` when
+    the spread beyond sampling noise is at least the time difference, or when no intervened
     label has two sections (one section/donor per label: sections and labels cannot be told
     apart).
 
@@ -170,22 +172,38 @@ def _confound_rows(table: ad.AnnData, cf: ad.AnnData, concept: str, labels: list
     sections = kept.groupby([var, by], observed=True).size()
     per_label = sections[sections >= min_cells].groupby(level=0).size()
     n_sec = int(per_label.reindex([source, target]).fillna(0).max())
+    big = sections[sections >= min_cells]
     rows = []
     for lab in labels:
         hit = kept[concept] == lab
         freq = hit.groupby(kept[var]).mean()
-        by_sec = hit.groupby([kept[var], kept[by]], observed=True).mean().reindex(
-            sections.index[sections.to_numpy() >= min_cells])
-        spread = by_sec.groupby(level=0).agg(lambda v: v.max() - v.min() if len(v) > 1
-                                             else np.nan)
         diff = abs(float(freq.get(target, 0.0)) - float(freq.get(source, 0.0)))
-        sp = float(spread.max()) if spread.notna().any() else np.nan
+        sp, noise = _spread(hit.groupby([kept[var], kept[by]], observed=True).mean()
+                            .reindex(big.index), big)
         rows.append({"concept": concept, "label": lab, "intervened": var, "source": source,
                      "target": target, "freq_source": float(freq.get(source, 0.0)),
                      "freq_target": float(freq.get(target, 0.0)), "time_difference": diff,
-                     "section_spread": sp, "sections_per_label": n_sec,
-                     "confounded": bool(n_sec < 2 or sp >= diff)})
+                     "section_spread": sp, "section_noise": noise,
+                     "sections_per_label": n_sec,
+                     "confounded": bool(n_sec < 2 or sp - noise >= diff)})
     return rows
+
+
+def _spread(by_sec: pd.Series, size: pd.Series) -> tuple[float, float]:
+    """Largest range of a label's frequency over the sections of one intervened label, and
+    the range sampling alone gives at 95 % for the two sections spanning it (NaN, NaN with
+    fewer than two sections per label). The range with the largest excess is reported."""
+    best = (np.nan, np.nan)
+    for _, f in by_sec.groupby(level=0):
+        if len(f) < 2:
+            continue
+        hi, lo = f.idxmax(), f.idxmin()
+        p = float((f * size[f.index]).sum() / size[f.index].sum())
+        noise = 1.96 * np.sqrt(p * (1 - p) * (1 / size[hi] + 1 / size[lo]))
+        spread = float(f[hi] - f[lo])
+        if np.isnan(best[0]) or spread - noise > best[0] - best[1]:
+            best = (spread, float(noise))
+    return best
 
 
 def confound_text(table: pd.DataFrame, top: int = 3) -> str:
@@ -200,13 +218,13 @@ def confound_text(table: pd.DataFrame, top: int = 3) -> str:
         f"{r.freq_target:.1%} of {r.intervened}={r.target} cells"
         + ("" if not np.isfinite(r.section_spread)
            else f", but varies by {r.section_spread:.1%} between the {by} values of one "
-                f"{r.intervened}")
+                f"{r.intervened} (sampling alone: {r.section_noise:.1%})")
         for r in bad.head(top).itertuples(index=False))
     why = (f"each {r0.intervened} label has one {by} (with enough cells), so the difference "
            f"between {r0.intervened} labels is also a difference between {by} values"
            if r0.sections_per_label < 2 else
-           f"the {by} values of one {r0.intervened} differ as much as the "
-           f"{r0.intervened} labels")
+           f"the {by} values of one {r0.intervened} differ, beyond sampling noise, as much "
+           f"as the {r0.intervened} labels")
     return (f"The {r0.concept} switches under do({r0.intervened}={r0.target}) may follow a "
             f"sampling confound: {what}. {why[0].upper()}{why[1:]}; tick 'keep' (hold=) to "
             "hold the labels, or check the graph.")
