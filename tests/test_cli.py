@@ -131,9 +131,9 @@ def test_counterfactual_reports_switches_and_holds(capsys, files, model_dir):
     assert line.startswith("cell_type changed in ")
     from napari_causcell.tl._switches import confound_note
 
-    note = confound_note(cf, ad.read_h5ad(files / "data.h5ad"))
-    assert note.startswith(" Confound: ")  # the fixture's two mice per age
-    assert f"Labels changed: {line} (--hold CONCEPT keeps them){note}\n" in stdout
+    # the fixture's two mice per age differ within sampling noise: no confound note
+    assert confound_note(cf, ad.read_h5ad(files / "data.h5ad")) == ""
+    assert f"Labels changed: {line} (--hold CONCEPT keeps them)\nTop " in stdout
     held = files / "cf_held.h5ad"
     rc, stdout, err = _run(capsys, "counterfactual", model_dir, files / "data.h5ad",
                            "--do", "age=90wk", "--where", "age=4wk", "--hold", "cell_type",

@@ -53,6 +53,7 @@ def test_a_switch_that_sections_explain_is_flagged_with_the_numbers():
     assert ("MSN is 15.0% of age=young cells and 10.0% of age=old cells, but varies by "
             "30.0% between the mouse values of one age (sampling alone: 9.9%)") in text
     assert confound_note(_cf(adata), adata, by="mouse").startswith(" Confound: ")
+    assert "(the 'Keep' box, hold= or --hold)" in text  # each front end's way
 
 
 def test_a_switch_larger_than_the_sections_spread_is_not_flagged():

@@ -144,7 +144,9 @@ def _report(args: argparse.Namespace, cf: Any, do: dict, where: dict, out: Path,
     print(f"Counterfactual do({dos}) for {cf.n_obs} cells{what}{held}")
     switches = tl.switch_summary(cf)
     if switches:
-        print(f"Labels changed: {switches} (--hold CONCEPT keeps them){confound}")
+        print(f"Labels changed: {switches} (--hold CONCEPT keeps them)")
+        if confound:
+            print(confound.strip())
     top = tl.top_changed_genes(cf, n=args.top)
     if len(top):
         print(f"Top {len(top)} changed genes (mean counterfactual - reconstructed, log1p):")

@@ -226,8 +226,8 @@ def confound_text(table: pd.DataFrame, top: int = 3) -> str:
            f"the {by} values of one {r0.intervened} differ, beyond sampling noise, as much "
            f"as the {r0.intervened} labels")
     return (f"The {r0.concept} switches under do({r0.intervened}={r0.target}) may follow a "
-            f"sampling confound: {what}. {why[0].upper()}{why[1:]}; tick 'keep' (hold=) to "
-            "hold the labels, or check the graph.")
+            f"sampling confound: {what}. {why[0].upper()}{why[1:]}; hold the labels (the "
+            "'Keep' box, hold= or --hold), or check the graph.")
 
 
 def confound_note(cf: ad.AnnData, data: Any, by: str | None = None,
