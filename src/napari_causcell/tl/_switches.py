@@ -89,12 +89,10 @@ def switch_confounds(cf: ad.AnnData, data: Any, by: str | None = None, *,
     intervened labels (``freq_source``: the intervened cells' own label, ``freq_target``: the
     do() label; ``time_difference`` their absolute difference) is compared with its frequency
     between the sections/donors (``by``) within one intervened label (``section_spread``: the
-    largest range over the sections of one label that have ``min_cells`` cells;
-    ``section_noise``: the range that sampling alone gives at 95 %, ``1.96 sqrt(p (1 - p)
-    (1/n_a + 1/n_b))`` for the two sections spanning it). A switch is ``confounded`` when
-    the spread beyond sampling noise is at least the time difference, or when no intervened
-    label has two sections (one section/donor per label: sections and labels cannot be told
-    apart).
+    largest range over the sections of one label with ``min_cells`` cells; ``section_noise``:
+    the range sampling alone gives at 95 %, ``1.96 sqrt(p (1 - p) (1/n_a + 1/n_b))``). A
+    switch is ``confounded`` when the spread beyond noise is at least the time difference,
+    or when no intervened label has two sections (sections and labels cannot be told apart).
 
     Parameters
     ----------
