@@ -9,6 +9,7 @@ instead of skipping. ``CAUSCELL_DOCS_SCREENSHOTS=1`` also writes the screenshot 
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import secrets
@@ -18,6 +19,7 @@ import subprocess
 import sys
 import time
 import urllib.request
+from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
@@ -60,13 +62,14 @@ def _write_without_outputs(src: Path, dst: Path) -> None:
     nbformat.write(nb, dst)
 
 
-@pytest.fixture()
-def jupyterlab(tmp_path):
-    """A JupyterLab server on 127.0.0.1 with a token, isolated in tmp_path."""
+@contextlib.contextmanager
+def serve_notebook(tmp_path: Path, notebook: Path) -> Iterator[tuple[str, str]]:
+    """A JupyterLab server on 127.0.0.1 with a token, isolated in tmp_path, serving a copy of
+    ``notebook`` without outputs; yields ``(url, token)``."""
     _require_browser()
     root = tmp_path / "work"
     root.mkdir()
-    _write_without_outputs(ROOT / "examples" / "01_quickstart.ipynb", root / "01_quickstart.ipynb")
+    _write_without_outputs(notebook, root / notebook.name)
     settings = tmp_path / "settings" / "@jupyterlab" / "notebook-extension"
     settings.mkdir(parents=True)
     # render every cell (no virtual scrolling), so the panel at the end is in the page
@@ -110,6 +113,13 @@ def jupyterlab(tmp_path):
         log.close()
 
 
+@pytest.fixture()
+def jupyterlab(tmp_path):
+    """JupyterLab serving the quickstart notebook."""
+    with serve_notebook(tmp_path, ROOT / "examples" / "01_quickstart.ipynb") as server:
+        yield server
+
+
 #: the notebook's session has a connected kernel whose name it knows
 KERNEL_READY = """() => { const w = window.jupyterapp.shell.currentWidget;
     const sc = w && w.sessionContext; const k = sc && sc.session && sc.session.kernel;
@@ -124,9 +134,40 @@ def _accept_kernel_dialog(page) -> None:
         dialog.locator("button.jp-mod-accept").click()
 
 
+def run_all_cells(page, url: str, token: str, name: str) -> None:
+    """Open notebook ``name`` and run it as a user would (Run > Run All Cells), once its
+    kernel is ready; falls back to JupyterLab's run-all command if the click is lost."""
+    from playwright.sync_api import TimeoutError as PlaywrightTimeoutError
+
+    page.goto(f"{url}/lab/tree/{name}?token={token}")
+    page.wait_for_function("() => window.jupyterapp && window.jupyterapp.shell"
+                           " && document.querySelector('.jp-Notebook')", timeout=60_000)
+    # wait for the kernel: idle, connected, and its name known to the notebook (on a loaded
+    # machine JupyterLab can report "idle" before the kernel spec is known, and Run All then
+    # asks to select a kernel instead of running)
+    page.wait_for_selector(".jp-Notebook-ExecutionIndicator[data-status='idle']",
+                           timeout=60_000)
+    page.wait_for_function(KERNEL_READY, timeout=120_000)
+    page.locator(".jp-Notebook").first.click()
+    page.locator(".lm-MenuBar-itemLabel", has_text="Run").first.click()
+    page.locator(".lm-Menu-itemLabel", has_text="Run All Cells").first.click()
+    try:  # the kernel gets busy; once, in a full CI-like run, the click was lost
+        page.wait_for_selector(".jp-Notebook-ExecutionIndicator[data-status='busy']",
+                               timeout=30_000)
+    except PlaywrightTimeoutError:  # run all through JupyterLab's command instead
+        _accept_kernel_dialog(page)
+        page.wait_for_function(KERNEL_READY, timeout=120_000)
+        page.evaluate("window.jupyterapp.commands.execute('notebook:run-all-cells')")
+
+
+def count_tracebacks(page) -> int:
+    """Tracebacks printed in the notebook's outputs."""
+    return page.locator(".jp-OutputArea-output[data-mime-type="
+                        "'application/vnd.jupyter.stderr'] >> text=Traceback").count()
+
+
 def test_quickstart_in_jupyterlab(jupyterlab, tmp_path):
     from matplotlib.image import imread
-    from playwright.sync_api import TimeoutError as PlaywrightTimeoutError
     from playwright.sync_api import sync_playwright
 
     url, token = jupyterlab
@@ -136,26 +177,7 @@ def test_quickstart_in_jupyterlab(jupyterlab, tmp_path):
                                      args=CHROMIUM_FLAGS)
         try:
             page = browser.new_page(viewport={"width": 1400, "height": 1000})
-            page.goto(f"{url}/lab/tree/01_quickstart.ipynb?token={token}")
-            page.wait_for_function("() => window.jupyterapp && window.jupyterapp.shell"
-                                   " && document.querySelector('.jp-Notebook')", timeout=60_000)
-            # wait for the kernel: idle, connected, and its name known to the notebook (on a
-            # loaded machine JupyterLab can report "idle" before the kernel spec is known, and
-            # Run All then asks to select a kernel instead of running)
-            page.wait_for_selector(".jp-Notebook-ExecutionIndicator[data-status='idle']",
-                                   timeout=60_000)
-            page.wait_for_function(KERNEL_READY, timeout=120_000)
-            # as a user would: Run > Run All Cells
-            page.locator(".jp-Notebook").first.click()
-            page.locator(".lm-MenuBar-itemLabel", has_text="Run").first.click()
-            page.locator(".lm-Menu-itemLabel", has_text="Run All Cells").first.click()
-            try:  # the kernel gets busy; once, in a full CI-like run, the click was lost
-                page.wait_for_selector(".jp-Notebook-ExecutionIndicator[data-status='busy']",
-                                       timeout=30_000)
-            except PlaywrightTimeoutError:  # run all through JupyterLab's command instead
-                _accept_kernel_dialog(page)
-                page.wait_for_function(KERNEL_READY, timeout=120_000)
-                page.evaluate("window.jupyterapp.commands.execute('notebook:run-all-cells')")
+            run_all_cells(page, url, token, "01_quickstart.ipynb")
             button = page.locator("button.causcell-intervene")
             button.wait_for(state="visible", timeout=300_000)
             button.scroll_into_view_if_needed()
@@ -170,9 +192,7 @@ def test_quickstart_in_jupyterlab(jupyterlab, tmp_path):
             overlay = page.locator("img.causcell-overlay")
             overlay.scroll_into_view_if_needed()
             assert page.locator(".widget-tab").locator("text=do(age=90wk)").count() >= 1
-            errors = page.locator(".jp-OutputArea-output[data-mime-type="
-                                  "'application/vnd.jupyter.stderr'] >> text=Traceback")
-            assert errors.count() == 0
+            assert count_tracebacks(page) == 0
             page.locator(".widget-tab").first.screenshot(path=str(shot))
         except Exception:
             page.screenshot(path=str(tmp_path / "failure.png"), full_page=True)

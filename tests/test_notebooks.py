@@ -97,6 +97,20 @@ def test_brain_aging_notebook(tmp_path):
     assert got["stored"]
 
 
+def test_merfish_first_hour_notebook(tmp_path):
+    """The real MERFISH sample: labels as documented, a trained model, the panel on it."""
+    got = _run_with_check("04_merfish_first_hour.ipynb", tmp_path, """{
+        "cells": int(table.n_obs), "ages": list(table.obs["age"].cat.categories),
+        "mice": sorted(set(table.obs["mouse"].astype(str))), "trained": model.is_trained,
+        "concepts": model.concepts, "panel_cells": panel.state.n_cells,
+        "tab": panel.tabs.selected_index,
+        "labels": list(panel.intervene_panel.target.options)}""")
+    assert got["cells"] == got["panel_cells"] == 4788
+    assert got["ages"] == ["young", "old"] and got["mice"] == ["OC1", "YC1"]
+    assert got["trained"] and got["concepts"] == ["age", "domain", "cell_type"]
+    assert got["tab"] == 1 and got["labels"] == ["young", "old"]  # opens on Intervene
+
+
 def test_real_data_notebook_falls_back_to_the_built_in_tissue(tmp_path):
     """Without the STARmap file (no shared/ above the scratch folder) it uses brain_aging."""
     got = _run_with_check("03_real_spatial_data.ipynb", tmp_path, """{
