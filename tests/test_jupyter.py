@@ -136,6 +136,11 @@ def test_full_panel_intervene_and_overlay(panel):
     top = top_genes(s, name, n=20)
     assert ov_panel.gene.value == top["gene"].iloc[0]
     assert [v for _, v in ov_panel.top.options] == list(top["gene"])
+    # names and changes in columns: one width, each change right-aligned at the end
+    labels = [lab for lab, _ in ov_panel.top.options]
+    assert len({len(lab) for lab in labels}) == 1
+    assert [float(lab.split()[-1]) for lab in labels] == pytest.approx(
+        list(top["mean_change"]), abs=5e-4)
     ov = ov_panel.overlay
     assert ov.titles == ["factual", name]
     # what the values are is tested in tests/app/test_app_overlay.py; here: what is drawn
@@ -150,6 +155,9 @@ def test_full_panel_intervene_and_overlay(panel):
     # the view toggle reaches the request: the difference view
     ov_panel.view.value = "difference"
     assert ov_panel.overlay.cmap == "RdBu_r" and ov_panel.overlay.titles == [name]
+    # near-zero (white) changes keep a grey rim on the white axes
+    cells = ov_panel.figure.axes[0].collections[-1]
+    assert cells.get_linewidths()[0] > 0 and np.allclose(cells.get_edgecolors()[:, :3], 0.55)
     # clicking a gene in the top list shows that gene
     second = ov_panel.top.options[1][1]
     ov_panel.top.value = second
@@ -172,6 +180,22 @@ def test_intervene_refusals(sdata, trained):
     p.cells_label.value = "nowhere"
     assert p.run() is False and "empty" in p.status_text
     assert s.interventions == {}
+
+
+def test_overlay_panel_layout_fits_labels(sdata):
+    """The view buttons size to their labels ("factual | counterfactual" was cut), and the
+    top-changed list is in a fixed-width font with right-aligned changes."""
+    from napari_causcell.jupyter._overlay_panel import TOP_CSS, top_labels
+
+    labels = top_labels(["C4b", "Ifi27", "Agpat4", "Penk"], [1.3619, 0.677, 0.4634, -0.467])
+    assert labels == ["C4b    +1.362", "Ifi27  +0.677", "Agpat4 +0.463", "Penk   -0.467"]
+    assert top_labels([], []) == []
+    assert top_labels(["A", "Bcl2"], [12.5, -0.25]) == ["A    +12.500", "Bcl2  -0.250"]
+    assert "monospace" in TOP_CSS and ".causcell-top" in TOP_CSS
+    p = OverlayPanel(AppState(sdata))
+    assert p.view.style.button_width == "auto"
+    assert "causcell-top" in p.top._dom_classes
+    assert p.top_css in p.children and p.top_css.value == TOP_CSS
 
 
 def test_overlay_needs_an_intervention(sdata, trained):

@@ -56,3 +56,79 @@ def test_overlay_grid_stacks_panels_of_a_wide_tissue():
     rows, cols, (w, h) = pl.overlay_grid(square, 2)
     assert (rows, cols) == (1, 2) and w > h
     assert pl.overlay_grid(wide, 1)[:2] == (1, 1)
+
+
+def _tall_tissue(n=600, seed=0):
+    """Two tall sections side by side (x extent about half the y extent), as MERFISH."""
+    rng = np.random.default_rng(seed)
+    xy = rng.uniform([0, 0], [450, 2000], size=(n, 2))
+    xy[n // 2:, 0] += 650
+    return xy
+
+
+def test_diverging_scale_gives_cells_grey_edges():
+    """Near-zero changes are white on RdBu_r: in the difference view the cells get thin grey
+    rims (visible on the white axes, unlike the rimless grey cells not intervened on); the
+    factual/counterfactual (viridis) cells stay without edges."""
+    from napari_causcell.app.overlay import Overlay
+
+    xy = _tall_tissue()
+    diff = np.where(np.arange(len(xy)) < 300, np.linspace(-0.01, 0.01, len(xy)), np.nan)
+    ov = Overlay([diff], ["do"], "continuous", "RdBu_r", (-1.0, 1.0), "change")
+    fig = pl.tissue_overlay(ov, xy, unit=None)
+    grey, cells = fig.axes[0].collections  # not intervened on (NaN), then the changes
+    assert len(cells.get_offsets()) == 300 and len(grey.get_offsets()) == 300
+    edge = cells.get_edgecolors()
+    assert edge.shape[0] >= 1 and np.allclose(edge[:, :3], 0.55)
+    assert 0.1 <= cells.get_linewidths()[0] <= 0.5
+    assert np.all(grey.get_linewidths() == 0)
+    assert np.allclose(grey.get_facecolors()[0, :3], 0.92)  # lighter than the rims
+    ov = Overlay([np.abs(diff)], ["do"], "continuous", "viridis", (0.0, 1.0), "expression")
+    fig = pl.tissue_overlay(ov, xy, unit=None)
+    assert np.all(fig.axes[0].collections[-1].get_linewidths() == 0)
+    matplotlib.pyplot.close("all")
+
+
+def test_counterfactual_overlay_rims_only_the_difference():
+    import anndata as ad
+
+    rng = np.random.default_rng(0)
+    xy = _tall_tissue(200)
+    fact = rng.gamma(2.0, 1.0, (200, 2)).astype(np.float32)
+    cf = ad.AnnData(fact.copy(), layers={"factual": fact,
+                                         "delta": rng.normal(0, 0.5, (200, 2))})
+    cf.var_names = ["G1", "G2"]
+    cf.obsm["spatial"] = xy
+    fig = pl.counterfactual_overlay(cf, "G1")
+    axes = [ax for ax in fig.axes if ax.get_title()]
+    widths = [ax.collections[-1].get_linewidths()[0] for ax in axes]
+    assert widths[0] == widths[1] == 0 and widths[2] > 0
+    assert np.allclose(axes[2].collections[-1].get_edgecolors()[:, :3], 0.55)
+    matplotlib.pyplot.close("all")
+
+
+def test_overlay_grid_follows_the_tissue_aspect():
+    """Tall tissue: narrow panels with no wide gap between A and B (issue: a fixed
+    4.6 x 4.2 inch panel whatever the tissue)."""
+    from napari_causcell.app.overlay import Overlay
+
+    tall, square = _tall_tissue(), np.c_[np.linspace(0, 1000, 50), np.linspace(0, 1000, 50)]
+    w_tall, h_tall = pl.overlay_grid(tall, 2)[2]
+    w_square, h_square = pl.overlay_grid(square, 2)[2]
+    assert w_tall < w_square - 2.0 and h_tall == h_square
+    assert pl.overlay_grid(tall, 2)[:2] == (1, 2)
+    # bounds: a needle of a tissue still gets a readable panel, a wide one is not too flat
+    needle = np.c_[np.linspace(0, 10, 50), np.linspace(0, 5000, 50)]
+    assert pl.overlay_grid(needle, 1)[2][0] >= 1.6 + 1.2
+    flat = np.c_[np.linspace(0, 1900, 50), np.linspace(0, 1000, 50)]
+    assert 2.0 + 0.6 <= pl.overlay_grid(flat, 2)[2][1] < 4.2
+    ov = Overlay([np.ones(len(tall)), np.ones(len(tall))], ["factual", "do"], "continuous",
+                 "viridis", (0.0, 2.0), "expression")
+    fig = pl.tissue_overlay(ov, tall, unit=None)
+    fig.draw_without_rendering()
+    a, b = (ax.get_position().transformed(fig.transFigure) for ax in fig.axes[:2])
+    gap_in = (b.x0 - a.x1) / fig.dpi
+    assert 0 < gap_in < 0.6
+    assert a.width / a.height == pytest.approx(np.ptp(tall[:, 0]) / np.ptp(tall[:, 1]),
+                                               rel=0.1)
+    matplotlib.pyplot.close("all")

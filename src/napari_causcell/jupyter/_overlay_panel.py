@@ -15,6 +15,19 @@ from ..app.overlay import VIEW_PRESETS, top_genes
 from ..data.sections import coordinate_unit
 from ._base import Panel, figure_png, new_figure, set_options
 
+#: the top-changed list in a fixed-width font, so that the padded names and the
+#: right-aligned changes line up in columns (scoped to the list by its class)
+TOP_CSS = ("<style>.causcell-top select, .causcell-top option {"
+           " font-family: var(--jp-code-font-family, monospace), monospace; }</style>")
+
+
+def top_labels(genes: list[str], changes: list[float]) -> list[str]:
+    """``"name  +0.123"`` per gene: names padded to the longest, changes right-aligned."""
+    numbers = [f"{float(d):+.3f}" for d in changes]
+    width = max((len(str(g)) for g in genes), default=0)
+    right = max((len(x) for x in numbers), default=0)
+    return [f"{str(g):<{width}} {x:>{right}}" for g, x in zip(genes, numbers)]
+
 
 class OverlayPanel(Panel):
     """Factual / counterfactual / difference expression on the tissue, and top changed genes.
@@ -32,10 +45,13 @@ class OverlayPanel(Panel):
                                              layout=widgets.Layout(width="420px"))
         self.gene = widgets.Dropdown(description="Gene")
         self.view = widgets.ToggleButtons(options=list(VIEW_PRESETS),
-                                          value="factual | counterfactual")
+                                          value="factual | counterfactual",
+                                          style={"button_width": "auto"})
         self.top = widgets.Select(description="Top changed", rows=10,
                                   layout=widgets.Layout(width="330px"),
                                   style={"description_width": "initial"})
+        self.top.add_class("causcell-top")
+        self.top_css = widgets.HTML(TOP_CSS, layout=widgets.Layout(display="none"))
         self.image = widgets.Image(format="png", layout=widgets.Layout(max_width="100%"))
         self.image.add_class("causcell-overlay")
         self._drawing = threading.Lock()
@@ -49,7 +65,7 @@ class OverlayPanel(Panel):
         self.refresh()
         self.children = [
             widgets.HBox([self.intervention, self.gene]), self.view,
-            widgets.HBox([self.image, self.top]), self.status,
+            widgets.HBox([self.image, self.top]), self.status, self.top_css,
         ]
 
     def refresh(self, *_: Any) -> None:
@@ -75,8 +91,8 @@ class OverlayPanel(Panel):
             self.top.options = []
             return
         df = top_genes(self.state, name, n=20)
-        self.top.options = [(f"{g:<12} {d:+.3f}", str(g))
-                            for g, d in zip(df["gene"], df["mean_change"])]
+        genes = [str(g) for g in df["gene"]]
+        self.top.options = list(zip(top_labels(genes, list(df["mean_change"])), genes))
         self.draw()
 
     def _on_top(self, change: Mapping[str, Any]) -> None:

@@ -21,9 +21,22 @@ def _gene_values(adata: ad.AnnData, gene: str, layer: str | None = None) -> np.n
     return np.asarray(col.toarray() if hasattr(col, "toarray") else col).ravel()
 
 
+#: thin grey rims of the cells on a colour scale symmetric around 0 (white at 0, e.g.
+#: RdBu_r): a cell that barely changes stays visible on the white axes and distinct from the
+#: flat light grey of the cells not intervened on
+DIVERGING_EDGE = {"edgecolors": "0.55", "linewidths": 0.25}
+
+
+def _diverging(vmin: float | None, vmax: float | None) -> bool:
+    """Whether ``[vmin, vmax]`` is a colour scale symmetric around 0."""
+    return (vmin is not None and vmax is not None and vmax > 0
+            and bool(np.isclose(vmin, -vmax)))
+
+
 def _scatter(ax, xy, values, cmap, vmin, vmax, size, title):
+    edge = DIVERGING_EDGE if _diverging(vmin, vmax) else {"linewidths": 0}
     sc = ax.scatter(xy[:, 0], xy[:, 1], c=values, cmap=cmap, vmin=vmin, vmax=vmax, s=size,
-                    linewidths=0, rasterized=True)
+                    rasterized=True, **edge)
     ax.set_aspect("equal")
     ax.invert_yaxis()
     ax.set_xticks([])
@@ -201,14 +214,19 @@ def concept_embeddings(
 
 def overlay_grid(coords: np.ndarray, n: int, width: float = 14.0) -> tuple[int, int, tuple]:
     """Rows, columns and figure size for ``n`` tissue panels: side by side, or stacked when
-    the tissue is more than twice as wide as tall (a strip of sections)."""
+    the tissue is more than twice as wide as tall (a strip of sections). The panels take the
+    aspect of the cells' ``(x, y)`` extent (sections laid side by side included)."""
     coords = np.asarray(coords, float)
     span = np.ptp(coords, axis=0) if len(coords) else np.ones(2)
     aspect = float(span[0] / span[1]) if span[1] > 0 else 1.0
     if aspect > 2.0 and n > 1:
         panel_h = min(4.2, max(1.2, (width - 1.2) / aspect))
         return n, 1, (width, 0.6 + (panel_h + 0.5) * n)
-    return 1, n, (4.6 * n + 1.2, 4.2)
+    # side by side: each panel as wide as the tissue is at a height of at most 3.6 inches
+    # (tall tissue: narrow panels, no gap between them), within 1.6-4.6 inches a panel
+    panel_w = float(np.clip(3.6 * aspect, 1.6, 4.6))
+    panel_h = float(np.clip(panel_w / aspect, 2.0, 3.6))
+    return 1, n, ((panel_w + 0.3) * n + 1.2, panel_h + 0.6)
 
 
 def _overlay_panel(ax: Any, overlay: Any, i: int, coords: np.ndarray, size: float,
