@@ -39,6 +39,8 @@ VARIANTS: dict[str, tuple[dict, dict, dict]] = {
     "kl 1, adversary 5": ({}, {"weights": {"kl": 1.0, "adversary": 5.0}}, {}),
     "kl 1, u_shuffle 0.5": ({"u_shuffle": 0.5}, KL1, {}),
     "kl 1, unseen=decoder": ({}, KL1, {"unseen": "decoder"}),
+    "kl 1, unseen=agreement": ({}, KL1, {"unseen": "agreement"}),
+    "kl 1, unseen=blend": ({}, KL1, {"unseen": "blend"}),
     "no weight averaging (ema 0)": ({}, {**KL1, "ema": 0.0}, {}),
     "ema 0.999": ({}, {**KL1, "ema": 0.999}, {}),
     "t_power 0.25": ({"t_power": 0.25}, KL1, {}),
@@ -53,7 +55,7 @@ SETS = {"brain_aging": ["id", "ood"], "merfish": ["ood"], "starmap": ["ood"]}
 
 def run(variants: list[str], datasets: list[str], seeds: int, budget: float, cells: int | None,
         log=print, settings: list[str] | None = None, full: bool = False,
-        model_seeds: int = 1) -> list[dict]:
+        model_seeds: int = 1, first_seed: int = 0) -> list[dict]:
     from . import compare
 
     rows = []
@@ -62,7 +64,7 @@ def run(variants: list[str], datasets: list[str], seeds: int, budget: float, cel
         x_all = compare.lognorm(ds.adata)
         sets = SETS[compare.base_name(name)]
         for setting in [s for s in sets if settings is None or s in settings]:
-            for seed in range(seeds):
+            for seed in range(first_seed, seeds):
                 sp = compare.split(ds, setting, seed)
                 truth = compare.truth_for(ds, sp, x_all)
                 if truth is None:
@@ -112,6 +114,9 @@ def main(argv=None):
     p.add_argument("--datasets", nargs="+", default=["brain_aging", "merfish", "starmap"],
                    help="brain_aging@S: the simulated tissue with data seed S")
     p.add_argument("--seeds", type=int, default=3)
+    p.add_argument("--first-seed", type=int, default=0,
+                   help="start at this seed (seeds first_seed..seeds-1; runs are seeded, so "
+                        "a run can be continued)")
     p.add_argument("--budget", type=float, default=60.0)
     p.add_argument("--epochs", type=int, default=None,
                    help="fixed epochs instead of the wall-clock budget (reproducible on a "
@@ -136,7 +141,7 @@ def main(argv=None):
             tk.setdefault("max_epochs", a.epochs)  # a variant's own max_epochs is kept
             tk["max_time"] = None
     rows = run(a.variants, a.datasets, a.seeds, a.budget, a.cells, settings=a.settings,
-               full=a.full, model_seeds=a.model_seeds)
+               full=a.full, model_seeds=a.model_seeds, first_seed=a.first_seed)
     from ._results import write_result
     from .compare import machine
 

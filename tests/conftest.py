@@ -60,3 +60,19 @@ def tiny_model(tiny_sdata):
 @pytest.fixture()
 def rng():
     return np.random.default_rng(0)
+
+
+@pytest.fixture(scope="session")
+def no_old_microglia(small_sdata):
+    """A small model trained without 90wk microglia (an unseen combination; shared, do not
+    mutate)."""
+    from napari_causcell import CausCell
+
+    table = small_sdata.tables["table"]
+    obs = table.obs
+    held = (obs["age"] == "90wk").to_numpy() & (obs["cell_type"] == "Microglia").to_numpy()
+    model = CausCell(table[~held].copy(), ["age", "domain", "cell_type"],
+                     dag=[("age", "cell_type"), ("domain", "cell_type")], seed=0,
+                     width=32, hidden=64, token_dim=8)
+    model.train(max_epochs=3)
+    return model

@@ -95,21 +95,6 @@ def test_abduction_is_seeded(seed):
     assert np.allclose(n1[2].numpy(), n2[2].numpy())
 
 
-@pytest.fixture(scope="module")
-def no_old_microglia(small_sdata):
-    """A small model trained without 90wk microglia (an unseen combination)."""
-    from napari_causcell import CausCell
-
-    table = small_sdata.tables["table"]
-    obs = table.obs
-    held = (obs["age"] == "90wk").to_numpy() & (obs["cell_type"] == "Microglia").to_numpy()
-    model = CausCell(table[~held].copy(), ["age", "domain", "cell_type"],
-                     dag=[("age", "cell_type"), ("domain", "cell_type")], seed=0,
-                     width=32, hidden=64, token_dim=8)
-    model.train(max_epochs=3)
-    return model
-
-
 def test_unseen_combination_takes_the_transported_change(small_sdata, no_old_microglia):
     """do(age) on a type never seen at the new age: unseen="average" marks the cells
     extrapolated and gives them a change averaged over the measured types; cells of measured
@@ -145,6 +130,30 @@ def test_unseen_combination_takes_the_transported_change(small_sdata, no_old_mic
     at = [young.obs_names.get_loc(n) for n in few.obs_names]
     assert alone.obs["extrapolated"].all()
     np.testing.assert_allclose(alone.layers["delta"], avg.layers["delta"][at], atol=1e-4)
+
+
+def test_blend_averages_the_transported_and_the_decoders_change(small_sdata, no_old_microglia):
+    """unseen="blend": on the cells of an unseen combination, the mean of the transported
+    change and the decoder's own; every other cell as in both other modes."""
+    import warnings
+
+    table = small_sdata.tables["table"]
+    young = table[(table.obs["age"] == "4wk").to_numpy()]
+    micro = (young.obs["cell_type"] == "Microglia").to_numpy()
+    out = {}
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", UserWarning)
+        for mode in ("average", "decoder", "blend"):
+            out[mode] = no_old_microglia.counterfactual(young, do={"age": "90wk"}, seed=1,
+                                                        unseen=mode)
+    blend = out["blend"]
+    assert blend.uns["causcell"]["unseen"] == "blend"
+    assert blend.obs["extrapolated"].to_numpy()[micro].all()
+    np.testing.assert_allclose(
+        blend.layers["delta"][micro],
+        (out["average"].layers["delta"][micro] + out["decoder"].layers["delta"][micro]) / 2,
+        atol=1e-5)
+    assert np.array_equal(blend.X[~micro], out["average"].X[~micro])
 
 
 def test_warning_share_is_never_rounded_to_zero_or_all():

@@ -142,7 +142,8 @@ class CausCell:
     def _table(self, data: Any = None, table_key: str | None = None) -> ad.AnnData:
         if data is None:
             if self._adata is None:
-                raise DataError("This model was loaded from disk: pass the data to use.")
+                raise DataError("This model was loaded from disk and holds no cells: pass the "
+                                "AnnData/SpatialData, e.g. tl.leakage(model, data).")
             return self._adata
         return resolve_table(data, table_key or self.table_key)[0]
 

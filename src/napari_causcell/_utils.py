@@ -39,3 +39,20 @@ def make_generator(seed: int, device: torch.device) -> torch.Generator:
     g = torch.Generator(device=gen_device)
     g.manual_seed(int(seed))
     return g
+
+
+def warn_user(message: str, category: type[Warning] = UserWarning) -> None:
+    """``warnings.warn`` pointing at the user's line: the frame just outside the outermost
+    call into this package (not our file, nor a torch decorator's), whatever the depth."""
+    import os
+    import sys
+    import warnings
+
+    root = os.path.dirname(os.path.abspath(__file__)) + os.sep
+    frames, frame = [], sys._getframe(1)
+    while frame is not None:
+        frames.append(frame.f_code.co_filename)
+        frame = frame.f_back
+    ours = [i for i, name in enumerate(frames) if name.startswith(root)]
+    # stacklevel 1 is this function, 2 its caller (frames[0])
+    warnings.warn(message, category, stacklevel=(ours[-1] if ours else 0) + 3)

@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-import warnings
 from typing import Any
 
 import anndata as ad
 import numpy as np
 import pandas as pd
 
+from .._utils import warn_user
 from .._keys import Key
 from ._engine import Draw
 
@@ -64,20 +64,27 @@ def assemble(model, adata: ad.AnnData, factual: np.ndarray, y, draws: list[Draw]
     }
     held_unseen = out.uns[Key.uns.CAUSCELL]["held_unseen"]
     if held_unseen > 0:
-        warnings.warn(
+        warn_user(
             f"{share(held_unseen)} of the cells keep a held label ({', '.join(settings['hold'])})"
             f" never seen in training with the new labels under do({settings['do']}) "
             "(uns['causcell']['held_unseen']): "
-            + ("their change is averaged over the labels seen with both parent labels "
-               "(obs['extrapolated'])." if settings["unseen"] == "average"
-               else "the decoder extrapolates for them."),
-            UserWarning, stacklevel=5)
+            + _unseen_text(settings["unseen"])[2:],
+            UserWarning)
     if unsupported and np.mean(unsupported) > 0:
-        warnings.warn(
+        warn_user(
             f"{share(np.mean(unsupported))} of the cells have a label never seen in training "
             f"with the new parent labels under do({settings['do']}); they keep their label "
             "(uns['causcell']['unsupported'])"
-            + ("; their change is averaged over the labels seen with both parent labels "
-               "(obs['extrapolated'])." if settings["unseen"] == "average" else "."),
-            UserWarning, stacklevel=5)  # the user's call (past the two decorators)
+            + _unseen_text(settings["unseen"]),
+            UserWarning)
     return out
+
+
+def _unseen_text(unseen: str) -> str:
+    """How the change of an unseen combination was made (the end of a warning)."""
+    if unseen == "decoder":
+        return "; the decoder extrapolates for them."
+    what = {"average": "averaged over the labels seen with both parent labels",
+            "blend": "the mean of the decoder's own and the change averaged over the labels "
+                     "seen with both parent labels"}.get(unseen, f"made by unseen={unseen!r}")
+    return f"; their change is {what} (obs['extrapolated'])."

@@ -10,6 +10,7 @@ import pandas as pd
 import scanpy as sc
 from scipy import sparse
 
+from .._utils import warn_user
 from ..errors import DataError  # re-exported here (the old import location)
 
 
@@ -80,8 +81,7 @@ def _sample_values(x, n_rows: int = 2000) -> np.ndarray:
 
 def warn_if_not_log_normalized(x) -> None:
     """Warn when data said to be log-normalised look like raw counts (a sample is checked)."""
-    import warnings
-
+    
     try:
         values = _sample_values(x)
     except Exception:  # noqa: BLE001 - an unusual matrix type: the full checks come later
@@ -93,11 +93,11 @@ def warn_if_not_log_normalized(x) -> None:
     whole = bool(np.all(values == np.round(values)))
     if top > LOG_MAX or (whole and top > 1):
         why = (f"values up to {top:g}" if top > LOG_MAX else "every value is a whole number")
-        warnings.warn(
+        warn_user(
             f"log_normalized=True, but the matrix does not look log-normalised ({why}; "
             f"log1p of 10,000-per-cell data stays below ~{LOG_MAX:g} and is rarely whole). "
             "Pass raw counts with log_normalized=False, or normalise first.",
-            UserWarning, stacklevel=4,
+            UserWarning,
         )
 
 

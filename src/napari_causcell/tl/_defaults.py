@@ -13,12 +13,12 @@ simulator's column names), and the one argument order ``(data, model)``.
 from __future__ import annotations
 
 import re
-import warnings
 from collections.abc import Sequence
 from typing import Any
 
 import pandas as pd
 
+from .._utils import warn_user
 from ..errors import SettingError
 from ._suggest_roots import concept_kind
 
@@ -46,9 +46,9 @@ def data_and_model(first: Any, second: Any, func: str) -> tuple[Any, Any]:
     """``(data, model)`` from ``func(data, model)`` or the old ``func(model, data)``, told
     apart by type; the old order gives a :class:`DeprecationWarning`."""
     if is_model(first) and not is_model(second):
-        warnings.warn(f"tl.{func}(model, data) is deprecated: pass the data first, "
+        warn_user(f"tl.{func}(model, data) is deprecated: pass the data first, "
                       f"tl.{func}(data, model), as tl.counterfactual(data, model).",
-                      DeprecationWarning, stacklevel=3)
+                      DeprecationWarning)
         return second, first
     return first, second
 

@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-import warnings
 from typing import Any
 
 import numpy as np
 import pandas as pd
 
+from .._utils import warn_user
 from ._defaults import is_model
 
 
@@ -62,6 +62,6 @@ def leakage(
     wide.attrs["left_out"] = {k: v for k, v in left.items() if v}
     if wide.attrs["left_out"]:
         parts = "; ".join(f"{k}: {v}" for k, v in wide.attrs["left_out"].items())
-        warnings.warn(f"leakage: classes with fewer cells than folds={folds} are left out of "
-                      f"the probe ({parts}).", UserWarning, stacklevel=2)
+        warn_user(f"leakage: classes with fewer cells than folds={folds} are left out of "
+                      f"the probe ({parts}).", UserWarning)
     return wide

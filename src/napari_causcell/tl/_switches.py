@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-import warnings
 from typing import Any
 
 import anndata as ad
 import numpy as np
 import pandas as pd
 
+from .._utils import warn_user
 from .._keys import Key
 from ..data import resolve_table
 from ..errors import DataError
@@ -137,7 +137,7 @@ def switch_confounds(cf: ad.AnnData, data: Any, by: str | None = None, *,
                           kind="stable").reset_index(drop=True)
     out.attrs["by"] = by
     if warn and out["confounded"].any():
-        warnings.warn(confound_text(out), UserWarning, stacklevel=2)
+        warn_user(confound_text(out), UserWarning)
     return out
 
 

@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-import warnings
 
 import anndata as ad
 import numpy as np
 import pandas as pd
 
+from .._utils import warn_user
 from .. import stats
 from ..errors import DataError
 from ._trend_common import MIN_EMPIRICAL_TESTS, MODEL_ONLY, RESULT_COLUMNS
@@ -109,4 +109,4 @@ def warn_one_donor(df: pd.DataFrame, what: str) -> None:
     else:
         tail = ("Their intervals and p-values reflect only cell-to-cell variation "
                 "(pseudo-replicated); read them as effect sizes (column one_donor).")
-    warnings.warn(head + tail, UserWarning, stacklevel=3)
+    warn_user(head + tail, UserWarning)

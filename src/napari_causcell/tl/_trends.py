@@ -31,7 +31,6 @@ in ``_trend_statistics``; the direct test in ``_direct_trends``; scoring in
 
 from __future__ import annotations
 
-import warnings
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -40,6 +39,7 @@ import anndata as ad
 import numpy as np
 import pandas as pd
 
+from .._utils import warn_user
 from .._keys import Key
 from ..data import expression, is_spatialdata, resolve_table
 from ..errors import ConceptError, DataError, SettingError
@@ -315,20 +315,18 @@ def _warn_ensemble(jack: pd.DataFrame, n_full: int, tested: bool = True) -> None
     """Warn about a jackknife with 2 donors at an age, and about a single model whose rows
     were tested (``tested``; without donor replication nothing is)."""
     if len(jack) and (jack.groupby("stratum").size() < 3).any():
-        warnings.warn(
+        warn_user(
             "Donor jackknife with 2 donors at an age: its donor variance has one degree of "
             "freedom per age. On the simulated tissue it was calibrated on one data set and "
             "anti-conservative on another (null p <= 0.1 in 17 % of null tests, 15 % false "
             "calls at q <= 0.1; docs/brain_aging.md): read its q-values as exploratory, and "
             "the ensemble without jackknife models for error control (with 3 donors per age "
-            "the jackknife was calibrated on both).", UserWarning,
-            stacklevel=3)
+            "the jackknife was calibrated on both).", UserWarning)
     if n_full == 1 and tested:
-        warnings.warn(
+        warn_user(
             "One model: its training-seed error is not measured, so its p-values can be too "
             "small (on the simulated tissue single models' calls were 1-3 % false at q <= 0.1, "
             "18-57 % with an earlier engine; an ensemble of 5 models, whose test is calibrated "
             "by the default empirical null, 8-9 %; docs/brain_aging.md). "
             "Pass several models trained with different seeds (tl.train_ensemble) for error "
-            "control.", UserWarning,
-            stacklevel=3)
+            "control.", UserWarning)
