@@ -12,7 +12,17 @@ import pytest
 
 from napari_causcell._palette import category_colors, category_palette, delta_e
 from napari_causcell.app import AppState
-from napari_causcell.app.canvas import legend_text, panel_offset, section_text, sections_of
+from napari_causcell.app.canvas import (
+    CHAR_WIDTH,
+    fit_zoom,
+    font_size,
+    legend_text,
+    panel_offset,
+    sections_of,
+    text_boxes,
+    titles_text,
+    tissue_box,
+)
 from napari_causcell.app.overlay import colormap, make_overlay
 from napari_causcell.data.sections import (
     boxes_overlap,
@@ -97,20 +107,106 @@ def test_starmap_slices_each_in_its_own_frame():
     assert not boxes_overlap(state.section_boxes())
 
 
+def _disjoint(boxes: np.ndarray) -> bool:
+    return not boxes_overlap({str(i): b for i, b in enumerate(boxes)})
+
+
 def test_canvas_titles_legend_and_panels(overlapping):
     state = AppState(overlapping)
-    titles = section_text(state, 0, "A: factual")
+    titles = titles_text(state, ["factual"])
     boxes = state.section_boxes()
-    assert titles.texts == ["mouse YC1 · age young", "mouse OC1 · age old", "A: factual"]
-    for (x, y), box in zip(titles.positions[:2], boxes.values()):
-        assert box[0] < x < box[2] and y < box[1]  # centred above its section
-    wide = section_text(state, 1).positions - section_text(state, 0).positions
-    assert np.allclose(wide, panel_offset(state, 1))
+    assert titles.texts == ["mouse YC1\nage young", "mouse OC1\nage old", "A: factual"]
+    top = tissue_box(state)[1]
+    text = text_boxes(titles)
+    for (x, _), tb, box in zip(titles.positions[:2], text[:2], boxes.values()):
+        assert x == pytest.approx((box[0] + box[2]) / 2)  # centred over its section
+        assert box[0] <= tb[0] and tb[2] <= box[2] and tb[3] < top  # within it, above
+    wide = titles_text(state).positions - titles.positions[:2]
+    np.testing.assert_allclose(wide, 0)  # the sample's titles sit where panel A's do
     pal = category_palette(state.labels("cell_type"))
     legend = legend_text(state, pal, title="cell_type")
     assert legend.texts[0] == "cell_type" and len(legend) == 16
     assert (legend.positions[:, 0] > state.coords[:, 0].max()).all()  # right of the tissue
     assert sections_of(state).keys() == {"mouse YC1 · age young", "mouse OC1 · age old"}
+
+
+@pytest.mark.parametrize("panels", [0, 1, 2])
+def test_titles_fit_their_sections_and_never_touch(overlapping, panels):
+    """Issue: titles at the sections' centres in one fixed size touched ("age youngmouse
+    OC1"), panel A's title was centred on the tissue's left edge (half off the canvas)."""
+    state = AppState(overlapping)
+    names = ["do(age=old) on age=young", "factual"][:panels]
+    text = titles_text(state, names, "Penk: log-expression" if panels else "")
+    boxes = text_boxes(text)
+    assert len(text) == 2 * max(panels, 1) + panels + (panels > 0)
+    assert _disjoint(boxes)  # no two titles share a pixel, at any zoom
+    assert (boxes[:, 3] < tissue_box(state)[1]).all()  # all above the tissue
+    np.testing.assert_allclose(text.extent, np.r_[boxes[:, :2].min(0), boxes[:, 2:].max(0)])
+    for i in range(panels):  # centred over its panel, within its width
+        off = panel_offset(state, i)
+        box = tissue_box(state) + np.r_[off, off]
+        j = text.texts.index(next(t for t in text.texts if t.startswith("AB"[i] + ":")))
+        assert text.positions[j, 0] == pytest.approx((box[0] + box[2]) / 2)
+        assert box[0] <= boxes[j, 0] and boxes[j, 2] <= box[2]
+    if panels:  # the heading on top, over both panels
+        assert boxes[-1, 3] < boxes[:-1, 1].min()
+    # at the zoom that shows it all on a laptop's canvas (~600 px), napari's size is
+    # readable and one section's title no wider than the section on screen
+    extent = np.r_[np.minimum(text.extent[:2], tissue_box(state)[:2]),
+                   np.maximum(text.extent[2:], tissue_box(state)[2:] + np.r_[
+                       panel_offset(state, max(panels, 1) - 1)])]
+    zoom = fit_zoom(extent, (610, 715))
+    assert font_size(text.font, zoom) >= 8
+    widest = max(len(s) for s in text.texts[0].split("\n"))
+    sec = next(iter(state.section_boxes().values()))
+    assert CHAR_WIDTH * font_size(text.font, zoom) * widest <= (sec[2] - sec[0]) * zoom
+
+
+def test_long_titles_are_wrapped_or_cut():
+    obs = pd.DataFrame({"sample": ["a_very_long_sample_name_of_slide_12"] * 3 + ["b"] * 3},
+                       index=[f"c{i}" for i in range(6)])
+    xy = np.c_[np.r_[np.arange(3), np.arange(3) + 10], np.r_[np.zeros(3), np.ones(3)]]
+    import anndata as ad
+
+    a = ad.AnnData(obs=obs, obsm={"spatial": xy.astype(float)})
+    state = AppState(a)
+    text = titles_text(state, ["do(cell_type=Oligodendrocyte) on a drawn shape"])
+    sec = text.texts[0]
+    assert len(sec) <= 16 and sec.endswith("…")
+    assert text.texts[2] == "A: do(cell_type=Oligodendrocyte)\non a drawn shape"
+    assert _disjoint(text_boxes(text))
+
+
+def test_wide_tissue_panel_b_leaves_room_for_its_titles():
+    obs = pd.DataFrame({"mouse": ["m1"] * 50 + ["m2"] * 50}, index=[f"c{i}" for i in range(100)])
+    rng = np.random.default_rng(0)
+    xy = np.r_[rng.uniform([0, 0], [1000, 300], (50, 2)),
+               rng.uniform([1200, 0], [2200, 300], (50, 2))]
+    import anndata as ad
+
+    state = AppState(ad.AnnData(obs=obs, obsm={"spatial": xy}))
+    text = titles_text(state, ["factual", "do(x=1) on all"], "Gene: log-expression")
+    boxes = text_boxes(text)
+    assert _disjoint(boxes)
+    b_titles = boxes[[i for i, p in enumerate(text.positions)
+                      if p[1] > tissue_box(state)[1]]]  # the titles of panel B, below A
+    assert len(b_titles) == 3 and (b_titles[:, 1] > tissue_box(state)[3]).all()
+    assert (b_titles[:, 3] < tissue_box(state)[1] + panel_offset(state, 1)[1]).all()
+
+
+def test_legend_extent_reaches_its_longest_label(merfish):
+    state = AppState(merfish)
+    pal = category_palette(state.labels("cell_type"))
+    legend = legend_text(state, pal, title="cell_type")
+    boxes = text_boxes(legend)
+    end = legend.positions[:, 0] + legend.marker + CHAR_WIDTH * legend.font * np.array(
+        [len(t) for t in legend.texts])
+    assert legend.extent[2] >= end.max() and legend.extent[2] >= boxes[:, 2].max()
+    assert legend.extent[0] < legend.positions[:, 0].min()  # and the markers
+    assert _disjoint(boxes)  # rows do not touch
+    assert legend.extent[0] > tissue_box(state)[2]
+    two = legend_text(state, pal, title="cell_type", panels=2)  # right of panel B
+    assert two.extent[0] > tissue_box(state)[2] + panel_offset(state, 1)[0]
 
 
 def test_category_colours_are_distinct(merfish):

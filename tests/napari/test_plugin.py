@@ -8,7 +8,6 @@ skips itself without an X server.
 from __future__ import annotations
 
 import os
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -18,15 +17,17 @@ from _qt_env import why_not
 if why_not():
     pytest.skip(why_not(), allow_module_level=True)
 
+from test_screen import docs_image  # noqa: E402
+
 from napari_causcell._napari import InterveneWidget, OverlayWidget, TrainWidget  # noqa: E402
 from napari_causcell._napari._layers import OVERLAY_KEY  # noqa: E402
 from napari_causcell._napari._sample import brain_aging_sample  # noqa: E402
 from napari_causcell.app.cells import cells_in_polygons  # noqa: E402
 from napari_causcell.app.overlay import predicted_labels  # noqa: E402
 
-DOCS_IMAGES = Path(__file__).resolve().parents[2] / "docs" / "images"
-# CAUSCELL_DOCS_SCREENSHOTS=1 trains a useful model (minutes) and writes the screenshots into
-# docs/images; by default a 2-epoch tiny model is trained and they go to pytest's tmp_path.
+# CAUSCELL_DOCS_SCREENSHOTS=1 trains a useful model (minutes) and writes the screenshots the docs
+# show into docs/images (test_screen.docs_image); by default a 2-epoch tiny model is trained
+# and they go to pytest's tmp_path.
 DOCS = os.environ.get("CAUSCELL_DOCS_SCREENSHOTS", "") not in ("", "0")
 N_CELLS = 3000 if DOCS else 600
 EPOCHS = 30 if DOCS else 2
@@ -341,7 +342,7 @@ def _screenshot(qtbot, viewer, widget, name, tmp_path):
     viewer.reset_view()
     qtbot.wait(300)
     img = viewer.screenshot(canvas_only=False, flash=False)
-    out = (DOCS_IMAGES if DOCS else tmp_path) / name
+    out = docs_image(name, tmp_path)  # docs/images only for an image the docs show
     out.parent.mkdir(parents=True, exist_ok=True)
     imwrite(out, img)
     return img

@@ -125,14 +125,24 @@ def test_one_tabbed_dock_fits_and_screenshots(qtbot, laptop, tmp_path):
         assert img[..., :3].std() > 20
 
 
+def docs_image(name: str, tmp_path: Path | None = None) -> Path:
+    """Where a screenshot goes: docs/images with ``CAUSCELL_DOCS_SCREENSHOTS=1`` when the
+    docs or the README show an image of that name, else pytest's ``tmp_path``."""
+    root = DOCS_IMAGES.parents[1]
+    used = any(f"images/{name}" in page.read_text(encoding="utf-8")
+               for page in [root / "README.md", *(root / "docs").glob("*.md")])
+    folder = DOCS_IMAGES if DOCS and used else (tmp_path or Path(os.environ.get("TMPDIR",
+                                                                                "/tmp")))
+    return folder / name
+
+
 def _shot(qtbot, viewer, name, tmp_path=None):
     from imageio.v3 import imwrite
 
     viewer.reset_view()
     _settle(qtbot, 300)
     img = viewer.screenshot(canvas_only=False, flash=False)
-    folder = DOCS_IMAGES if DOCS else (tmp_path or Path(os.environ.get("TMPDIR", "/tmp")))
-    out = folder / name
+    out = docs_image(name, tmp_path)
     out.parent.mkdir(parents=True, exist_ok=True)
     imwrite(out, img)
     return img

@@ -135,10 +135,10 @@ def test_merfish_train_intervene_overlay_screenshots(qtbot, laptop, tmp_path):
     _window(qtbot, laptop, tabs, "Train", "napari_merfish_train_1366x768.png", tmp_path)
 
     result = _intervene(qtbot, tabs)
-    # the sample's cell-type colours, section titles and legend would sit under / beside
-    # the overlay panels: hide them (eye icons), as test_plugin.py hides the cells layer
-    for name in ("merfish_brain_aging cells", "CausCell sections", "CausCell legend"):
-        laptop.layers[name].visible = False
+    # the cells layer sits under panel A, at the same places: the rims of its cell-type
+    # colours would show round panel A's cells; hide it (eye icon), as test_plugin.py does.
+    # The sample's section titles and legend step aside by themselves (asserted below).
+    laptop.layers["merfish_brain_aging cells"].visible = False
     overlay = tabs.overlay
     tabs.show_tab("Overlay")
     overlay.set_controls(color_by="expression", view="difference", intervention=NAME,
@@ -151,6 +151,13 @@ def test_merfish_train_intervene_overlay_screenshots(qtbot, laptop, tmp_path):
     ov = overlay.last_overlay
     assert ov.label.startswith(gene) and ov.cmap == "RdBu_r" and len(ov.values) == 1
     _overlay_values(overlay, n_cells, result.rows)
+    # the overlay titles its panel itself: the sample's section titles and legend step
+    # aside (a user does not hide them), the long caption is in the dock, not on the canvas
+    assert not laptop.layers["CausCell sections"].visible
+    assert not laptop.layers["CausCell legend"].visible
+    assert not laptop.text_overlay.visible and "do(age=old)" in overlay.panels_label.text()
+    assert list(laptop.layers["CausCell panel titles"].features["label"])[-3] == (
+        f"{gene}: change")  # the short heading (then the two extent points)
     diff = np.asarray(ov.values[0], float)
     untouched = np.setdiff1d(np.arange(n_cells), result.rows)
     assert np.isnan(diff[untouched]).all() and np.abs(diff[result.rows]).max() > 0

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import weakref
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -10,12 +11,13 @@ import pandas as pd
 from ..data import DataError, resolve_table, table_attrs
 from .._keys import Key
 from ..app import AppState, data_from_metadata, label_palette
-from ..app.canvas import CanvasText, legend_text, napari_units, section_text
+from ..app.canvas import CanvasText, fit_zoom, font_size, legend_text, napari_units, titles_text
 
 if TYPE_CHECKING:
     import napari
 
 OVERLAY_KEY = Key.layer_meta.OVERLAY  # metadata flag of the overlay layers ("A" or "B")
+TEXT_FONT = "causcell_text_font"  # metadata of a text layer: its font in display units
 _STATES: dict[tuple[int, str | None], tuple[Any, AppState]] = {}
 
 
@@ -170,40 +172,80 @@ def cells_layer_tuple(
 def cells_layers(data: Any, table_key: str | None = None, *, name: str | None = None,
                  color_by: str | None = None) -> list[tuple]:
     """The cells layer (:func:`cells_layer_tuple`), the sections' titles and a legend of
-    its colours, as LayerDataTuples."""
+    its colours, as LayerDataTuples (text sized for a laptop's canvas showing them all)."""
     cells = cells_layer_tuple(data, table_key, name=name, color_by=color_by)
     state = AppState(data, resolve_table(data, table_key)[1])
-    out = [cells]
-    titles = section_text(state)
-    if len(titles):
-        out.append(text_layer_tuple(titles, "CausCell sections", units=napari_units(state)))
+    texts = [(titles_text(state), "CausCell sections")]
     column = cells[1]["metadata"].get(Key.layer_meta.COLOR_BY)
     if column is not None:
-        legend = legend_text(state, label_palette(state.labels(column)), title=column)
-        out.append(text_layer_tuple(legend, "CausCell legend", units=napari_units(state)))
-    return out
+        texts.append((legend_text(state, label_palette(state.labels(column)), title=column),
+                      "CausCell legend"))
+    texts = [(t, n) for t, n in texts if len(t)]
+    xy = state.coords
+    extent = np.r_[np.nanmin(xy, 0), np.nanmax(xy, 0)]
+    for text, _ in texts:
+        extent = np.r_[np.minimum(extent[:2], text.extent[:2]),
+                       np.maximum(extent[2:], text.extent[2:])]
+    zoom = fit_zoom(extent)
+    return [cells, *(text_layer_tuple(t, n, zoom=zoom, units=napari_units(state))
+                     for t, n in texts)]
 
 
-def text_layer_tuple(text: CanvasText, name: str, font_size: float = 10,
+def text_layer_tuple(text: CanvasText, name: str, zoom: float = 1.0,
                      units: tuple[str, str] | None = None) -> tuple:
     """LayerDataTuple of a Points layer that writes ``text`` on the canvas (markers only
-    where ``text.colors`` gives a visible colour: a legend)."""
+    where ``text.colors`` gives a visible colour: a legend), its size for ``zoom`` (screen
+    pixels per display unit; :func:`fit_text_sizes` follows the zoom). Two unlabelled
+    points mark the corners of :attr:`CanvasText.extent`, so that napari's ``reset_view``
+    fits the texts, not only their anchors."""
     colors = text.colors if text.colors is not None else np.zeros((len(text), 4))
-    data = text.positions[:, ::-1].copy() if len(text) else np.zeros((0, 2))
+    pos, labels = text.positions, list(text.texts)
+    if text.extent is not None:
+        pos = np.r_[pos, np.reshape(text.extent, (2, 2))]
+        colors = np.r_[colors, np.zeros((2, 4))]
+        labels += ["", ""]
+    data = pos[:, ::-1].copy() if len(pos) else np.zeros((0, 2))
     kwargs = {
         "name": name,
         "size": text.marker or 1.0,
         "face_color": colors,
         "border_width": 0,
-        "features": pd.DataFrame({"label": list(text.texts)}),
-        "text": {"string": "{label}", "color": "white", "size": font_size,
+        "border_color": [0.0, 0.0, 0.0, 0.0],  # no faint ring round the unmarked points
+        "features": pd.DataFrame({"label": labels}),
+        "text": {"string": "{label}", "color": "white",
+                 "size": font_size(text.font, zoom) if text.font else 10,
                  "anchor": "upper_left" if text.marker else "center",
                  "translation": [text.marker / 2, text.marker]},
-        "metadata": {Key.layer_meta.OVERLAY: "text"},
+        "metadata": {Key.layer_meta.OVERLAY: "text", TEXT_FONT: text.font},
     }
     if units is not None:
         kwargs["units"] = units
     return (data, kwargs, "points")
+
+
+def fit_text_sizes(viewer: napari.Viewer) -> None:
+    """Set each CausCell text layer's size to its font at the camera's zoom: the texts keep
+    their size beside the tissue (within :data:`~napari_causcell.app.canvas.FONT_RANGE`)."""
+    zoom = float(viewer.camera.zoom)
+    for layer in viewer.layers:
+        font = (layer.metadata or {}).get(TEXT_FONT)
+        if font and abs(layer.text.size - font_size(font, zoom)) > 0.05:
+            layer.text.size = font_size(font, zoom)
+
+
+def follow_zoom(viewer: napari.Viewer) -> None:
+    """Keep the text sizes in step with the zoom (:func:`fit_text_sizes`; connected once
+    per viewer, holding it weakly)."""
+    emitter = viewer.camera.events.zoom
+    if "causcell_text_sizes" not in emitter.callback_refs:
+        ref = weakref.ref(viewer)
+
+        def causcell_text_sizes(event: Any = None) -> None:
+            if (v := ref()) is not None:
+                fit_text_sizes(v)
+
+        emitter.connect(causcell_text_sizes, ref="causcell_text_sizes")
+    fit_text_sizes(viewer)
 
 
 def color_layer_by_labels(layer: Any, session: AppState, column: str) -> None:
@@ -231,6 +273,9 @@ def replace_text_layer(viewer: napari.Viewer, name: str, text: CanvasText | None
             viewer.layers.remove(layer)
     if text is None or not len(text):
         return None
-    data, kwargs, _ = text_layer_tuple(text, name, units=napari_units(state))
+    data, kwargs, _ = text_layer_tuple(text, name, zoom=viewer.camera.zoom,
+                                       units=napari_units(state))
     kwargs["metadata"][Key.layer_meta.STATE] = state
-    return viewer.add_points(data, **kwargs)
+    layer = viewer.add_points(data, **kwargs)
+    follow_zoom(viewer)
+    return layer

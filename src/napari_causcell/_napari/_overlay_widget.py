@@ -5,7 +5,6 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-import numpy as np
 import pandas as pd
 from qtpy.QtWidgets import (
     QAbstractItemView,
@@ -22,12 +21,12 @@ from qtpy.QtWidgets import (
 
 from .._keys import Key
 from ..app import USER_ERRORS, VIEWS, Overlay, OverlayRequest
-from ..app.canvas import PANEL_NAMES, CanvasText, legend_text, panel_offset, panels_wide
-from ..app.canvas import napari_units, section_text
+from ..app.canvas import PANEL_NAMES, legend_text, panel_offset, panels_wide, titles_text
+from ..app.canvas import napari_units
 from ..app.overlay import top_genes
 from ._base import NO_DATA, CausCellWidget, set_items
 from ._colorbar import ColorBar
-from ._layers import OVERLAY_KEY, point_size, replace_text_layer
+from ._layers import OVERLAY_KEY, follow_zoom, point_size, replace_text_layer
 
 if TYPE_CHECKING:
     import napari
@@ -40,6 +39,7 @@ _COLOR_BY = [
 ]
 _FACTUAL = "factual (no intervention)"
 _NONE = "(none)"
+_TEXT_LAYERS = ("CausCell panel titles", "CausCell overlay legend")
 
 
 class OverlayWidget(CausCellWidget):
@@ -52,6 +52,8 @@ class OverlayWidget(CausCellWidget):
         self.body.addWidget(self._controls_box())
         self.show_btn = QPushButton("Show on tissue")
         self.colorbar = ColorBar()
+        self.panels_label = QLabel("")  # which panel is which (the canvas titles them A, B)
+        self.panels_label.setWordWrap(True)
         self.top_label = QLabel("Top changed genes (click one to show it):")
         self.top_label.setWordWrap(True)
         self.top_table = QTableWidget(0, 3)
@@ -65,11 +67,12 @@ class OverlayWidget(CausCellWidget):
         self.grid_check.setToolTip("Otherwise the second panel is placed beside the first")
         self.auto = QCheckBox("Update on every change")
         self.auto.setChecked(True)
-        for w in (self.show_btn, self.colorbar, self.top_label, self.top_table,
-                  self.grid_check, self.auto):
+        for w in (self.show_btn, self.colorbar, self.panels_label, self.top_label,
+                  self.top_table, self.grid_check, self.auto):
             self.body.addWidget(w)
         self.last_overlay: Overlay | None = None
         self._hidden_by_grid: list[Any] = []
+        self._hidden_text: list[Any] = []  # the data's own titles and legend, while panels show
         self._grid_on = False
         self._last_newest: str | None = None
         self.grid_check.toggled.connect(self._on_control_changed)
@@ -78,6 +81,8 @@ class OverlayWidget(CausCellWidget):
         for combo in (self.color_by, self.gene_combo, self.view_combo, self.concept_combo,
                       self.panel_a, self.panel_b):
             combo.currentIndexChanged.connect(self._on_control_changed)
+        self.viewer.layers.events.removed.connect(self._on_layer_removed)
+        follow_zoom(self.viewer)
         self._compact()
         self._refresh_layers()
 
@@ -255,26 +260,47 @@ class OverlayWidget(CausCellWidget):
         if grid or self._grid_on:
             self._set_grid(grid)
         self.colorbar.show_overlay(ov)
+        self.panels_label.setText(ov.caption(self._wide()).split("\n", 1)[-1])
         self._draw_text(ov, grid)
-        text = self.viewer.text_overlay
-        text.text = ov.caption(self._wide())
-        text.position, text.visible, text.font_size = "top_left", True, 11
+        self._hide_data_text()
         self.viewer.scale_bar.visible = True
 
     def _draw_text(self, ov: Overlay, grid: bool) -> None:
-        """Titles of the panels and their sections, and a legend of label colours."""
-        parts = [section_text(self.state, 0 if grid else i, f"{PANEL_NAMES[i]}: {t}")
-                 for i, t in enumerate(ov.titles)]
-        titles = CanvasText(np.concatenate([p.positions for p in parts]),
-                            [t for p in parts for t in p.texts])
+        """A short heading, the titles of the panels and their sections, and a legend of
+        label colours, as text layers of their own (the long caption is in the dock)."""
+        heading = ov.label.split(";")[0].split(" (")[0]  # "Penk: log-expression"
+        titles = titles_text(self.state, ov.titles, heading, grid=grid)
         legend = None
         if ov.kind == "categorical":
             present = {lab for lab, _ in ov.legend()}
             legend = legend_text(self.state, ov.palette, present, ov.label,
                                  panels=1 if grid else len(ov.values))
-        for name, text in (("CausCell panel titles", titles),
-                           ("CausCell overlay legend", legend)):
+        for name, text in zip(_TEXT_LAYERS, (titles, legend)):
             replace_text_layer(self.viewer, name, text, self.state)
+
+    def _hide_data_text(self) -> None:
+        """The data's own section titles and legend (the reader's and the samples' text
+        layers) would sit under panel A's titles and beside or under panel B: hidden while
+        the panels show (:meth:`_on_layer_removed` shows them again)."""
+        for layer in self.viewer.layers:
+            meta = layer.metadata or {}
+            if (meta.get(OVERLAY_KEY) == "text" and meta.get(Key.layer_meta.STATE) is None
+                    and layer.visible):
+                layer.visible = False
+                self._hidden_text.append(layer)
+
+    def _on_layer_removed(self, event: Any = None) -> None:
+        """The last panel removed: its titles and legend go, the data's come back."""
+        if self.state is None or not self._hidden_text:
+            return
+        if any(self.overlay_layer(p, create=False) is not None for p in PANEL_NAMES):
+            return
+        hidden, self._hidden_text = self._hidden_text, []
+        for layer in hidden:
+            if layer in self.viewer.layers:
+                layer.visible = True
+        for name in _TEXT_LAYERS:
+            replace_text_layer(self.viewer, name, None, self.state)
 
     # -- top changed genes ---------------------------------------------------------------------
     def _update_top_genes(self) -> None:
