@@ -3,8 +3,8 @@ clicks Intervene in the rendered panel and waits for the overlay image.
 
 No browser download: Playwright drives /usr/bin/chromium (``scripts/system-deps.sh`` installs
 it). ``make test`` sets ``CAUSCELL_REQUIRE_BROWSER=1`` so that a missing Chromium fails there
-instead of skipping. ``CAUSCELL_DOCS_SCREENSHOTS=1`` also writes the screenshot to
-``docs/images/jupyterlab_panel.png``.
+instead of skipping. The docs' screenshot (real MERFISH data) comes from
+``test_browser_merfish.py``.
 """
 
 from __future__ import annotations
@@ -13,7 +13,6 @@ import contextlib
 import json
 import os
 import secrets
-import shutil
 import socket
 import subprocess
 import sys
@@ -203,5 +202,3 @@ def test_quickstart_in_jupyterlab(jupyterlab, tmp_path):
     img = imread(shot)
     assert img.shape[0] > 300 and img.shape[1] > 600
     assert len(np.unique((img[..., :3] * 255).astype(np.uint8).reshape(-1, 3), axis=0)) > 100
-    if os.environ.get("CAUSCELL_DOCS_SCREENSHOTS") == "1":
-        shutil.copy(shot, ROOT / "docs" / "images" / "jupyterlab_panel.png")
