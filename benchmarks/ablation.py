@@ -39,7 +39,6 @@ VARIANTS: dict[str, tuple[dict, dict, dict]] = {
     "kl 1, adversary 5": ({}, {"weights": {"kl": 1.0, "adversary": 5.0}}, {}),
     "kl 1, u_shuffle 0.5": ({"u_shuffle": 0.5}, KL1, {}),
     "kl 1, unseen=decoder": ({}, KL1, {"unseen": "decoder"}),
-    "kl 1, unseen=agreement": ({}, KL1, {"unseen": "agreement"}),
     "kl 1, unseen=blend": ({}, KL1, {"unseen": "blend"}),
     "no weight averaging (ema 0)": ({}, {**KL1, "ema": 0.0}, {}),
     "ema 0.999": ({}, {**KL1, "ema": 0.999}, {}),

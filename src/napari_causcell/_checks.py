@@ -143,7 +143,7 @@ def sampling(kwargs: Mapping[str, Any]) -> None:
     if kwargs.get("seed") is not None:
         count("seed", kwargs["seed"], 0)
     for name, options in (("donor", ("random", "mean")), ("propagate", ("labels", "tokens")),
-                          ("unseen", ("average", "decoder", "agreement", "blend"))):
+                          ("unseen", ("average", "decoder", "blend"))):
         if name in kwargs:
             choice(name, kwargs[name], options)
 

@@ -303,11 +303,11 @@ class CausCell:
         with each cell's own noise (``"tokens"``: labels kept, tokens moved); ``hold``:
         concepts kept at each cell's own label (``hold=["cell_type"]`` asks "this cell, with
         its type, under do()"; without it the type may respond, the total effect; README,
-        "Which question"); prediction
-        generates expression (``sampler``, ``steps``, ``n_samples`` draws per cell). A cell
-        whose new label combination was never seen in training keeps its label;
-        ``unseen="average"`` transports the change measured for the labels seen with both
-        its old and new parents (``obs['extrapolated']``), ``"decoder"`` extrapolates.
+        "Which question"); prediction generates expression (``sampler``, ``steps``,
+        ``n_samples`` draws per cell). A cell whose new label combination was never seen in
+        training keeps its label; ``unseen="average"`` transports the change measured for the
+        labels seen with both its old and new parents (``obs['extrapolated']``),
+        ``"decoder"`` extrapolates, ``"blend"`` is the mean of the two (README).
 
         Returns an AnnData: ``.X`` counterfactual expression, ``layers['factual']``,
         ``layers['reconstructed']`` (same cells, no intervention, same noise) and

@@ -176,15 +176,14 @@ def predict(module, z: torch.Tensor, sampler: str, steps: int, noise: CellNoise,
 @torch.no_grad()
 def transport(model, ab: Abduction, action: Action, *, hard: bool, donor: str,
               seed: int, sample: int, gen_args: tuple, noise: CellNoise
-              ) -> tuple[np.ndarray, np.ndarray]:
+              ) -> np.ndarray:
     """Change of the cells with an unsupported label (``action.kept``): the mean, weighted
     by training frequency, of their change when that label is replaced by each label seen
-    with both their factual and their counterfactual parent labels (NaN where none was),
-    and the cells' agreement (see :func:`agreement`). ``noise``: the cells' sampler noise;
-    donors drawn from each cell's own stream."""
+    with both their factual and their counterfactual parent labels (NaN where none was).
+    ``noise``: the cells' sampler noise; donors drawn from each cell's own stream."""
     kept = action.kept
     rows = torch.nonzero(kept.any(-1)).flatten()
-    sums = np.zeros((3, len(rows), model.module.config.n_genes), np.float32)
+    sums = np.zeros((2, len(rows), model.module.config.n_genes), np.float32)
     for j in torch.nonzero(kept.any(0)).flatten().tolist():
         sub = rows[kept[rows, j]]
         pos = torch.searchsorted(rows, sub).cpu().numpy()
@@ -193,11 +192,8 @@ def transport(model, ab: Abduction, action: Action, *, hard: bool, donor: str,
             at = pos[ok.cpu().numpy()]
             sums[0, at] += w
             sums[1, at] += w * change
-            sums[2, at] += w * change**2
     with np.errstate(invalid="ignore", divide="ignore"):
-        mean = sums[1] / sums[0][:, :1]
-        spread = np.maximum(sums[2] / sums[0][:, :1] - mean**2, 0)
-    return mean, agreement(ab.y[rows], action.y_cf[rows], mean, spread)
+        return sums[1] / sums[0][:, :1]
 
 
 def _label_changes(model, ab, action, j, sub, hard, donor, seed, sample, gen_args, noise):
@@ -222,26 +218,6 @@ def _label_changes(model, ab, action, j, sub, hard, donor, seed, sample, gen_arg
         change = (predict(mod, z1, *gen_args[:2], own, gen_args[2])
                   - predict(mod, mod.tokens(e0), *gen_args[:2], own, gen_args[2]))
         yield code, w, ok, change
-
-
-def agreement(y: torch.Tensor, y_cf: torch.Tensor, mean: np.ndarray,
-              spread: np.ndarray) -> np.ndarray:
-    """Per cell, how far the measured labels agree on the change: the share of their
-    change's energy in the mean, ``|mean|^2 / (|mean|^2 + sum of the between-label
-    variance)``, pooled over the cells with the same factual and counterfactual labels;
-    1 where one label was measured (nothing to disagree), NaN where none."""
-    num = (mean**2).sum(1)
-    den = num + spread.sum(1)
-    combo = torch.cat([y, y_cf], 1).cpu().numpy()
-    _, group = np.unique(combo, axis=0, return_inverse=True)
-    group = group.reshape(-1)
-    ok = np.isfinite(den)
-    tot_num = np.bincount(group[ok], num[ok], minlength=group.max() + 1)
-    tot_den = np.bincount(group[ok], den[ok], minlength=group.max() + 1)
-    with np.errstate(invalid="ignore", divide="ignore"):
-        share = tot_num / tot_den
-    out = np.where(ok, share[group], np.nan)
-    return np.where(ok & (tot_den[group] == 0), 1.0, out)
 
 
 @dataclass
@@ -279,10 +255,10 @@ def run(model, ab: Abduction, do: dict[str, Any], *, desc_k: list[int], donor: s
         extrapolated = np.zeros(ab.y.shape[0], bool)
         if unseen != "decoder" and bool(action.kept.any()):
             idx = torch.nonzero(action.kept.any(-1)).flatten().cpu().numpy()
-            change, agree = transport(model, ab, action, hard=hard, donor=donor, seed=seed,
-                                      sample=s, gen_args=gen_args, noise=noise)
+            change = transport(model, ab, action, hard=hard, donor=donor, seed=seed,
+                               sample=s, gen_args=gen_args, noise=noise)
             ok = np.isfinite(change).all(1)
-            w = {"agreement": agree[ok, None], "blend": 0.5}.get(unseen, 1.0)
+            w = 0.5 if unseen == "blend" else 1.0  # blend: half transported, half decoder
             at = idx[ok]
             gen[at] = w * (recon[at] + change[ok]) + (1 - w) * gen[at]
             extrapolated[at] = True
