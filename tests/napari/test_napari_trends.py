@@ -39,7 +39,7 @@ def test_trends_button_runs_age_trends_and_fills_the_table(qtbot, make_napari_vi
     w.run_trends()
     assert not w.busy and "equals the source" in w.status.text()
     w.trend_target.setCurrentText("90wk")
-    w.steps.setValue(3)
+    w.steps.value = 3  # magicgui form (GenerationSettings)
     w.run_trends()
     assert w.busy and not w.trends_btn.isEnabled()
     qtbot.waitUntil(lambda: not w.busy, timeout=120_000)

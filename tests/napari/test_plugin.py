@@ -177,7 +177,7 @@ def test_train_intervene_overlay_and_screenshot(qtbot, viewer, tmp_path):
     overlay = OverlayWidget(viewer)
     viewer.window.add_dock_widget(intervene, name="Intervene", tabify=True)
     viewer.window.add_dock_widget(overlay, name="Overlay", tabify=True)
-    intervene.steps.setValue(STEPS)
+    intervene.steps.value = STEPS  # the generation settings are a magicgui form
 
     # an empty selection is refused with a message (no point selected)
     intervene.set_mode("indices")

@@ -13,16 +13,13 @@ from qtpy.QtWidgets import (
     QLabel,
     QListWidget,
     QPushButton,
-    QSpinBox,
+    QVBoxLayout,
 )
 
-from .._constants import DEFAULT_STEPS
 from ..app import USER_ERRORS
 from ..app import cells as app_cells
 from ..app.canvas import SHAPE_STYLE, napari_units, shape_edge_width
 from ..app.intervene import (
-    DONORS,
-    SAMPLERS,
     InterveneRequest,
     InterveneResult,
     intervene_job,
@@ -31,6 +28,7 @@ from ..app.intervene import (
 )
 from ..errors import DataError
 from ._base import CausCellWidget, WrappedCheckBox, set_items
+from ._intervene_settings import GenerationSettings
 from ._layers import OVERLAY_KEY, layer_rows, shapes_to_tissue, world_to_tissue
 from ._trends_widget import TrendsBox
 
@@ -48,7 +46,11 @@ _CELL_MODES = [
 
 
 class InterveneWidget(CausCellWidget):
-    """do(concept = value) on chosen cells -> a counterfactual kept in the data."""
+    """do(concept = value) on chosen cells -> a counterfactual kept in the data.
+
+    ``self.generation`` is the sampling form (a magicgui :class:`GenerationSettings`); its
+    value widgets are also ``self.sampler``, ``self.steps``, ``self.gen_seed``, ``self.donor``
+    (``w.steps.value = 7``)."""
 
     title = "Intervene"
 
@@ -132,18 +134,13 @@ class InterveneWidget(CausCellWidget):
         return box
 
     def _generation_box(self) -> QGroupBox:
+        """The magicgui form :class:`GenerationSettings` (``self.generation``) in its box."""
         box = QGroupBox("Generation")
-        f = QFormLayout(box)
-        self.sampler, self.donor = QComboBox(), QComboBox()
-        self.sampler.addItems(list(SAMPLERS))
-        self.donor.addItems(list(DONORS))
-        self.steps, self.gen_seed = QSpinBox(), QSpinBox()
-        self.steps.setRange(1, 1000)
-        self.steps.setValue(DEFAULT_STEPS)
-        self.gen_seed.setRange(0, 2**31 - 1)
-        for name, w in (("Sampler", self.sampler), ("Steps", self.steps),
-                        ("Seed", self.gen_seed), ("Donor token", self.donor)):
-            f.addRow(name, w)
+        lay = QVBoxLayout(box)
+        self.generation = GenerationSettings()
+        self.sampler, self.steps = self.generation.sampler, self.generation.steps
+        self.gen_seed, self.donor = self.generation.seed, self.generation.donor
+        lay.addWidget(self.generation.native)
         return box
 
     # -- state ---------------------------------------------------------------------------------
@@ -289,8 +286,7 @@ class InterveneWidget(CausCellWidget):
             polygons = shapes_to_tissue(shapes, self.source_layer) if shapes is not None else []
         return InterveneRequest(
             self.concept_combo.currentText(), self.target_combo.currentText(), mode, label,
-            self.column_combo.currentText() or None, polygons, self.sampler.currentText(),
-            self.steps.value(), self.gen_seed.value(), self.donor.currentText(),
+            self.column_combo.currentText() or None, polygons, **self.generation.sampling(),
             keep=self.keep_box.isChecked() and self.keep_box.isEnabled(), where=self._where())
 
     def _selected_rows(self) -> list[int]:

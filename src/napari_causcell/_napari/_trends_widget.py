@@ -61,8 +61,7 @@ class TrendsBox(QGroupBox):
         h = self.host
         return app_trends.TrendsRequest(
             h.concept_combo.currentText(), self.source.currentText(),
-            self.target.currentText(), h.steps.value(), h.gen_seed.value(),
-            h.sampler.currentText(), h.donor.currentText())
+            self.target.currentText(), **h.generation.sampling())
 
     def run(self) -> Any:
         """Start the trends job on a worker (through the host)."""
