@@ -22,6 +22,7 @@ from test_screen import SCREEN, _settle, _shot, cut_texts  # noqa: E402
 
 from napari_causcell._napari import CausCellDock  # noqa: E402
 from napari_causcell._napari._layers import OVERLAY_KEY  # noqa: E402
+from napari_causcell._napari._spinner import activity_spinners  # noqa: E402
 
 EPOCHS = 3
 OLD, YOUNG = "old", "young"
@@ -71,6 +72,9 @@ def _train(qtbot, tabs):
     s.model_size.value, s.device.value = "tiny (tests, demos)", "cpu"
     train.train_btn.click()
     assert train.busy
+    # napari's status-bar spinner turns a few frames a second, not 33: each frame repaints
+    # the whole window, which took most of a core from training under Xvfb (24 s vs 6 s)
+    assert [m.speed() < 100 for m in activity_spinners()] == [True]
     qtbot.waitUntil(lambda: not train.busy, timeout=WAIT_MS)
     model = train.state.model
     assert model is not None and model.is_trained

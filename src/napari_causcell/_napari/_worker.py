@@ -10,6 +10,7 @@ from collections.abc import Callable
 from typing import Any
 
 from ..app import Job, Progress
+from ._spinner import THROTTLE
 
 __all__ = ["start_worker"]
 
@@ -25,7 +26,8 @@ def start_worker(
     The worker's ``pbar`` (a ``napari.utils.progress`` with ``job.total`` steps, or 100 for
     a percentage) follows each yielded :class:`~napari_causcell.app.Progress`; it is moved
     on the GUI thread, where the ``yielded`` signal arrives. ``worker.job`` is the job (to
-    cancel it).
+    cancel it). While it runs, napari's "in progress" spinner shows two frames a second,
+    not 33 (:mod:`._spinner`: each frame costs the GUI thread a whole-window composite).
     """
     from napari.qt.threading import thread_worker
     from napari.utils import progress as progress_bar
@@ -48,8 +50,10 @@ def start_worker(
     if errored is not None:
         worker.errored.connect(errored)
     worker.finished.connect(pbar.close)
+    worker.finished.connect(THROTTLE.release)
     if finished is not None:
         worker.finished.connect(finished)
     worker.pbar, worker.job = pbar, job
+    THROTTLE.acquire()
     worker.start()
     return worker
