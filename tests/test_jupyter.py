@@ -210,6 +210,24 @@ def test_overlay_needs_an_intervention(sdata, trained):
     np.testing.assert_allclose(p.overlay.values[0], s.factual_expression(p.gene.value))
 
 
+def test_overlay_panel_fades_extrapolated_cells(sdata, no_old_microglia):
+    """#26 item 3: the header counts the extrapolated cells, the figure fades them."""
+    from napari_causcell.app import InterveneRequest, intervene_job
+    from napari_causcell.app.overlay import FADE_ALPHA, FADE_NOTE, top_genes_title
+
+    s = AppState(sdata)
+    s.set_model(no_old_microglia)  # trained without 90wk microglia
+    iv = intervene_job(s, InterveneRequest("age", "90wk", "label", "4wk", column="age",
+                                           sampler="mean", steps=3)).run().intervention
+    p = OverlayPanel(s)
+    p.show(iv.name)
+    assert p.top_title.value == top_genes_title(s, iv.name)
+    assert p.top_title.value.endswith(f"of {len(iv.rows)} cells extrapolated)")
+    assert FADE_NOTE in p.status_text.lower()
+    alpha = p.figure.axes[1].collections[-1].get_facecolors()[:, 3]  # panel B, do()
+    assert np.isclose(alpha, FADE_ALPHA).sum() == iv.extrapolated.sum()
+
+
 def test_train_panel_suggests_the_graph():
     """On 6000 cells the tests recover the true graph (docs/causal_graph.md): ticks filled."""
     import anndata as ad

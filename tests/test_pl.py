@@ -132,3 +132,33 @@ def test_overlay_grid_follows_the_tissue_aspect():
     assert a.width / a.height == pytest.approx(np.ptp(tall[:, 0]) / np.ptp(tall[:, 1]),
                                                rel=0.1)
     matplotlib.pyplot.close("all")
+
+
+def test_tissue_overlay_fades_extrapolated_cells():
+    """#26 item 3: the cells an overlay marks faded (extrapolated counterfactuals) are drawn
+    with alpha 0.35, the others opaque; the figure says what the faded cells are."""
+    from napari_causcell.app.overlay import FADE_ALPHA, FADE_NOTE, Overlay
+
+    xy = _tall_tissue(200)
+    faded = np.arange(200) % 4 == 0
+    values = np.where(np.arange(200) < 150, np.linspace(0, 1, 200), np.nan)  # 50 grey
+    ov = Overlay([values], ["do"], "continuous", "viridis", (0.0, 1.0), "expression",
+                 faded=[faded])
+    fig = pl.tissue_overlay(ov, xy, unit=None)
+    cells = fig.axes[0].collections[-1]
+    drawn = np.isfinite(values)
+    np.testing.assert_allclose(cells.get_facecolors()[:, 3],
+                               np.where(faded[drawn], FADE_ALPHA, 1.0))
+    assert np.allclose(fig.axes[0].collections[0].get_facecolors()[:, 3], 1.0)  # grey
+    assert fig.get_supxlabel().replace("\n", " ") == FADE_NOTE
+    labels = Overlay([np.array(["a", "b"] * 100, object)], ["do"], "categorical",
+                     palette={"a": np.array([1, 0, 0, 1.0]), "b": np.array([0, 0, 1, 1.0])},
+                     faded=[faded])
+    fig = pl.tissue_overlay(labels, xy, unit=None)
+    np.testing.assert_allclose(fig.axes[0].collections[-1].get_facecolors()[:, 3],
+                               np.where(faded, FADE_ALPHA, 1.0))
+    plain = Overlay([values], ["do"], "continuous", "viridis", (0.0, 1.0), "expression")
+    fig = pl.tissue_overlay(plain, xy, unit=None)
+    assert np.allclose(fig.axes[0].collections[-1].get_facecolors()[:, 3], 1.0)
+    assert fig.get_supxlabel() in (None, "")
+    matplotlib.pyplot.close("all")

@@ -68,3 +68,43 @@ def test_top_genes(with_iv):
     assert len(df) == 5 and df["mean_change"].abs().is_monotonic_decreasing
     with pytest.raises(DataError, match="No intervention named"):
         top_genes(state, "nope")
+
+
+def test_extrapolated_cells_are_faded_with_a_note(sdata, no_old_microglia, with_iv):
+    """#26 item 3: cells whose label combination was never measured (obs['extrapolated'])
+    are faded in the panels that show the model's output, said in the caption and header."""
+    from napari_causcell.app import AppState
+    from napari_causcell.app.overlay import FADE_ALPHA, FADE_NOTE, top_genes_title
+
+    state = AppState(sdata)
+    state.set_model(no_old_microglia)  # trained without 90wk microglia
+    iv = intervene_job(state, InterveneRequest("age", "90wk", "label", "4wk", column="age",
+                                               sampler="mean", steps=3)).run().intervention
+    extra = iv.table.obs["extrapolated"].to_numpy(bool)
+    gene = state.genes[0]
+    ov, text = OverlayRequest.preset("factual | counterfactual", gene, iv.name).run(state)
+    fact, cf = ov.faded
+    assert not fact.any() and extra.any() and not extra.all()
+    np.testing.assert_array_equal(cf[state.source_rows(iv.table)], extra)
+    assert cf.sum() == extra.sum()  # none outside the intervened cells
+    micro = (state.adata.obs["cell_type"] == "Microglia").to_numpy()
+    np.testing.assert_array_equal(cf[iv.rows], micro[iv.rows])
+    assert ov.caption(True).endswith("\n" + FADE_NOTE) and FADE_NOTE in text.lower()
+    np.testing.assert_allclose(ov.rgba(1)[cf, 3], FADE_ALPHA)
+    np.testing.assert_allclose(ov.rgba(1)[~cf, 3], 1.0)
+    np.testing.assert_allclose(ov.rgba(0)[:, 3], 1.0)
+    for request in (OverlayRequest("magnitude", panels=[iv.name]),
+                    OverlayRequest("predicted", concept="cell_type", panels=[iv.name]),
+                    OverlayRequest.preset("difference", gene, iv.name)):
+        np.testing.assert_array_equal(request.run(state)[0].faded[0], cf)
+    # a do() target and the factual view are no model output: not faded, no note
+    for request in (OverlayRequest("concept", concept="age", panels=[iv.name]),
+                    OverlayRequest(gene=gene, panels=[iv.name])):
+        ov = request.run(state)[0]
+        assert not ov.faded[0].any() and ov.note == "" and FADE_NOTE not in ov.caption()
+    assert top_genes_title(state, iv.name) == (
+        f"Top changed genes of {iv.name} ({extra.sum()} of {len(iv.rows)} cells extrapolated)")
+    # a model that saw every combination: nothing faded, the header says nothing of it
+    ready, measured = with_iv
+    assert not measured.extrapolated.any()
+    assert top_genes_title(ready, measured.name) == f"Top changed genes of {measured.name}"

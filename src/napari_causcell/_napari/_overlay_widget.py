@@ -23,7 +23,7 @@ from .._keys import Key
 from ..app import USER_ERRORS, VIEWS, Overlay, OverlayRequest
 from ..app.canvas import PANEL_NAMES, legend_text, panel_offset, panels_wide, titles_text
 from ..app.canvas import napari_units
-from ..app.overlay import top_genes
+from ..app.overlay import top_genes, top_genes_title
 from ._base import NO_DATA, CausCellWidget, set_items
 from ._colorbar import ColorBar
 from ._layers import OVERLAY_KEY, follow_zoom, point_size, replace_text_layer
@@ -311,7 +311,7 @@ class OverlayWidget(CausCellWidget):
             self.top_label.setText("Top changed genes: run an intervention first.")
             return
         df = top_genes(s, names[0], n=15)
-        self.top_label.setText(f"Top changed genes of {names[0]} (click one to show it):")
+        self.top_label.setText(f"{top_genes_title(s, names[0])} (click one to show it):")
         self.top_table.setRowCount(len(df))
         for r, row in enumerate(df.itertuples(index=False)):
             vals = [row.gene, f"{row.mean_change:+.3f}",

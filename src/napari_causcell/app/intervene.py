@@ -42,6 +42,9 @@ class Intervention:
     delta: np.ndarray  # (len(rows), n_genes) paired change, averaged over samples
     genes: list[str]
     params: dict[str, Any] = field(default_factory=dict)
+    #: per entry of ``rows``: the cell's label combination was never measured, its change is
+    #: transported from measured labels (``obs['extrapolated']`` of any of its samples)
+    extrapolated: np.ndarray | None = None
 
     def gene_delta(self, gene: str) -> np.ndarray:
         return self.delta[:, self.genes.index(gene)]
@@ -110,9 +113,13 @@ def compute_intervention(state: AppState, do: Mapping[str, Any], selection: Sele
     delta["__row"] = state.source_rows(cf)
     mean = delta.groupby("__row", sort=True).mean()
     params = {k: v for k, v in kwargs.items() if k != "progress"}
+    extra = (cf.obs[Key.obs.EXTRAPOLATED].to_numpy(bool) if Key.obs.EXTRAPOLATED in cf.obs
+             else np.zeros(cf.n_obs, bool))
+    extra = pd.Series(extra).groupby(delta["__row"].to_numpy(), sort=True).any()
     return Intervention(name=name, key=key, do=do, selection=selection, table=cf,
                         rows=mean.index.to_numpy(), delta=mean.to_numpy(dtype=np.float32),
-                        genes=genes, params=params)
+                        genes=genes, params=params,
+                        extrapolated=extra.reindex(mean.index, fill_value=False).to_numpy())
 
 
 @dataclass

@@ -20,8 +20,8 @@ from .state import AppState
 
 __all__ = ["COLOR_BY", "VIEWS", "Overlay", "OverlayRequest", "colormap", "concept_labels",
            "gene_values",
-           "label_palette", "magnitude", "make_overlay", "predicted_labels", "shared_limits",
-           "to_rgba", "top_genes"]
+           "extrapolated_cells", "label_palette", "magnitude", "make_overlay",
+           "predicted_labels", "shared_limits", "to_rgba", "top_genes", "top_genes_title"]
 
 #: What an expression overlay shows.
 VIEWS = ("factual", "counterfactual", "difference")
@@ -35,6 +35,10 @@ VIEW_PRESETS = {
     "difference": ("difference", False),
 }
 NAN_RGBA = np.array([0.45, 0.45, 0.45, 1.0])
+#: opacity of the cells whose counterfactual is extrapolated (``obs['extrapolated']``)
+FADE_ALPHA = 0.35
+FADE_NOTE = ("faded: extrapolated (label combination never measured; change transported "
+             "from measured labels)")
 IvLike = str | Intervention | None
 
 
@@ -49,13 +53,30 @@ class Overlay:
     limits: tuple[float, float] = (0.0, 1.0)
     label: str = ""  # colour-bar caption
     palette: dict[str, Any] = field(default_factory=dict)  # categorical: label -> RGBA
+    #: one boolean (n_cells,) per panel: cells drawn faded (extrapolated counterfactuals)
+    faded: list[np.ndarray] = field(default_factory=list)
+
+    def alpha(self, i: int = 0) -> np.ndarray:
+        """Opacity per cell of panel ``i``: :data:`FADE_ALPHA` where faded, else 1."""
+        out = np.ones(len(self.values[i]))
+        if i < len(self.faded):
+            out[self.faded[i]] = FADE_ALPHA
+        return out
+
+    @property
+    def note(self) -> str:
+        """What the faded cells are (:data:`FADE_NOTE`), ``""`` when none is faded."""
+        return FADE_NOTE if any(f.any() for f in self.faded) else ""
 
     def rgba(self, i: int = 0) -> np.ndarray:
-        """RGBA colours (``n_cells, 4``) of panel ``i``."""
+        """RGBA colours (``n_cells, 4``) of panel ``i``, faded cells less opaque."""
         if self.kind == "categorical":
-            return np.array([self.palette.get(str(v), NAN_RGBA) for v in self.values[i]],
-                            float)
-        return to_rgba(self.values[i], self.cmap, self.limits)
+            out = np.array([self.palette.get(str(v), NAN_RGBA) for v in self.values[i]],
+                           float)
+        else:
+            out = to_rgba(self.values[i], self.cmap, self.limits)
+        out[:, 3] *= self.alpha(i)
+        return out
 
     def colormap(self) -> Any:
         """The matplotlib colormap object (:func:`colormap` of :attr:`cmap`)."""
@@ -71,12 +92,13 @@ class Overlay:
         """The caption and the panels' titles. Panels are named A, B (as on the canvas and
         the layer names) and placed below (a wide tissue) or right of each other; each panel
         holds every section, so "left/right" never names a section."""
+        note = f"\n{self.note}" if self.note else ""
         if len(self.titles) < 2:
-            return f"{self.label}\n{self.titles[0]}"
+            return f"{self.label}\n{self.titles[0]}{note}"
         where = ("upper", "lower") if wide else ("left", "right")
         return self.label + "".join(
             f"\npanel {'AB'[i]} ({where[i]}, all sections): {t}"
-            for i, t in enumerate(self.titles))
+            for i, t in enumerate(self.titles)) + note
 
 
 #: colormaps of our own: ``causcell_change`` is magma without its black end, so a small
@@ -184,6 +206,16 @@ def shared_limits(state: AppState, gene: str, interventions: Sequence[IvLike] = 
     return (lo, hi)
 
 
+def extrapolated_cells(state: AppState, intervention: IvLike) -> np.ndarray:
+    """Per cell: intervened on, with an extrapolated counterfactual (its label combination
+    never measured; ``obs['extrapolated']``). All False without an intervention."""
+    out = np.zeros(state.n_cells, dtype=bool)
+    iv = state.get_intervention(intervention)
+    if iv is not None and iv.extrapolated is not None:
+        out[iv.rows] = iv.extrapolated
+    return out
+
+
 def _only_on(values: np.ndarray, iv: Intervention) -> np.ndarray:
     """``values`` on the intervened cells, NaN (drawn grey) elsewhere."""
     out = np.full(values.shape, np.nan)
@@ -257,10 +289,16 @@ def make_overlay(state: AppState, color_by: str = "expression", *, gene: str | N
     ivs = [state.get_intervention(i) for i in interventions] or [None]
     titles = [iv.name if iv is not None else "factual" for iv in ivs]
     if color_by in ("concept", "predicted"):
-        return _labels_overlay(state, color_by, concept, ivs, titles)
-    if color_by == "magnitude":
-        return _magnitude_overlay(state, ivs, titles)
-    return _expression_overlay(state, gene, view, ivs, robust)
+        ov = _labels_overlay(state, color_by, concept, ivs, titles)
+    elif color_by == "magnitude":
+        ov = _magnitude_overlay(state, ivs, titles)
+    else:
+        ov = _expression_overlay(state, gene, view, ivs, robust)
+    # the model's output is faded where extrapolated; a do() target (concept) and the
+    # factual view show no model output
+    modelled = not (color_by == "concept" or (color_by == "expression" and view == "factual"))
+    ov.faded = [extrapolated_cells(state, iv if modelled else None) for iv in ivs]
+    return ov
 
 
 @dataclass
@@ -290,7 +328,8 @@ class OverlayRequest:
         self.validate(state)
         ov = make_overlay(state, self.color_by, gene=self.gene or None, view=self.view,
                           interventions=list(self.panels), concept=self.concept or None)
-        return ov, f"Showing {ov.label} for {len(ov.values)} panel(s)."
+        note = f" {ov.note[0].upper()}{ov.note[1:]}." if ov.note else ""
+        return ov, f"Showing {ov.label} for {len(ov.values)} panel(s).{note}"
 
 
 def top_genes(state: AppState, intervention: IvLike, n: int = 20,
@@ -300,3 +339,12 @@ def top_genes(state: AppState, intervention: IvLike, n: int = 20,
     iv = state.get_intervention(intervention)
     cells = selection.mask[state.source_rows(iv.table)] if selection is not None else None
     return tl.top_changed_genes(iv.table, n=n, cells=cells)
+
+
+def top_genes_title(state: AppState, intervention: IvLike) -> str:
+    """``"Top changed genes of <name>"``, with ``" (12 of 429 cells extrapolated)"`` when
+    some intervened cells' counterfactuals are extrapolated."""
+    iv = state.get_intervention(intervention)
+    text = f"Top changed genes of {iv.name}"
+    k = int(iv.extrapolated.sum()) if iv.extrapolated is not None else 0
+    return text + (f" ({k} of {len(iv.rows)} cells extrapolated)" if k else "")

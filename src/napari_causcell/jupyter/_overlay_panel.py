@@ -11,7 +11,7 @@ import ipywidgets as widgets
 from .. import pl
 from ..app import USER_ERRORS, AppState, Intervention, OverlayRequest, describe_error
 from ..app.canvas import sections_of
-from ..app.overlay import VIEW_PRESETS, top_genes
+from ..app.overlay import VIEW_PRESETS, top_genes, top_genes_title
 from ..data.sections import coordinate_unit
 from ._base import Panel, figure_png, new_figure, set_options
 
@@ -51,6 +51,7 @@ class OverlayPanel(Panel):
                                   layout=widgets.Layout(width="330px"),
                                   style={"description_width": "initial"})
         self.top.add_class("causcell-top")
+        self.top_title = widgets.Label("", layout=widgets.Layout(width="330px"))
         self.top_css = widgets.HTML(TOP_CSS, layout=widgets.Layout(display="none"))
         self.image = widgets.Image(format="png", layout=widgets.Layout(max_width="100%"))
         self.image.add_class("causcell-overlay")
@@ -65,7 +66,8 @@ class OverlayPanel(Panel):
         self.refresh()
         self.children = [
             widgets.HBox([self.intervention, self.gene]), self.view,
-            widgets.HBox([self.image, self.top]), self.status, self.top_css,
+            widgets.HBox([self.image, widgets.VBox([self.top_title, self.top])]), self.status,
+            self.top_css,
         ]
 
     def refresh(self, *_: Any) -> None:
@@ -88,8 +90,9 @@ class OverlayPanel(Panel):
     def _on_intervention(self) -> None:
         name = self.intervention.value
         if not name:
-            self.top.options = []
+            self.top.options, self.top_title.value = [], ""
             return
+        self.top_title.value = top_genes_title(self.state, name)
         df = top_genes(self.state, name, n=20)
         genes = [str(g) for g in df["gene"]]
         self.top.options = list(zip(top_labels(genes, list(df["mean_change"])), genes))

@@ -33,10 +33,10 @@ def _diverging(vmin: float | None, vmax: float | None) -> bool:
             and bool(np.isclose(vmin, -vmax)))
 
 
-def _scatter(ax, xy, values, cmap, vmin, vmax, size, title):
+def _scatter(ax, xy, values, cmap, vmin, vmax, size, title, alpha=None):
     edge = DIVERGING_EDGE if _diverging(vmin, vmax) else {"linewidths": 0}
     sc = ax.scatter(xy[:, 0], xy[:, 1], c=values, cmap=cmap, vmin=vmin, vmax=vmax, s=size,
-                    rasterized=True, **edge)
+                    rasterized=True, alpha=alpha, **edge)
     ax.set_aspect("equal")
     ax.invert_yaxis()
     ax.set_xticks([])
@@ -231,9 +231,10 @@ def overlay_grid(coords: np.ndarray, n: int, width: float = 14.0) -> tuple[int, 
 
 def _overlay_panel(ax: Any, overlay: Any, i: int, coords: np.ndarray, size: float,
                    background: str) -> Any:
-    """Panel ``i`` of an overlay on ``ax``; the colour mapping (``None`` for labels)."""
+    """Panel ``i`` of an overlay on ``ax``; the colour mapping (``None`` for labels).
+    Extrapolated cells (``overlay.alpha``) are drawn faded."""
     title = overlay.titles[i]
-    if overlay.kind == "categorical":
+    if overlay.kind == "categorical":  # rgba holds the fading
         _scatter(ax, coords, overlay.rgba(i), None, None, None, size, title)
         return None
     cmap = overlay.colormap() if hasattr(overlay, "colormap") else overlay.cmap
@@ -243,7 +244,10 @@ def _overlay_panel(ax: Any, overlay: Any, i: int, coords: np.ndarray, size: floa
         ax.scatter(coords[nan, 0], coords[nan, 1], c=background, s=size, linewidths=0,
                    rasterized=True)
     lo, hi = overlay.limits
-    mappable = _scatter(ax, coords[~nan], values[~nan], cmap, lo, hi, size, title)
+    alpha = overlay.alpha(i)[~nan] if hasattr(overlay, "alpha") else None
+    if alpha is not None and (alpha == 1).all():
+        alpha = None
+    mappable = _scatter(ax, coords[~nan], values[~nan], cmap, lo, hi, size, title, alpha)
     if nan.all():  # keep the panel's frame even when nothing is drawn
         ax.set_xlim(coords[:, 0].min(), coords[:, 0].max())
     return mappable
@@ -299,4 +303,6 @@ def tissue_overlay(overlay: Any, coords: np.ndarray, *, fig=None, size: float = 
     elif overlay.kind == "categorical":
         present = set().union(*(map(str, v) for v in overlay.values))
         add_legend(fig, overlay.palette, present, title=overlay.label, figure_level=True)
+    if getattr(overlay, "note", ""):  # what the faded cells are
+        fig.supxlabel(wrap(overlay.note, 100), fontsize=8)
     return fig
