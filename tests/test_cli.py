@@ -148,6 +148,18 @@ def test_counterfactual_reports_switches_and_holds(capsys, files, model_dir):
     assert rc == 2 and "not a concept" in err and "Traceback" not in err
 
 
+def test_counterfactual_unseen_mode(capsys, files, model_dir):
+    """--unseen reaches the counterfactual (uns records it); a wrong mode is refused."""
+    out = files / "cf_blend.h5ad"
+    rc, _, err = _run(capsys, "counterfactual", model_dir, files / "data.h5ad", "--do",
+                      "age=90wk", "--where", "age=4wk", "--unseen", "blend", "--out", out)
+    assert rc == 0, err
+    assert ad.read_h5ad(out).uns["causcell"]["unseen"] == "blend"
+    rc, _, err = _run(capsys, "counterfactual", model_dir, files / "data.h5ad", "--do",
+                      "age=90wk", "--unseen", "pool", "--out", files / "y.h5ad")
+    assert rc == 2 and "invalid choice: 'pool'" in err
+
+
 def test_counterfactual_spatialdata(capsys, files, model_dir):
     import spatialdata
 

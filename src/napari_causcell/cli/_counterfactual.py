@@ -57,7 +57,7 @@ def cmd_counterfactual(args: argparse.Namespace) -> int:
     cf = tl.counterfactual(
         data, model, do, cells=where or None, table_key=args.table_key, key_added=key,
         copy=not into_zarr, overwrite=args.overwrite, donor=args.donor, hard=not args.soft,
-        hold=args.hold or None,
+        hold=args.hold or None, unseen=args.unseen,
         sampler=args.sampler, steps=args.steps, n_samples=args.n_samples, seed=args.seed,
     )
     if into_zarr:

@@ -145,6 +145,11 @@ def _add_counterfactual(sub: Any, common: argparse.ArgumentParser) -> None:
     p.add_argument("--hold", action="append", metavar="CONCEPT",
                    help="keep each cell's own label of CONCEPT (e.g. cell_type: 'this cell, "
                         "with its type, under do()', the direct effect); repeat for several")
+    p.add_argument("--unseen", choices=("average", "blend", "decoder"), default="average",
+                   help="cells whose label combination was never measured: the change "
+                        "transported from measured labels (average, default), its mean with "
+                        "the decoder's own (blend: better for type-specific effects), or the "
+                        "decoder's alone")
     p.add_argument("--n-samples", type=int, default=1, metavar="N",
                    help="samples per cell (default 1)")
     p.add_argument("--seed", type=int, default=None, help="sampling seed (default the model's)")
