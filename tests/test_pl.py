@@ -162,3 +162,32 @@ def test_tissue_overlay_fades_extrapolated_cells():
     assert np.allclose(fig.axes[0].collections[-1].get_facecolors()[:, 3], 1.0)
     assert fig.get_supxlabel() in (None, "")
     matplotlib.pyplot.close("all")
+
+
+def test_counterfactual_overlay_fades_extrapolated_cells(small_sdata, no_old_microglia):
+    """pl.counterfactual_overlay: extrapolated cells (obs['extrapolated']) are faded in the
+    counterfactual and change panels, not in the factual one; a note says how many."""
+    import warnings
+
+    import matplotlib.pyplot as plt
+
+    from napari_causcell import pl
+    from napari_causcell.pl._plots import FADED_ALPHA
+
+    table = small_sdata.tables["table"]
+    young = table[(table.obs["age"] == "4wk").to_numpy()]
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", UserWarning)
+        cf = no_old_microglia.counterfactual(young, do={"age": "90wk"}, seed=1)
+    gene = cf.var_names[0]
+    micro = cf.obs["extrapolated"].to_numpy(bool)
+    assert micro.any() and not micro.all()
+    fig = pl.counterfactual_overlay(cf, gene)
+    factual, counter, change = (ax.collections[0] for ax in fig.axes[:3])
+    assert factual.get_alpha() is None
+    for coll in (counter, change):
+        alpha = np.asarray(coll.get_alpha())
+        np.testing.assert_allclose(alpha[micro], FADED_ALPHA)
+        np.testing.assert_allclose(alpha[~micro], 1.0)
+    assert f"faded: {micro.sum()} of {cf.n_obs} cells extrapolated" in fig._supxlabel.get_text()
+    plt.close(fig)

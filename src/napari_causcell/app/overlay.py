@@ -14,6 +14,7 @@ from .. import tl
 from .._keys import Key
 from .._palette import category_palette
 from ..errors import DataError, SettingError
+from ..pl._plots import FADED_ALPHA
 from .cells import Selection
 from .intervene import Intervention
 from .state import AppState
@@ -36,7 +37,7 @@ VIEW_PRESETS = {
 }
 NAN_RGBA = np.array([0.45, 0.45, 0.45, 1.0])
 #: opacity of the cells whose counterfactual is extrapolated (``obs['extrapolated']``)
-FADE_ALPHA = 0.35
+FADE_ALPHA = FADED_ALPHA  # one value for napari, Jupyter and pl
 FADE_NOTE = ("faded: extrapolated (label combination never measured; change transported "
              "from measured labels)")
 IvLike = str | Intervention | None

@@ -11,6 +11,9 @@ from ..data import coordinates, resolve_table
 from ..data.preprocess import DataError
 from ..errors import NotTrainedError
 
+#: opacity of extrapolated cells (label combination never measured) in views of model output
+FADED_ALPHA = 0.35
+
 
 def _gene_values(adata: ad.AnnData, gene: str, layer: str | None = None) -> np.ndarray:
     if gene not in adata.var_names:
@@ -129,7 +132,8 @@ def counterfactual_overlay(
     counterfactual panel shows the observed expression plus that change (floored at 0), so
     both panels carry the same measurement noise, as in the napari Overlay widget.
     ``background`` optionally an AnnData/SpatialData whose cells are drawn in grey behind.
-    Returns the figure.
+    Extrapolated cells (``obs['extrapolated']``) are faded in the counterfactual and change
+    panels. Returns the figure.
     """
     import matplotlib.pyplot as plt
 
@@ -159,14 +163,20 @@ def counterfactual_overlay(
         (count, "viridis", 0.0, vmax, f"{gene}: counterfactual"),
         (diff, "RdBu_r", -dmax, dmax, f"{gene}: difference"),
     ]
-    for ax, (vals, cmap, lo, hi, name) in zip(axes, panels):
+    faded = (cf.obs["extrapolated"].to_numpy(bool) if "extrapolated" in cf.obs
+             else np.zeros(cf.n_obs, bool))
+    alpha = np.where(faded, FADED_ALPHA, 1.0) if faded.any() else None
+    for k, (ax, (vals, cmap, lo, hi, name)) in enumerate(zip(axes, panels)):
         if bg is not None:
             ax.scatter(bg[:, 0], bg[:, 1], c="0.85", s=size * 0.5, linewidths=0, rasterized=True)
-        sc = _scatter(ax, xy, vals, cmap, lo, hi, size, name)
+        sc = _scatter(ax, xy, vals, cmap, lo, hi, size, name, alpha if k else None)
         fig.colorbar(sc, ax=ax, shrink=0.8, location="bottom" if rows == 1 else "right")
     do = cf.uns.get("causcell", {}).get("do")
     if title or do:
         fig.suptitle(title or "do(" + ", ".join(f"{k}={v}" for k, v in do.items()) + ")")
+    if faded.any():
+        fig.supxlabel(f"faded: {int(faded.sum())} of {cf.n_obs} cells extrapolated (label "
+                      "combination never measured; change transported)", fontsize=8)
     return fig
 
 
