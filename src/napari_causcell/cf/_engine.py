@@ -175,30 +175,30 @@ def predict(module, z: torch.Tensor, sampler: str, steps: int, noise: CellNoise,
 
 @torch.no_grad()
 def transport(model, ab: Abduction, action: Action, *, hard: bool, donor: str,
-              seed: int, sample: int, gen_args: tuple, noise: CellNoise
-              ) -> np.ndarray:
+              seed: int, sample: int, gen_args: tuple, noise: CellNoise) -> np.ndarray:
     """Change of the cells with an unsupported label (``action.kept``): the mean, weighted
     by training frequency, of their change when that label is replaced by each label seen
     with both their factual and their counterfactual parent labels (NaN where none was).
     ``noise``: the cells' sampler noise; donors drawn from each cell's own stream."""
     kept = action.kept
     rows = torch.nonzero(kept.any(-1)).flatten()
-    sums = np.zeros((2, len(rows), model.module.config.n_genes), np.float32)
+    acc = np.zeros((len(rows), model.module.config.n_genes), np.float32)
+    total = np.zeros(len(rows), np.float32)
     for j in torch.nonzero(kept.any(0)).flatten().tolist():
         sub = rows[kept[rows, j]]
         pos = torch.searchsorted(rows, sub).cpu().numpy()
-        for code, w, ok, change in _label_changes(model, ab, action, j, sub, hard, donor,
-                                                  seed, sample, gen_args, noise):
+        for w, ok, change in _label_changes(model, ab, action, j, sub, hard, donor, seed,
+                                            sample, gen_args, noise):
             at = pos[ok.cpu().numpy()]
-            sums[0, at] += w
-            sums[1, at] += w * change
+            acc[at] += w * change
+            total[at] += w
     with np.errstate(invalid="ignore", divide="ignore"):
-        return sums[1] / sums[0][:, :1]
+        return acc / total[:, None]
 
 
 def _label_changes(model, ab, action, j, sub, hard, donor, seed, sample, gen_args, noise):
     """For each label of concept ``j`` seen with both parent sets of some of the cells
-    ``sub``: ``(code, training frequency, mask of those cells, their change)``."""
+    ``sub``: ``(training frequency, mask of those cells, their change)``."""
     mod, name = model.module, model.concepts[j]
     scm, priors = mod.label_scm, mod.priors()
     y, y_cf = ab.y, action.y_cf
@@ -217,7 +217,7 @@ def _label_changes(model, ab, action, j, sub, hard, donor, seed, sample, gen_arg
         z1 = mod.scm.intervene(e1, vals, hard=hard)
         change = (predict(mod, z1, *gen_args[:2], own, gen_args[2])
                   - predict(mod, mod.tokens(e0), *gen_args[:2], own, gen_args[2]))
-        yield code, w, ok, change
+        yield w, ok, change
 
 
 @dataclass
