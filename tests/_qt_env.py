@@ -7,6 +7,10 @@ import importlib.util
 import os
 
 
+#: the laptop screen the napari docks must fit (issue #28): width, height
+SCREEN = (1366, 768)
+
+
 def why_not() -> str | None:
     for mod in ("napari", "pytestqt", "qtpy"):
         if importlib.util.find_spec(mod) is None:

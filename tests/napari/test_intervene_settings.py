@@ -23,10 +23,7 @@ from napari_causcell._napari._intervene_settings import (  # noqa: E402
     MAX_STEPS,
     GenerationSettings,
 )
-from napari_causcell._napari._layers import state_for  # noqa: E402
-from napari_causcell._napari._sample import brain_aging_sample  # noqa: E402
 from napari_causcell.app.intervene import DONORS, SAMPLERS  # noqa: E402
-from napari_causcell.app.train import MODEL_SIZES, build_model  # noqa: E402
 
 
 def test_form_defaults_choices_and_bounds(qtbot):
@@ -61,15 +58,10 @@ def test_form_defaults_choices_and_bounds(qtbot):
     assert seen
 
 
-def test_form_values_reach_the_request_and_the_stored_counterfactual(qtbot,
-                                                                     make_napari_viewer):
+def test_form_values_reach_the_request_and_the_stored_counterfactual(
+        qtbot, make_napari_viewer, brain_aging_with_model):
     viewer = make_napari_viewer(show=True)
-    data, kwargs, _ = brain_aging_sample(n_cells=300, n_mice_per_age=1)[0]
-    layer = viewer.add_points(data, **kwargs)
-    s = state_for(layer)
-    build_model(s, ["age", "domain", "cell_type"], [("age", "cell_type"),
-                                                     ("domain", "cell_type")],
-                device="cpu", **MODEL_SIZES["tiny (tests, demos)"])
+    s = brain_aging_with_model(viewer, 300)
     w = InterveneWidget(viewer)
     s.model.train(1)
     s.trained()

@@ -14,19 +14,12 @@ if why_not():
     pytest.skip(why_not(), allow_module_level=True)
 
 from napari_causcell._napari import InterveneWidget  # noqa: E402
-from napari_causcell._napari._layers import state_for  # noqa: E402
-from napari_causcell._napari._sample import brain_aging_sample  # noqa: E402
-from napari_causcell.app.train import MODEL_SIZES, build_model  # noqa: E402
 
 
-def test_trends_button_runs_age_trends_and_fills_the_table(qtbot, make_napari_viewer):
+def test_trends_button_runs_age_trends_and_fills_the_table(qtbot, make_napari_viewer,
+                                                          brain_aging_with_model):
     viewer = make_napari_viewer(show=True)
-    data, kwargs, _ = brain_aging_sample(n_cells=600, n_mice_per_age=1)[0]
-    layer = viewer.add_points(data, **kwargs)
-    s = state_for(layer)
-    build_model(s, ["age", "domain", "cell_type"], [("age", "cell_type"),
-                                                     ("domain", "cell_type")],
-                device="cpu", **MODEL_SIZES["tiny (tests, demos)"])
+    s = brain_aging_with_model(viewer, 600)
     w = InterveneWidget(viewer)
     assert not w.trends_btn.isEnabled()  # untrained
     s.model.train(2)

@@ -10,7 +10,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from _qt_env import why_not
+from _qt_env import SCREEN, why_not
 
 if why_not():
     pytest.skip(why_not(), allow_module_level=True)
@@ -21,16 +21,8 @@ from napari_causcell._napari import CausCellDock, InterveneWidget, TrainWidget  
 from napari_causcell._napari._layers import cells_layer_tuple  # noqa: E402
 from napari_causcell.app import train as app_train  # noqa: E402
 
-SCREEN = (1366, 768)
 DOCS_IMAGES = Path(__file__).resolve().parents[2] / "docs" / "images"
 DOCS = os.environ.get("CAUSCELL_DOCS_SCREENSHOTS", "") not in ("", "0")
-
-
-@pytest.fixture
-def laptop(make_napari_viewer):
-    v = make_napari_viewer(show=True)
-    v.window._qt_window.resize(*SCREEN)
-    return v
 
 
 def _merfish(viewer):

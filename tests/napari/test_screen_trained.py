@@ -30,13 +30,6 @@ NAME = f"do(age={OLD}) on age={YOUNG}"
 WAIT_MS = 100_000
 
 
-@pytest.fixture
-def laptop(make_napari_viewer):
-    v = make_napari_viewer(show=True)
-    v.window._qt_window.resize(*SCREEN)
-    return v
-
-
 def _close_toasts(viewer):
     """Notification toasts would cover the canvas in the screenshots."""
     try:

@@ -22,10 +22,8 @@ from napari_causcell.data.sections import boxes_overlap, section_boxes  # noqa: 
 
 
 @pytest.fixture
-def viewer(make_napari_viewer):
-    v = make_napari_viewer(show=True)
-    v.window._qt_window.resize(1366, 768)
-    return v
+def viewer(laptop):
+    return laptop
 
 
 @pytest.fixture
