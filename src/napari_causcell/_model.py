@@ -140,12 +140,10 @@ class CausCell:
 
     # -- data --------------------------------------------------------------------------------
     def _table(self, data: Any = None, table_key: str | None = None) -> ad.AnnData:
-        if data is None:
-            if self._adata is None:
-                raise DataError("This model was loaded from disk and holds no cells: pass the "
-                                "AnnData/SpatialData, e.g. tl.leakage(model, data).")
-            return self._adata
-        return resolve_table(data, table_key or self.table_key)[0]
+        if data is None and self._adata is None:
+            raise DataError("This model was loaded from disk and holds no cells: pass the "
+                            "AnnData/SpatialData, e.g. tl.leakage(model, data).")
+        return self._adata if data is None else resolve_table(data, table_key or self.table_key)[0]
 
     def _source(self, adata: ad.AnnData) -> ExpressionSource:
         """The model's input for ``adata``, read and normalised chunk by chunk."""

@@ -7,6 +7,7 @@ from typing import Any
 import anndata as ad
 import numpy as np
 
+from .._keys import Key
 from ..data import coordinates, resolve_table
 from ..data.preprocess import DataError
 from ..errors import NotTrainedError
@@ -163,7 +164,7 @@ def counterfactual_overlay(
         (count, "viridis", 0.0, vmax, f"{gene}: counterfactual"),
         (diff, "RdBu_r", -dmax, dmax, f"{gene}: difference"),
     ]
-    faded = (cf.obs["extrapolated"].to_numpy(bool) if "extrapolated" in cf.obs
+    faded = (cf.obs[Key.obs.EXTRAPOLATED].to_numpy(bool) if Key.obs.EXTRAPOLATED in cf.obs
              else np.zeros(cf.n_obs, bool))
     alpha = np.where(faded, FADED_ALPHA, 1.0) if faded.any() else None
     for k, (ax, (vals, cmap, lo, hi, name)) in enumerate(zip(axes, panels)):
