@@ -1,6 +1,7 @@
 """Plots (matplotlib): no viewer or notebook needed."""
 
 from .._dagplot import dag
+from ._intervals import change_intervals
 from ._plots import (
     concept_embeddings,
     counterfactual_overlay,
@@ -11,7 +12,7 @@ from ._plots import (
 )
 from ._trends import age_trends, spatial_trend, trend_heatmap
 
-__all__ = ["concept_embeddings", "counterfactual_overlay", "dag", "loss", "overlay_grid",
-           "spatial_expression", "tissue_overlay",
+__all__ = ["change_intervals", "concept_embeddings", "counterfactual_overlay", "dag", "loss",
+           "overlay_grid", "spatial_expression", "tissue_overlay",
            # brain-aging trends (docs/brain_aging.md)
            "age_trends", "spatial_trend", "trend_heatmap"]
