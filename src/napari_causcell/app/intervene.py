@@ -17,6 +17,7 @@ from ..errors import ConceptError, DataError
 from ..tl._counterfactual import stored_counterfactual
 from ..tl._switches import confound_note
 from .cells import Selection, select
+from .intervals import intervals_for
 from .jobs import Job, Progress, pump
 from .state import AppState, unique_key
 
@@ -45,6 +46,11 @@ class Intervention:
     #: per entry of ``rows``: the cell's label combination was never measured, its change is
     #: transported from measured labels (``obs['extrapolated']`` of any of its samples)
     extrapolated: np.ndarray | None = None
+    #: :func:`~napari_causcell.tl.change_intervals` of the pooled intervened cells (one group
+    #: ``"all"``, level :data:`~napari_causcell.app.intervals.LEVEL`); ``None`` when they
+    #: could not be computed, with the reason in :attr:`intervals_note`
+    intervals: pd.DataFrame | None = None
+    intervals_note: str = ""
 
     def gene_delta(self, gene: str) -> np.ndarray:
         return self.delta[:, self.genes.index(gene)]
@@ -93,7 +99,9 @@ def compute_intervention(state: AppState, do: Mapping[str, Any], selection: Sele
     """Run ``tl.counterfactual`` (written into the data) and package the result.
 
     ``kwargs`` go to :meth:`CausCell.counterfactual` (``sampler``, ``steps``, ``seed``,
-    ``donor``, ``hard``, ``n_samples``, ``progress``). Does not keep it: see
+    ``donor``, ``hard``, ``n_samples``, ``hold``, ``progress``). Also computes the intervals
+    of the intervened cells' mean change from that counterfactual (:func:`intervals_for`;
+    without them, if they fail, the reason in ``intervals_note``). Does not keep it: see
     :meth:`AppState.add_intervention`.
     """
     model = state.require_model()
@@ -116,10 +124,13 @@ def compute_intervention(state: AppState, do: Mapping[str, Any], selection: Sele
     extra = (cf.obs[Key.obs.EXTRAPOLATED].to_numpy(bool) if Key.obs.EXTRAPOLATED in cf.obs
              else np.zeros(cf.n_obs, bool))
     extra = pd.Series(extra).groupby(delta["__row"].to_numpy(), sort=True).any()
+    intervals, note = intervals_for(model, state.data, do, selection.mask, cf,
+                                    table_key=state.table_key, hold=kwargs.get("hold"))
     return Intervention(name=name, key=key, do=do, selection=selection, table=cf,
                         rows=mean.index.to_numpy(), delta=mean.to_numpy(dtype=np.float32),
                         genes=genes, params=params,
-                        extrapolated=extra.reindex(mean.index, fill_value=False).to_numpy())
+                        extrapolated=extra.reindex(mean.index, fill_value=False).to_numpy(),
+                        intervals=intervals, intervals_note=note)
 
 
 @dataclass
@@ -192,6 +203,8 @@ def intervene_job(state: AppState, request: InterveneRequest) -> Job[InterveneRe
         note = (f" Labels changed: {switches}. Tick 'Keep each cell's ...' to hold them."
                 + confound_note(iv.table, state.data, table_key=state.table_key)
                 if switches else "")
+        if iv.intervals is None:
+            note += f" No intervals: {iv.intervals_note}"
         return InterveneResult(iv, f"Kept {iv.name} ({iv.selection.n_cells} cells) as "
                                    f"{where} {iv.key!r}. Show it with Overlay.{note}")
 

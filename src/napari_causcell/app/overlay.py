@@ -16,6 +16,7 @@ from .._palette import category_palette
 from ..errors import DataError, SettingError
 from ..pl._plots import FADED_ALPHA
 from .cells import Selection
+from .intervals import add_intervals
 from .intervene import Intervention
 from .state import AppState
 
@@ -336,10 +337,14 @@ class OverlayRequest:
 def top_genes(state: AppState, intervention: IvLike, n: int = 20,
               selection: Selection | None = None) -> pd.DataFrame:
     """Top changed genes of an intervention (``tl.top_changed_genes``), optionally only over
-    the intervened cells that are also in ``selection``."""
+    the intervened cells that are also in ``selection``. Over all the intervened cells, with
+    the intervention's intervals, also ``lower``, ``upper`` (the 90 % interval),
+    ``spans_zero`` and ``reliability`` (:func:`~napari_causcell.app.intervals.add_intervals`).
+    """
     iv = state.get_intervention(intervention)
     cells = selection.mask[state.source_rows(iv.table)] if selection is not None else None
-    return tl.top_changed_genes(iv.table, n=n, cells=cells)
+    top = tl.top_changed_genes(iv.table, n=n, cells=cells)
+    return add_intervals(top, iv.intervals) if selection is None else top
 
 
 def top_genes_title(state: AppState, intervention: IvLike) -> str:

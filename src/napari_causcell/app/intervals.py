@@ -1,0 +1,80 @@
+"""Intervals of an intervention's change (issue 26 item 3): computed with the intervention,
+added to its top changed genes, and written the same way in every front end."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from .._utils import warn_user
+
+__all__ = ["INTERVAL_COLUMNS", "LEVEL", "SPANS_ZERO_NOTE", "add_intervals", "change_header",
+           "change_texts", "intervals_for"]
+
+#: level of the intervals the app computes and shows
+LEVEL = 0.9
+#: what a greyed row of a top-genes table means
+SPANS_ZERO_NOTE = f"grey: {LEVEL:.0%} interval includes 0".replace("%", " %")
+#: columns :func:`add_intervals` adds to a top-genes table
+INTERVAL_COLUMNS = ["lower", "upper", "spans_zero", "reliability"]
+
+
+def intervals_for(model: Any, data: Any, do: Mapping[str, str], mask: np.ndarray,
+                  counterfactual: Any, *, table_key: str | None = None,
+                  hold: Sequence[str] | None = None) -> tuple[pd.DataFrame | None, str]:
+    """``(intervals, "")`` of the pooled intervened cells (one group ``"all"``,
+    :func:`~napari_causcell.tl.change_intervals` reusing ``counterfactual``), or
+    ``(None, reason)`` when they cannot be computed: the intervention stands without them
+    (the reason is also warned)."""
+    from ..tl._intervals import change_intervals
+
+    try:
+        df = change_intervals(model, data, do, cells=mask, groupby=None, level=LEVEL,
+                              hold=list(hold) if hold else None, table_key=table_key,
+                              counterfactual=counterfactual)
+    except Exception as err:  # an add-on: its failure never costs the intervention
+        reason = f"{type(err).__name__}: {err}"
+        warn_user(f"No intervals for do({', '.join(f'{k}={v}' for k, v in do.items())}): "
+                  f"{reason}")
+        return None, reason
+    return df, ""
+
+
+def add_intervals(top: pd.DataFrame, intervals: pd.DataFrame | None) -> pd.DataFrame:
+    """``top`` (``tl.top_changed_genes``) with ``lower``, ``upper``, ``spans_zero`` and
+    ``reliability`` of the pooled intervals per gene; unchanged without intervals."""
+    if intervals is None or top.empty:
+        return top
+    pooled = intervals.drop_duplicates("gene").set_index("gene")  # one group: "all"
+    out = top.copy()
+    at = pooled.reindex(out["gene"].astype(str))
+    out["lower"] = at["lower"].to_numpy(float)
+    out["upper"] = at["upper"].to_numpy(float)
+    out["spans_zero"] = (out["lower"] <= 0) & (out["upper"] >= 0)
+    out["reliability"] = at["reliability"].to_numpy(float)
+    return out
+
+
+def change_header(top: pd.DataFrame) -> str:
+    """Heading of the change column: with the interval's level when there are intervals."""
+    return (f"change [{LEVEL:.0%} interval]".replace("%", " %") if "lower" in top
+            else "mean change")
+
+
+def change_texts(top: pd.DataFrame) -> list[str]:
+    """The change of each row, ``"+1.37 [+0.90, +1.80]"`` with intervals (else
+    ``"+1.372"``), each part right-aligned to one width so that rows line up in a
+    fixed-width font."""
+    if "lower" not in top:
+        return [f"{float(d):+.3f}" for d in top["mean_change"]]
+    parts = [[_number(v) for v in top[c]] for c in ("mean_change", "lower", "upper")]
+    widths = [max((len(x) for x in col), default=0) for col in parts]
+    return [f"{c:>{widths[0]}} [{lo:>{widths[1]}}, {hi:>{widths[2]}}]"
+            for c, lo, hi in zip(*parts)]
+
+
+def _number(value: float) -> str:
+    return f"{float(value):+.2f}" if np.isfinite(value) else "n/a"

@@ -1,0 +1,109 @@
+"""Issue 26 item 3: every intervention carries the intervals of its pooled change, and its
+top changed genes carry them (what both front ends show)."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from napari_causcell.app import InterveneRequest, intervene_job, select
+from napari_causcell.app.intervals import (
+    INTERVAL_COLUMNS,
+    SPANS_ZERO_NOTE,
+    change_header,
+    change_texts,
+)
+from napari_causcell.app.overlay import top_genes
+from napari_causcell.tl import _intervals
+
+FAST = dict(sampler="mean", steps=3)
+
+
+@pytest.fixture()
+def counted(ready, monkeypatch):
+    """``ready`` whose model counts its counterfactual calls (``calls[0]``)."""
+    calls = [0]
+    model = ready.model
+    original = model.counterfactual
+
+    def counting(*args, **kwargs):
+        calls[0] += 1
+        return original(*args, **kwargs)
+
+    monkeypatch.setattr(model, "counterfactual", counting)
+    return ready, calls
+
+
+def test_intervention_keeps_the_pooled_intervals(counted):
+    state, calls = counted
+    iv = intervene_job(state, InterveneRequest("age", "90wk", "cell_type", "Astro",
+                                               **FAST)).run().intervention
+    assert calls[0] == 1  # the intervals reuse the intervention's counterfactual
+    df = iv.intervals
+    assert iv.intervals_note == "" and df is not None
+    assert list(df["group"].unique()) == ["all"] and list(df["gene"]) == iv.genes
+    # the pooled change is the mean paired change over the intervened cells
+    np.testing.assert_allclose(df["change"], iv.delta.astype(float).mean(0), atol=1e-5)
+    assert (df["lower"] <= df["change"]).all() and (df["change"] <= df["upper"]).all()
+    assert (df["upper"] > df["lower"]).any() and df["reliability"].between(0, 1).all()
+    assert df.attrs["calibration"]["level"] == 0.9
+    # the same numbers as tl's function given the same counterfactual
+    want = _intervals.change_intervals(state.model, state.data, iv.do,
+                                       cells=iv.selection.mask, groupby=None,
+                                       counterfactual=iv.table)
+    pd.testing.assert_frame_equal(df, want)
+
+
+def test_top_genes_carry_the_intervals(ready):
+    iv = intervene_job(ready, InterveneRequest("age", "90wk", "cell_type", "Astro",
+                                               keep=True, **FAST)).run().intervention
+    top = top_genes(ready, iv.name, n=8)
+    assert list(top.columns) == ["gene", "mean_factual", "mean_counterfactual", "mean_change",
+                                 *INTERVAL_COLUMNS]
+    rows = iv.intervals.set_index("gene").loc[top["gene"]]
+    np.testing.assert_allclose(top["lower"], rows["lower"])
+    np.testing.assert_allclose(top["upper"], rows["upper"])
+    np.testing.assert_allclose(top["reliability"], rows["reliability"])
+    np.testing.assert_allclose(top["mean_change"], rows["change"], atol=1e-5)
+    spans = (top["lower"] <= 0) & (top["upper"] >= 0)
+    np.testing.assert_array_equal(top["spans_zero"], spans)
+    # held cell type: the intervals are those of the direct effect (hold passed on)
+    held = _intervals.change_intervals(ready.model, ready.data, iv.do, cells=iv.selection.mask,
+                                       groupby=None, hold=["cell_type"],
+                                       counterfactual=iv.table)
+    pd.testing.assert_frame_equal(iv.intervals, held)
+    # over a part of the intervened cells the pooled intervals do not apply: none shown
+    part = select(ready, "domain", ready.labels("domain")[0])
+    assert "lower" not in top_genes(ready, iv.name, n=8, selection=part)
+
+
+def test_failed_intervals_keep_the_intervention(ready, monkeypatch):
+    def fail(*args, **kwargs):
+        raise RuntimeError("no validation cells")
+
+    monkeypatch.setattr(_intervals, "change_intervals", fail)
+    with pytest.warns(UserWarning, match="No intervals for do\\(age=90wk\\): RuntimeError"):
+        result = intervene_job(ready, InterveneRequest("age", "90wk", "cell_type", "Astro",
+                                                       keep=True, **FAST)).run()
+    iv = result.intervention
+    assert iv.intervals is None and iv.intervals_note == "RuntimeError: no validation cells"
+    assert list(ready.interventions) == [iv.name]
+    assert result.message.endswith(" No intervals: RuntimeError: no validation cells")
+    top = top_genes(ready, iv.name, n=5)
+    assert not set(INTERVAL_COLUMNS) & set(top.columns) and len(top) == 5
+    assert change_header(top) == "mean change"
+    assert change_texts(top) == [f"{d:+.3f}" for d in top["mean_change"]]
+
+
+def test_change_texts_line_up():
+    top = pd.DataFrame({"gene": ["a", "b", "c"], "mean_change": [1.372, -0.05, 12.5],
+                        "lower": [0.9, -0.3, 10.0], "upper": [1.8, 0.2, 15.04],
+                        "spans_zero": [False, True, False], "reliability": [0.5, 0.2, 0.4]})
+    assert change_texts(top) == [" +1.37 [ +0.90,  +1.80]",
+                                 " -0.05 [ -0.30,  +0.20]",
+                                 "+12.50 [+10.00, +15.04]"]
+    assert len({len(t) for t in change_texts(top)}) == 1
+    assert change_header(top) == "change [90 % interval]"
+    assert SPANS_ZERO_NOTE == "grey: 90 % interval includes 0"
+    assert change_texts(top.iloc[:0]) == []
