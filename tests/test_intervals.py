@@ -1,5 +1,6 @@
-"""The experimental interval machinery of issue 26 (tl._intervals, not exported: its
-intervals are not calibrated yet; docs/benchmarks.md, "Intervals")."""
+"""tl.change_intervals (issue 26): rows, support, the pooled group, reuse of a computed
+counterfactual, the error terms and the extrapolated flag (calibration numbers:
+docs/benchmarks.md, "Intervals and reliability")."""
 
 from __future__ import annotations
 
@@ -47,3 +48,54 @@ def test_refusals(trained, small_sdata):
     fresh = CausCell(table, ["age", "domain", "cell_type"], seed=0, width=16, hidden=16)
     with pytest.raises(NotTrainedError):
         change_intervals([trained, fresh], table, {"age": "90wk"})
+
+
+def test_pooled_group_and_reuse_of_a_counterfactual(trained, small_sdata):
+    table = small_sdata.tables["table"]
+    young = (table.obs["age"] == "4wk").to_numpy()
+    cf = trained.counterfactual(table[young], do={"age": "90wk"}, n_samples=2, seed=1)
+    iv = change_intervals(trained, table, {"age": "90wk"}, cells=young, groupby=None,
+                          counterfactual=cf)
+    assert list(iv["group"].unique()) == ["all"] and len(iv) == len(trained.genes)
+    delta = np.asarray(cf.layers["delta"]).reshape(2, young.sum(), -1).mean((0, 1))
+    np.testing.assert_allclose(iv["change"], delta, atol=1e-5)
+    # the error terms are measured per label of age's child in the graph, then pooled
+    assert iv.attrs["calibration"]["stratum"] == "cell_type"
+    assert iv["n_support"].iloc[0] == int(
+        ((table.obs["age"] == "90wk") & ~table.obs_names.isin(trained.val_names)).sum())
+    with pytest.raises(DataError, match="multiple of"):
+        change_intervals(trained, table, {"age": "90wk"}, cells=young, counterfactual=cf[:7])
+    with pytest.raises(SettingError, match="one model"):
+        change_intervals([trained, trained], table, {"age": "90wk"}, counterfactual=cf)
+
+
+def test_calibration_widens_and_is_measured_on_validation_cells(trained, small_sdata):
+    table = small_sdata.tables["table"]
+    young = (table.obs["age"] == "4wk").to_numpy()
+    kw = dict(cells=young, n_samples=2, seed=0)
+    raw = change_intervals(trained, table, {"age": "90wk"}, calibrate=False, **kw)
+    cal = change_intervals(trained, table, {"age": "90wk"}, **kw)
+    np.testing.assert_allclose(raw["change"], cal["change"], atol=1e-6)
+    assert ((cal["upper"] - cal["lower"]) >= (raw["upper"] - raw["lower"]) - 1e-9).all()
+    info = cal.attrs["calibration"]
+    assert info["c"] > 0 and info["pairs"] >= len(trained.genes)
+    assert "validation cells" in info["notes"][0]
+    # reliability falls with the interval's half width, 0.5 at RELIABILITY_SCALE
+    from napari_causcell.tl._intervals import RELIABILITY_SCALE
+
+    half = (cal["upper"] - cal["lower"]) / 2
+    np.testing.assert_allclose(cal["reliability"], 1 / (1 + half / RELIABILITY_SCALE))
+
+
+def test_an_unmeasured_combination_is_extrapolated_and_wider(no_old_microglia, small_sdata):
+    table = small_sdata.tables["table"]
+    young = (table.obs["age"] == "4wk").to_numpy()
+    iv = change_intervals(no_old_microglia, table, {"age": "90wk"}, cells=young,
+                          n_samples=2, seed=0)
+    width = (iv["upper"] - iv["lower"]).groupby(iv["group"]).mean()
+    flags = iv.groupby("group")["extrapolated"].first()
+    support = iv.groupby("group")["n_support"].first()
+    assert flags["Microglia"] and support["Microglia"] == 0
+    assert not flags.drop("Microglia").any()
+    assert width["Microglia"] > width.drop("Microglia").max()
+    assert "out of distribution" in " ".join(iv.attrs["calibration"]["notes"])

@@ -12,6 +12,7 @@ from ._counterfactual import (
     top_changed_genes,
 )
 from ._diagnostics import leakage
+from ._intervals import change_intervals
 from ._domains import spatial_domains
 from ._trends import (
     TrendComparison,
@@ -30,7 +31,7 @@ from ._suggest import DagSuggestion, compare_dags, suggest_dag, where_when
 from ._switches import label_switches, switch_confounds, switch_summary
 
 __all__ = [
-    "DagSuggestion", "compare_dags", "counterfactual",
+    "DagSuggestion", "change_intervals", "compare_dags", "counterfactual",
     "counterfactual_table_name", "label_switches", "leakage", "mean_change", "select_cells",
     "spatial_domains", "suggest_dag", "switch_confounds", "switch_summary",
     "top_changed_genes", "where_when",

@@ -1,17 +1,14 @@
-"""Counterfactual changes per (group, gene) with intervals and a reliability score.
+"""Counterfactual changes per (group, gene) with a calibrated interval and a reliability score.
 
-Experimental (issue 26): the intervals are NOT calibrated yet (see ``change_intervals``).
-
-The standard error adds three parts: the spread between models (deep ensemble; 0 with one
-model), the sampling of the group's cells (variance of the per-cell change over the cells)
-and the counterfactual draws (donors, label noise). The model's own error is added as
-``c * v`` (``v`` the group's expression variance per gene), ``c`` by the method of moments
-from groups whose target-labelled cells the data hold (observed contrast minus prediction,
-less both sampling variances). ``n_support`` counts training cells (outside the model's
-validation cells) with the group's label and the target labels; ``extrapolated`` marks
-groups with none, or whose change was mostly transported from other labels.
-``reliability`` in ``[0, 1]``: ``support / (support + 20) / (1 + half_width /
-median_half_width)``, halved when extrapolated.
+The interval's variance adds the sampling of the group's cells and draws, and the model's own
+error measured on the user's data (:mod:`._interval_error`): in distribution from the
+models' validation cells, out of distribution (label combinations never measured) from how
+much the observed change differs between groups. With several models (an ensemble,
+:func:`train_ensemble`) the change is their mean; each model's error term already holds the
+seed-to-seed spread, so it is not added twice. ``reliability = 1 / (1 + half_width /
+RELIABILITY_SCALE)``: one scale for every data set (log-expression units), so scores rank
+answers across data sets. How this was chosen and how well it covers: docs/benchmarks.md
+"Intervals and reliability".
 """
 
 from __future__ import annotations
@@ -26,20 +23,21 @@ from scipy import stats
 
 from .._keys import Key
 from ..data import resolve_table
-from ..data.stream import ExpressionSource
 from ..errors import DataError, NotTrainedError, SettingError
+from . import _interval_error as E
 from ._counterfactual import select_cells
 
 COLUMNS = ["group", "gene", "change", "lower", "upper", "reliability", "n_support",
            "extrapolated"]
-SUPPORT_HALF = 20  # training cells of a combination at which support counts half
+RELIABILITY_SCALE = 0.25  # half-width (log units) at which reliability is 0.5
+ALL = "all"
 
 
 @dataclass
 class _Draws:
-    """One model's counterfactual, reduced to groups: per-sample group means ``(S, Gr, G)``,
-    the variance over cells of the per-cell change ``(Gr, G)``, cells and the share
-    transported (``extrapolated``) per group."""
+    """One model's counterfactual, reduced to strata: per-draw means ``(S, Gr, G)``, the
+    variance over cells of the per-cell change ``(Gr, G)``, cells, and the share of
+    transported (extrapolated) cells per stratum."""
 
     means: np.ndarray
     cell_var: np.ndarray
@@ -48,65 +46,87 @@ class _Draws:
 
 
 def change_intervals(models: Any, data: Any, do: Mapping[str, Any], cells: Any = None, *,
-                     groupby: str = "cell_type", level: float = 0.9,
+                     groupby: str | None = "cell_type", level: float = 0.9,
                      hold: Sequence[str] | None = None, table_key: str | None = None,
-                     n_samples: int = 4, seed: int = 0, calibrate: bool = True,
-                     min_cells: int = 5, **kwargs: Any) -> pd.DataFrame:
+                     counterfactual: Any = None, n_samples: int = 4, seed: int = 0,
+                     calibrate: bool = True, min_cells: int = 5,
+                     **kwargs: Any) -> pd.DataFrame:
     """The change ``do()`` makes to each group's mean expression, with an interval and a
-    reliability score per (group, gene). EXPERIMENTAL: not calibrated (module docstring).
+    reliability score per (group, gene).
 
     Parameters
     ----------
     models
-        One trained :class:`~napari_causcell.CausCell` or a list (an ensemble).
+        One trained :class:`~napari_causcell.CausCell` or a list (an ensemble,
+        :func:`train_ensemble`).
     data, do, cells, hold, table_key
         As :func:`counterfactual` (``hold``: concepts kept at each cell's own label).
     groupby
-        obs column of the groups (each cell's own label).
+        obs column of the groups (each cell's own label); ``None``: one group ``"all"``
+        over the chosen cells (its error still measured per label of the concept the
+        intervention acts on most, then pooled).
     level
         Interval level (0.9: a 90 % interval).
+    counterfactual
+        A result of :meth:`CausCell.counterfactual` on exactly the chosen cells (one model),
+        used instead of computing it again.
     n_samples, seed, **kwargs
         Counterfactual draws per cell and model, their seed, and other settings of
         :meth:`CausCell.counterfactual`.
     calibrate, min_cells
-        Add the model error measured on groups with at least ``min_cells`` cells of the
-        target labels.
+        Add the model's error terms (``False``: sampling and, with an ensemble, the spread
+        between models only); groups need ``min_cells`` cells to measure them.
 
     Returns
     -------
     pandas.DataFrame
         One row per (group, gene): ``group, gene, change, lower, upper, reliability,
-        n_support, extrapolated``; ``attrs['calibration']`` says how it was calibrated.
+        n_support`` (cells of ``data`` outside validation with the group's label and the
+        target labels; 0 where the model never saw that combination), ``extrapolated`` (no such cell, or most of the group's change
+        transported). ``attrs['calibration']`` says what measured the error terms.
     """
-    models = _checked_models(models)
+    models = _checked_models(models, counterfactual)
     if not 0 < float(level) < 1:
         raise SettingError(f"level must be between 0 and 1, got {level!r}")
     table, _ = resolve_table(data, table_key)
-    if groupby not in table.obs:
-        raise DataError(f"Column {groupby!r} is not in obs; columns: {list(table.obs.columns)}.")
-    source = table[select_cells(table, cells)]
-    groups = source.obs[groupby].astype(str).to_numpy()
-    labels = sorted(set(groups))
-    draws = [_draws(m, source, do, groups, labels, n_samples,
-                    dict(hold=hold, seed=seed, **kwargs)) for m in models]
-    change, se = _combine(draws)
-    z = float(stats.norm.ppf(0.5 + level / 2))
-    error_var, factor, pairs = np.zeros_like(se), 0.0, 0
+    for col in [groupby] if groupby is not None else []:
+        if col not in table.obs:
+            raise DataError(f"Column {col!r} is not in obs; columns: {list(table.obs.columns)}.")
+    chosen = select_cells(table, cells)
+    source = table[chosen]
+    key = groupby if groupby is not None else _stratum(models[0], do, table)
+    strata = source.obs[key].astype(str).to_numpy()
+    labels = sorted(set(strata))
+    cf_kw = dict(hold=hold, seed=seed, **kwargs)
+    draws = [_draws(m, source, do, strata, labels, n_samples, cf_kw, counterfactual)
+             for m in models]
+    per_model = np.stack([d.means.mean(0) for d in draws])
+    sampling = _sampling_var(draws)
+    transported = np.mean([d.transported for d in draws], 0)
+    support = _support(models, table, do, key, labels)
+    support[transported >= 1.0] = 0  # the model never saw the combination (other data given)
+    info = {"level": level, "n_models": len(models), "groupby": groupby, "stratum": key}
     if calibrate:
-        error_var, factor, pairs = _calibration(models[0], table, source, do, groups, labels,
-                                                change, se, groupby, min_cells)
-    half = z * np.sqrt(se**2 + error_var)
-    support = _support(models[0], table, do, groupby, labels)
-    extrapolated = (support == 0) | (np.mean([d.transported for d in draws], 0) > 0.5)
-    out = _frame(models[0].genes, labels, change, half, support, extrapolated)
-    out.attrs["calibration"] = {"factor": factor, "pairs": pairs, "level": level,
-                                "n_models": len(models), "n_samples": n_samples,
-                                "method": "ensemble + cells + draws, conformal on observed "
-                                          "contrasts" if pairs else "uncalibrated"}
+        err, terms = _error_var(models, table, source, strata, labels, do, per_model,
+                                sampling, transported, support, key, min_cells)
+        var = sampling + err
+        info.update(c=terms.c, pairs=terms.pairs, tau_groups=terms.groups, notes=terms.notes)
+    else:
+        var = sampling + (per_model.var(0, ddof=1) * (1 + 1 / len(models))
+                          if len(models) > 1 else 0.0)
+        info["notes"] = ["uncalibrated: sampling and the spread between models only"]
+    change = per_model.mean(0)
+    extrapolated = (support == 0) | (transported > 0.5)
+    if groupby is None:
+        change, var, support, extrapolated, labels = _pooled(
+            draws[0].n, change, var, sampling, support, extrapolated)
+    z = float(stats.norm.ppf(0.5 + level / 2))
+    out = _frame(models[0].genes, labels, change, z * np.sqrt(var), support, extrapolated)
+    out.attrs["calibration"] = info
     return out
 
 
-def _checked_models(models: Any) -> list:
+def _checked_models(models: Any, counterfactual: Any) -> list:
     models = list(models) if isinstance(models, (list, tuple)) else [models]
     if not models:
         raise SettingError("Give at least one model.")
@@ -115,16 +135,37 @@ def _checked_models(models: Any) -> list:
             raise NotTrainedError("Every model must be trained before change_intervals.")
     if any(list(m.genes) != list(models[0].genes) for m in models):
         raise DataError("The models have different genes; an ensemble shares its genes.")
+    if counterfactual is not None and len(models) > 1:
+        raise SettingError("counterfactual= is one model's result: give that one model.")
     return models
 
 
-def _draws(model, source, do, groups, labels, n_samples: int, kwargs: dict) -> _Draws:
-    cf = model.counterfactual(source, do=dict(do), n_samples=n_samples, **kwargs)
+def _stratum(model, do: Mapping[str, Any], table) -> str:
+    """The concept whose labels the error terms are measured over when no groupby is
+    given: a child of the intervened concepts in the graph, else the concept with most
+    labels, else the first intervened one."""
+    others = [c for c in model.concepts if c not in do and c in table.obs]
+    children = [b for a, b in model.edges if a in do and b in others]
+    if children:
+        return children[0]
+    if others:
+        return max(others, key=lambda c: table.obs[c].nunique())
+    return next(iter(do))
+
+
+def _draws(model, source, do, strata, labels, n_samples: int, kwargs: dict,
+           cf: Any = None) -> _Draws:
+    if cf is None:
+        cf = model.counterfactual(source, do=dict(do), n_samples=n_samples, **kwargs)
     n = source.n_obs
-    delta = np.asarray(cf.layers[Key.layers.DELTA]).reshape(n_samples, n, -1)
-    moved = cf.obs[Key.obs.EXTRAPOLATED].to_numpy().reshape(n_samples, n)
+    if cf.n_obs % n:
+        raise DataError(f"The counterfactual has {cf.n_obs} rows, not a multiple of the "
+                        f"{n} chosen cells: pass the result computed on these cells.")
+    s = cf.n_obs // n
+    delta = np.asarray(cf.layers[Key.layers.DELTA]).reshape(s, n, -1)
+    moved = cf.obs[Key.obs.EXTRAPOLATED].to_numpy().reshape(s, n)
     per_cell = delta.mean(0)
-    at = [np.flatnonzero(groups == g) for g in labels]
+    at = [np.flatnonzero(strata == g) for g in labels]
     means = np.stack([np.stack([d[i].mean(0) for i in at]) for d in delta])
     cell_var = np.stack([per_cell[i].var(0, ddof=1) if len(i) > 1 else np.zeros(delta.shape[2])
                          for i in at])
@@ -132,67 +173,63 @@ def _draws(model, source, do, groups, labels, n_samples: int, kwargs: dict) -> _
                   np.array([moved[:, i].mean() for i in at]))
 
 
-def _combine(draws: list[_Draws]) -> tuple[np.ndarray, np.ndarray]:
-    """Mean change ``(Gr, G)`` and its standard error from all models' draws."""
-    per_model = np.stack([d.means.mean(0) for d in draws])  # (M, Gr, G)
+def _sampling_var(draws: list[_Draws]) -> np.ndarray:
+    """Variance of the group mean from the cells and the counterfactual draws ``(Gr, G)``."""
     m, s = len(draws), draws[0].means.shape[0]
     var = np.mean([d.cell_var for d in draws], 0) / draws[0].n[:, None]
-    var = var + np.mean([d.means.var(0, ddof=1) if s > 1 else 0 for d in draws], 0) / (s * m)
-    if m > 1:
-        var = var + per_model.var(0, ddof=1) * (1 + 1 / m)
-    return per_model.mean(0), np.sqrt(var)
+    if s > 1:
+        var = var + np.mean([d.means.var(0, ddof=1) for d in draws], 0) / (s * m)
+    return var
 
 
-def _calibration(model, table, source, do, groups, labels, change, se, groupby: str,
-                 min_cells: int) -> tuple[np.ndarray, float, int]:
-    """The model's error variance per (group, gene), ``c * v`` (``v`` the variance of the
-    group's expression), with ``c`` by the method of moments from groups whose
-    target-labelled cells the data hold: ``mean((pred - observed)^2 - se^2 - se_obs^2) /
-    mean(v)`` (>= 0)."""
-    x_src = _expression(model, source)
-    v = np.stack([x_src[groups == g].var(0) for g in labels])
-    target = np.ones(table.n_obs, bool)
-    for concept, value in do.items():
-        target &= table.obs[concept].astype(str).to_numpy() == str(value)
-    own = table.obs[groupby].astype(str).to_numpy()
-    excess, scale = [], []
-    for g, label in enumerate(labels):
-        t_rows, s_rows = np.flatnonzero(target & (own == label)), groups == label
-        if len(t_rows) < min_cells or s_rows.sum() < min_cells:
-            continue
-        x_t = _expression(model, table[t_rows])
-        observed = x_t.mean(0) - x_src[s_rows].mean(0)
-        se_obs2 = x_t.var(0, ddof=1) / len(t_rows) + x_src[s_rows].var(0, ddof=1) / s_rows.sum()
-        excess.append((change[g] - observed) ** 2 - se[g] ** 2 - se_obs2)
-        scale.append(v[g])
-    if not excess:
-        return np.zeros_like(v), 0.0, 0
-    c = max(0.0, float(np.mean(np.concatenate(excess)) / max(np.mean(np.concatenate(scale)),
-                                                               1e-12)))
-    return c * v, c, int(sum(e.size for e in excess))
+def _error_var(models, table, source, strata, labels, do, per_model, sampling, transported,
+               support, key: str, min_cells: int) -> tuple[np.ndarray, E.ErrorTerms]:
+    """The model's error variance per (stratum, gene) and what measured it."""
+    x_src = E.expression(models[0], source)
+    at = [strata == g for g in labels]
+    v = np.stack([x_src[i].var(0) for i in at])
+    source_mean = np.stack([x_src[i].mean(0) for i in at])
+    own = table.obs[key].astype(str).to_numpy()
+    terms = E.ErrorTerms()
+    terms.c, terms.pairs, note = E.in_distribution(models, per_model, sampling, table,
+                                                   source_mean, v, own, labels, do, min_cells)
+    terms.notes.append(f"in distribution: {terms.pairs} (group, gene) pairs of {note}")
+    values = {c: set(source.obs[c].astype(str)) - {str(val)} for c, val in do.items()}
+    tau2, terms.groups = E.between_groups(models[0], table, do, values, own, min_cells)
+    share = np.where(support == 0, 1.0, transported)[:, None]
+    err = terms.c * v
+    if tau2 is not None:
+        err = err + share * tau2
+        terms.notes.append(f"out of distribution: change between {terms.groups} {key} groups")
+    elif share.any():
+        terms.notes.append("out of distribution: fewer than 2 groups measure the change; "
+                           "extrapolated intervals hold only the in-distribution error")
+    return err, terms
 
 
-def _expression(model, adata) -> np.ndarray:
-    return ExpressionSource(adata, model.genes, model.layer, model.log_normalized).dense()
-
-
-def _support(model, table, do, groupby: str, labels: list[str]) -> np.ndarray:
-    """Training cells (outside the validation cells) with each group's label and the target
-    labels."""
-    train = np.ones(table.n_obs, bool)
-    if model.val_names is not None:
-        train &= ~table.obs_names.isin(model.val_names)
-    for concept, value in do.items():
-        train &= table.obs[concept].astype(str).to_numpy() == str(value)
-    own = table.obs[groupby].astype(str).to_numpy()
+def _support(models, table, do, key: str, labels: list[str]) -> np.ndarray:
+    """Training cells (outside validation) with each stratum's label and the target labels."""
+    train = E.target_mask(table, do)
+    if models[0].val_names is not None:
+        train &= ~table.obs_names.isin(models[0].val_names)
+    own = table.obs[key].astype(str).to_numpy()
     return np.array([int((train & (own == g)).sum()) for g in labels])
+
+
+def _pooled(n, change, var, sampling, support, extrapolated):
+    """One group over every stratum: cell-weighted mean; the model's errors of the strata
+    are taken as fully correlated (a shared bias), the sampling as independent."""
+    w = (n / n.sum())[:, None]
+    err = np.sqrt(np.maximum(var - sampling, 0.0))
+    pooled_var = (w**2 * sampling).sum(0) + (w * err).sum(0) ** 2
+    share = float((w[:, 0] * extrapolated).sum())
+    return ((w * change).sum(0)[None], pooled_var[None], np.array([support.sum()]),
+            np.array([share > 0.5]), [ALL])
 
 
 def _frame(genes, labels, change, half, support, extrapolated) -> pd.DataFrame:
     n_g = len(genes)
-    scale = float(np.median(half)) or 1.0
-    support_w = (support / (support + SUPPORT_HALF))[:, None]
-    reliability = support_w / (1.0 + half / scale) * np.where(extrapolated, 0.5, 1.0)[:, None]
+    reliability = 1.0 / (1.0 + half / RELIABILITY_SCALE)
     return pd.DataFrame({
         "group": np.repeat(labels, n_g), "gene": np.tile(np.asarray(genes, str), len(labels)),
         "change": change.ravel(), "lower": (change - half).ravel(),
