@@ -6,6 +6,8 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 import pandas as pd
+from qtpy.QtCore import Qt
+from qtpy.QtGui import QColor, QFontDatabase
 from qtpy.QtWidgets import (
     QAbstractItemView,
     QCheckBox,
@@ -23,6 +25,7 @@ from .._keys import Key
 from ..app import USER_ERRORS, VIEWS, Overlay, OverlayRequest
 from ..app.canvas import PANEL_NAMES, legend_text, panel_offset, panels_wide, titles_text
 from ..app.canvas import napari_units
+from ..app.intervals import change_header, change_texts, greyed, top_note
 from ..app.overlay import top_genes, top_genes_title
 from ._base import NO_DATA, CausCellWidget, set_items
 from ._colorbar import ColorBar
@@ -40,6 +43,8 @@ _COLOR_BY = [
 _FACTUAL = "factual (no intervention)"
 _NONE = "(none)"
 _TEXT_LAYERS = ("CausCell panel titles", "CausCell overlay legend")
+#: text colour of the top genes whose interval includes 0
+GREY = "#8c8c8c"
 
 
 class OverlayWidget(CausCellWidget):
@@ -63,12 +68,18 @@ class OverlayWidget(CausCellWidget):
         self.top_table.setSelectionBehavior(QAbstractItemView.SelectionBehavior.SelectRows)
         self.top_table.verticalHeader().setVisible(False)
         self.top_table.setMinimumHeight(160)
+        header = self.top_table.horizontalHeader()
+        for col in (1, 2):  # the numbers take their width, the gene names the rest
+            header.setSectionResizeMode(col, QHeaderView.ResizeMode.ResizeToContents)
+        self.top_note = QLabel("")  # what a grey row means (or why there are no intervals)
+        self.top_note.setWordWrap(True)
+        self.top_note.setVisible(False)
         self.grid_check = QCheckBox("Grid mode: one viewbox per panel (hides other layers)")
         self.grid_check.setToolTip("Otherwise the second panel is placed beside the first")
         self.auto = QCheckBox("Update on every change")
         self.auto.setChecked(True)
         for w in (self.show_btn, self.colorbar, self.panels_label, self.top_label,
-                  self.top_table, self.grid_check, self.auto):
+                  self.top_table, self.top_note, self.grid_check, self.auto):
             self.body.addWidget(w)
         self.last_overlay: Overlay | None = None
         self._hidden_by_grid: list[Any] = []
@@ -306,19 +317,33 @@ class OverlayWidget(CausCellWidget):
     def _update_top_genes(self) -> None:
         s = self.state
         self.top_table.setRowCount(0)
+        self.top_note.setVisible(False)
         names = [p for p in self._panels() if p is not None] if s is not None else []
         if not names:
             self.top_label.setText("Top changed genes: run an intervention first.")
             return
         df = top_genes(s, names[0], n=15)
         self.top_label.setText(f"{top_genes_title(s, names[0])} (click one to show it):")
+        self.top_table.setHorizontalHeaderItem(1, QTableWidgetItem(change_header(df)))
         self.top_table.setRowCount(len(df))
-        for r, row in enumerate(df.itertuples(index=False)):
-            vals = [row.gene, f"{row.mean_change:+.3f}",
-                    f"{row.mean_factual:.2f} -> {row.mean_counterfactual:.2f}"]
+        fixed = QFontDatabase.systemFont(QFontDatabase.SystemFont.FixedFont)
+        fixed.setFixedPitch(True)
+        right = Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignVCenter
+        grey = greyed(df)
+        for r, (row, change) in enumerate(zip(df.itertuples(index=False), change_texts(df))):
+            vals = [row.gene, change, f"{row.mean_factual:.2f} -> {row.mean_counterfactual:.2f}"]
             for c, v in enumerate(vals):
-                self.top_table.setItem(r, c, QTableWidgetItem(v))
+                item = QTableWidgetItem(v)
+                if c:  # numbers: fixed width, right-aligned, so that they line up
+                    item.setFont(fixed)
+                    item.setTextAlignment(right)
+                if grey[r]:
+                    item.setForeground(QColor(GREY))
+                self.top_table.setItem(r, c, item)
         self.top_table.resizeRowsToContents()
+        note = top_note(df, s.get_intervention(names[0]))
+        self.top_note.setText(note)
+        self.top_note.setVisible(bool(note))
 
     def top_genes(self) -> list[str]:
         return [self.top_table.item(r, 0).text() for r in range(self.top_table.rowCount())]

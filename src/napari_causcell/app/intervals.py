@@ -12,7 +12,7 @@ import pandas as pd
 from .._utils import warn_user
 
 __all__ = ["INTERVAL_COLUMNS", "LEVEL", "SPANS_ZERO_NOTE", "add_intervals", "change_header",
-           "change_texts", "intervals_for"]
+           "change_texts", "greyed", "intervals_for", "top_note"]
 
 #: level of the intervals the app computes and shows
 LEVEL = 0.9
@@ -74,6 +74,25 @@ def change_texts(top: pd.DataFrame) -> list[str]:
     widths = [max((len(x) for x in col), default=0) for col in parts]
     return [f"{c:>{widths[0]}} [{lo:>{widths[1]}}, {hi:>{widths[2]}}]"
             for c, lo, hi in zip(*parts)]
+
+
+def greyed(top: pd.DataFrame) -> np.ndarray:
+    """Per row: its interval includes 0 (the front ends grey it); all False without
+    intervals."""
+    if "spans_zero" not in top:
+        return np.zeros(len(top), bool)
+    return top["spans_zero"].to_numpy(bool)
+
+
+def top_note(top: pd.DataFrame, intervention: Any) -> str:
+    """The line under a top-genes table: :data:`SPANS_ZERO_NOTE` when a row is grey, why
+    there are no intervals when they failed, else ``""``."""
+    if greyed(top).any():
+        return SPANS_ZERO_NOTE
+    reason = getattr(intervention, "intervals_note", "")
+    if "lower" not in top and getattr(intervention, "intervals", None) is None and reason:
+        return f"No intervals: {reason}"
+    return ""
 
 
 def _number(value: float) -> str:
