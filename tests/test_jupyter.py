@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import copy
 import io
+import re
 import subprocess
 import sys
 
@@ -24,8 +25,10 @@ from napari_causcell.jupyter import (
     TrendsPanel,
 )
 from napari_causcell.app import AppState
+from napari_causcell.app.intervals import SPANS_ZERO_NOTE
 from napari_causcell.app.overlay import top_genes
 from napari_causcell.app.trends import top_trends
+from napari_causcell.jupyter._overlay_panel import GREY, grey_css
 
 TIMEOUT = 300
 
@@ -136,11 +139,15 @@ def test_full_panel_intervene_and_overlay(panel):
     top = top_genes(s, name, n=20)
     assert ov_panel.gene.value == top["gene"].iloc[0]
     assert [v for _, v in ov_panel.top.options] == list(top["gene"])
-    # names and changes in columns: one width, each change right-aligned at the end
+    # names and changes in columns: one width, each change with its 90 % interval
+    # ("+1.37 [+0.90, +1.80]") right-aligned at the end
     labels = [lab for lab, _ in ov_panel.top.options]
     assert len({len(lab) for lab in labels}) == 1
-    assert [float(lab.split()[-1]) for lab in labels] == pytest.approx(
-        list(top["mean_change"]), abs=5e-4)
+    numbers = [[float(x) for x in re.findall(r"[+-]\d+\.\d\d", lab)] for lab in labels]
+    np.testing.assert_allclose(numbers, top[["mean_change", "lower", "upper"]], atol=0.0051)
+    # the genes whose interval includes 0 are grey, and the note under the list says so
+    assert ov_panel.grey_css.value == grey_css(ov_panel.scope, list(top["spans_zero"]))
+    assert ov_panel.top_note.value == (SPANS_ZERO_NOTE if top["spans_zero"].any() else "")
     ov = ov_panel.overlay
     assert ov.titles == ["factual", name]
     # what the values are is tested in tests/app/test_app_overlay.py; here: what is drawn
@@ -191,11 +198,44 @@ def test_overlay_panel_layout_fits_labels(sdata):
     assert labels == ["C4b    +1.362", "Ifi27  +0.677", "Agpat4 +0.463", "Penk   -0.467"]
     assert top_labels([], []) == []
     assert top_labels(["A", "Bcl2"], [12.5, -0.25]) == ["A    +12.500", "Bcl2  -0.250"]
+    # with intervals (app.intervals.change_texts: one width already) the texts as given
+    assert top_labels(["A", "Bcl2"], [" +1.37 [+0.90, +1.80]", "-12.05 [-9.00, +0.20]"]) == [
+        "A     +1.37 [+0.90, +1.80]", "Bcl2 -12.05 [-9.00, +0.20]"]
     assert "monospace" in TOP_CSS and ".causcell-top" in TOP_CSS
     p = OverlayPanel(AppState(sdata))
     assert p.view.style.button_width == "auto"
     assert "causcell-top" in p.top._dom_classes
     assert p.top_css in p.children and p.top_css.value == TOP_CSS
+
+
+def test_overlay_panel_greys_genes_whose_interval_includes_zero(sdata, trained):
+    """#26 item 3: the top list greys (a style scoped to this panel's list) the genes whose
+    90 % interval includes 0, with the note under it; without intervals it says why."""
+    from napari_causcell.app import InterveneRequest, intervene_job
+
+    assert grey_css("s", [False, True, False, True]) == (
+        f"<style>.s option:nth-child(2), .s option:nth-child(4) {{ color: {GREY}; }}</style>")
+    assert grey_css("s", [False]) == ""
+    s = AppState(sdata)
+    s.set_model(trained)
+    iv = intervene_job(s, InterveneRequest("age", "90wk", "cell_type", "Astro",
+                                           sampler="mean", steps=3)).run().intervention
+    top = top_genes(s, iv.name, n=20)
+    iv.intervals["lower"], iv.intervals["upper"] = 1e-3, 1.0  # none includes 0
+    p = OverlayPanel(s)  # (a panel reads the list when it shows an intervention)
+    assert p.scope in p.top._dom_classes and p.scope != OverlayPanel(s).scope
+    assert p.grey_css.value == "" and p.top_note.value == ""
+    at = iv.intervals["gene"].isin(top["gene"].iloc[[0, 2]])
+    iv.intervals.loc[at, "lower"] = -1.0
+    p = OverlayPanel(s)
+    assert p.grey_css.value == grey_css(p.scope, [True, False, True] + [False] * 17)
+    assert p.top_note.value == SPANS_ZERO_NOTE and p.grey_css in p.children
+    iv.intervals, iv.intervals_note = None, "RuntimeError: no validation cells"
+    p = OverlayPanel(s)
+    assert p.grey_css.value == "" and p.top_note.value == (
+        "No intervals: RuntimeError: no validation cells")
+    assert [lab.split()[-1] for lab, _ in p.top.options] == [
+        f"{d:+.3f}" for d in top["mean_change"]]
 
 
 def test_overlay_needs_an_intervention(sdata, trained):

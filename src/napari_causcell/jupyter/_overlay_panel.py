@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+import itertools
 import threading
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 import ipywidgets as widgets
@@ -11,6 +12,7 @@ import ipywidgets as widgets
 from .. import pl
 from ..app import USER_ERRORS, AppState, Intervention, OverlayRequest, describe_error
 from ..app.canvas import sections_of
+from ..app.intervals import change_texts, greyed, top_note
 from ..app.overlay import VIEW_PRESETS, top_genes, top_genes_title
 from ..data.sections import coordinate_unit
 from ._base import Panel, figure_png, new_figure, set_options
@@ -19,14 +21,25 @@ from ._base import Panel, figure_png, new_figure, set_options
 #: right-aligned changes line up in columns (scoped to the list by its class)
 TOP_CSS = ("<style>.causcell-top select, .causcell-top option {"
            " font-family: var(--jp-code-font-family, monospace), monospace; }</style>")
+#: text colour of the top genes whose interval includes 0
+GREY = "#8c8c8c"
+_SCOPES = itertools.count()
 
 
-def top_labels(genes: list[str], changes: list[float]) -> list[str]:
-    """``"name  +0.123"`` per gene: names padded to the longest, changes right-aligned."""
-    numbers = [f"{float(d):+.3f}" for d in changes]
+def top_labels(genes: list[str], changes: Sequence[float | str]) -> list[str]:
+    """``"name  +0.123"`` per gene: names padded to the longest, changes right-aligned
+    (numbers as ``+0.123``; texts, e.g. ``"+1.37 [+0.90, +1.80]"``, as given)."""
+    numbers = [d if isinstance(d, str) else f"{float(d):+.3f}" for d in changes]
     width = max((len(str(g)) for g in genes), default=0)
     right = max((len(x) for x in numbers), default=0)
     return [f"{str(g):<{width}} {x:>{right}}" for g, x in zip(genes, numbers)]
+
+
+def grey_css(scope: str, grey: Sequence[bool]) -> str:
+    """A style greying the options of the list of class ``scope`` where ``grey`` (their
+    interval includes 0); ``""`` when none is."""
+    rows = [f".{scope} option:nth-child({i + 1})" for i, g in enumerate(grey) if g]
+    return f"<style>{', '.join(rows)} {{ color: {GREY}; }}</style>" if rows else ""
 
 
 class OverlayPanel(Panel):
@@ -48,11 +61,15 @@ class OverlayPanel(Panel):
                                           value="factual | counterfactual",
                                           style={"button_width": "auto"})
         self.top = widgets.Select(description="Top changed", rows=10,
-                                  layout=widgets.Layout(width="330px"),
+                                  layout=widgets.Layout(width="400px"),
                                   style={"description_width": "initial"})
+        self.scope = f"causcell-top-{next(_SCOPES)}"  # this panel's list, for grey_css
         self.top.add_class("causcell-top")
-        self.top_title = widgets.Label("", layout=widgets.Layout(width="330px"))
+        self.top.add_class(self.scope)
+        self.top_title = widgets.Label("", layout=widgets.Layout(width="400px"))
+        self.top_note = widgets.Label("", layout=widgets.Layout(width="400px"))
         self.top_css = widgets.HTML(TOP_CSS, layout=widgets.Layout(display="none"))
+        self.grey_css = widgets.HTML("", layout=widgets.Layout(display="none"))
         self.image = widgets.Image(format="png", layout=widgets.Layout(max_width="100%"))
         self.image.add_class("causcell-overlay")
         self._drawing = threading.Lock()
@@ -66,8 +83,8 @@ class OverlayPanel(Panel):
         self.refresh()
         self.children = [
             widgets.HBox([self.intervention, self.gene]), self.view,
-            widgets.HBox([self.image, widgets.VBox([self.top_title, self.top])]), self.status,
-            self.top_css,
+            widgets.HBox([self.image, widgets.VBox([self.top_title, self.top, self.top_note])]),
+            self.status, self.top_css, self.grey_css,
         ]
 
     def refresh(self, *_: Any) -> None:
@@ -91,11 +108,14 @@ class OverlayPanel(Panel):
         name = self.intervention.value
         if not name:
             self.top.options, self.top_title.value = [], ""
+            self.top_note.value = self.grey_css.value = ""
             return
         self.top_title.value = top_genes_title(self.state, name)
         df = top_genes(self.state, name, n=20)
         genes = [str(g) for g in df["gene"]]
-        self.top.options = list(zip(top_labels(genes, list(df["mean_change"])), genes))
+        self.top.options = list(zip(top_labels(genes, change_texts(df)), genes))
+        self.grey_css.value = grey_css(self.scope, greyed(df))
+        self.top_note.value = top_note(df, self.state.get_intervention(name))
         self.draw()
 
     def _on_top(self, change: Mapping[str, Any]) -> None:

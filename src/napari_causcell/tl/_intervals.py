@@ -82,48 +82,62 @@ def change_intervals(models: Any, data: Any, do: Mapping[str, Any], cells: Any =
     pandas.DataFrame
         One row per (group, gene): ``group, gene, change, lower, upper, reliability,
         n_support`` (cells of ``data`` outside validation with the group's label and the
-        target labels; 0 where the model never saw that combination), ``extrapolated`` (no such cell, or most of the group's change
-        transported). ``attrs['calibration']`` says what measured the error terms.
+        target labels; 0 where the model never saw that combination), ``extrapolated``
+        (no such cell, or most of the group's change transported). ``attrs['calibration']``
+        says what measured the error terms.
     """
     models = _checked_models(models, counterfactual)
-    if not 0 < float(level) < 1:
-        raise SettingError(f"level must be between 0 and 1, got {level!r}")
-    table, _ = resolve_table(data, table_key)
-    for col in [groupby] if groupby is not None else []:
-        if col not in table.obs:
-            raise DataError(f"Column {col!r} is not in obs; columns: {list(table.obs.columns)}.")
-    chosen = select_cells(table, cells)
-    source = table[chosen]
+    table, source = _checked_data(data, table_key, cells, groupby, level)
+    settings = dict(hold=hold, seed=seed, n_samples=n_samples, counterfactual=counterfactual,
+                    calibrate=calibrate, min_cells=min_cells, kwargs=kwargs)
+    return _intervals(models, table, source, do, groupby, level, **settings)
+
+
+def _intervals(models, table, source, do, groupby, level, *, hold, seed, n_samples,
+               counterfactual, calibrate, min_cells, kwargs) -> pd.DataFrame:
     key = groupby if groupby is not None else _stratum(models[0], do, table)
     strata = source.obs[key].astype(str).to_numpy()
     labels = sorted(set(strata))
-    cf_kw = dict(hold=hold, seed=seed, **kwargs)
-    draws = [_draws(m, source, do, strata, labels, n_samples, cf_kw, counterfactual)
-             for m in models]
+    draws = [_draws(m, source, do, strata, labels, n_samples,
+                    dict(hold=hold, seed=seed, **kwargs), counterfactual) for m in models]
     per_model = np.stack([d.means.mean(0) for d in draws])
-    sampling = _sampling_var(draws)
-    transported = np.mean([d.transported for d in draws], 0)
+    sampling, transported = _sampling_var(draws), np.mean([d.transported for d in draws], 0)
     support = _support(models, table, do, key, labels)
     support[transported >= 1.0] = 0  # the model never saw the combination (other data given)
     info = {"level": level, "n_models": len(models), "groupby": groupby, "stratum": key}
     if calibrate:
         err, terms = _error_var(models, table, source, strata, labels, do, per_model,
                                 sampling, transported, support, key, min_cells)
-        var = sampling + err
         info.update(c=terms.c, pairs=terms.pairs, tau_groups=terms.groups, notes=terms.notes)
     else:
-        var = sampling + (per_model.var(0, ddof=1) * (1 + 1 / len(models))
-                          if len(models) > 1 else 0.0)
+        err = _spread(per_model)
         info["notes"] = ["uncalibrated: sampling and the spread between models only"]
+    var = sampling + err
     change = per_model.mean(0)
     extrapolated = (support == 0) | (transported > 0.5)
     if groupby is None:
         change, var, support, extrapolated, labels = _pooled(
             draws[0].n, change, var, sampling, support, extrapolated)
-    z = float(stats.norm.ppf(0.5 + level / 2))
-    out = _frame(models[0].genes, labels, change, z * np.sqrt(var), support, extrapolated)
+    half = float(stats.norm.ppf(0.5 + level / 2)) * np.sqrt(var)
+    out = _frame(models[0].genes, labels, change, half, support, extrapolated)
     out.attrs["calibration"] = info
     return out
+
+
+def _spread(per_model: np.ndarray) -> np.ndarray | float:
+    """Variance between the models' changes, for one more model (0 with one model)."""
+    n = len(per_model)
+    return per_model.var(0, ddof=1) * (1 + 1 / n) if n > 1 else 0.0
+
+
+def _checked_data(data, table_key, cells, groupby, level):
+    """The table and the chosen cells' view, after checking ``groupby`` and ``level``."""
+    if not 0 < float(level) < 1:
+        raise SettingError(f"level must be between 0 and 1, got {level!r}")
+    table, _ = resolve_table(data, table_key)
+    if groupby is not None and groupby not in table.obs:
+        raise DataError(f"Column {groupby!r} is not in obs; columns: {list(table.obs.columns)}.")
+    return table, table[select_cells(table, cells)]
 
 
 def _checked_models(models: Any, counterfactual: Any) -> list:
