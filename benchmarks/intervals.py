@@ -8,6 +8,7 @@ split of :func:`benchmarks.compare.split` and saves them under ``--work``;
 held-out cells' observed change with its own sampling error): coverage of the 90 %
 intervals, mean width against mean |true change|, Spearman(reliability, -|error|) and the
 gain in r from keeping the more reliable half of the groups. One torch thread.
+``report --parts TAG ...`` pools the (group, gene) pairs of score runs made in parallel.
 """
 
 from __future__ import annotations
@@ -141,10 +142,18 @@ def reliable_half(df: pd.DataFrame) -> pd.DataFrame:
 
 
 def score_main(a) -> None:
+    if a.phase == "report":  # pool the pairs of earlier score runs
+        df = pd.concat([pd.read_csv(Path(a.work) / f"pairs-{t}.csv.gz") for t in a.parts])
+    else:
+        df = pd.concat([f for t in a.tasks for f in score_task(t, a.work, a.models)])
+    report(a, df)
+
+
+def report(a, df: pd.DataFrame) -> None:
+    """Print the summary and the pooled reliable-half table; record them with the machine."""
     from ._results import write_result
     from .compare import machine
 
-    df = pd.concat([f for t in a.tasks for f in score_task(t, a.work, a.models)])
     summ, half = summary(df), reliable_half(df)
     print(summ.round(3).to_markdown())
     print(half.round(3).to_markdown(index=False))
@@ -154,12 +163,15 @@ def score_main(a) -> None:
            "summary": json.loads(summ.reset_index().to_json(orient="records")),
            "reliable_half": half.to_dict(orient="records")}
     write_result(a.out, a.tag or f"intervals-{date}", res)
-    df.to_csv(Path(a.work) / "pairs.csv.gz", index=False)
+    if a.phase == "score":
+        df.to_csv(Path(a.work) / f"pairs-{a.tag or date}.csv.gz", index=False)
 
 
 def main(argv=None) -> None:
     p = argparse.ArgumentParser(prog="python -m benchmarks.intervals")
-    p.add_argument("phase", choices=["train", "score"])
+    p.add_argument("phase", choices=["train", "score", "report"])
+    p.add_argument("--parts", nargs="+", default=[],
+                   help="report: tags of score runs whose pairs to pool")
     p.add_argument("--tasks", nargs="+", default=[
         "brain_aging:id", "brain_aging@1:id", "brain_aging:ood", "brain_aging@1:ood",
         "starmap:ood", "merfish:ood"])

@@ -22,14 +22,14 @@ FAST = dict(sampler="mean", steps=3)
 
 @pytest.fixture()
 def counted(ready, monkeypatch):
-    """``ready`` whose model counts its counterfactual calls (``calls[0]``)."""
-    calls = [0]
+    """``ready`` whose model records the cells of each counterfactual call."""
+    calls = []
     model = ready.model
     original = model.counterfactual
 
-    def counting(*args, **kwargs):
-        calls[0] += 1
-        return original(*args, **kwargs)
+    def counting(cells, *args, **kwargs):
+        calls.append(list(cells.obs_names))
+        return original(cells, *args, **kwargs)
 
     monkeypatch.setattr(model, "counterfactual", counting)
     return ready, calls
@@ -39,7 +39,10 @@ def test_intervention_keeps_the_pooled_intervals(counted):
     state, calls = counted
     iv = intervene_job(state, InterveneRequest("age", "90wk", "cell_type", "Astro",
                                                **FAST)).run().intervention
-    assert calls[0] == 1  # the intervals reuse the intervention's counterfactual
+    # the intervals reuse the intervention's counterfactual; the one more call measures
+    # the model's error on its validation cells only
+    assert len(calls) == 2 and len(calls[0]) == iv.delta.shape[0]
+    assert set(calls[1]) <= set(state.model.val_names)
     df = iv.intervals
     assert iv.intervals_note == "" and df is not None
     assert list(df["group"].unique()) == ["all"] and list(df["gene"]) == iv.genes

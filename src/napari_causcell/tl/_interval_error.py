@@ -2,11 +2,12 @@
 
 Two terms, each measured on the user's own data, nothing fitted to a benchmark:
 
-* **in distribution** (``c * v``, ``v`` the group's expression variance per gene): each model
-  predicts the change of its *validation* cells' groups (cells it never trained on); the
-  counterfactual mean is compared with the mean of the validation cells that carry the target
-  labels. ``c`` is the method-of-moments excess of that squared error over the sampling
-  variances, pooled over (group, gene) pairs and models.
+* **in distribution** (``c * shape``, :func:`shape`: the squared change plus the group's mean
+  squared change): within each stratum of *validation* cells (cells the model never trained
+  on) sharing the labels the intervention cannot change, the counterfactual mean of the cells
+  without the target labels is compared with the mean of the cells with them. ``c`` is the
+  method-of-moments excess of that squared error over the sampling variances, pooled over
+  strata, genes and models.
 * **out of distribution** (``tau2`` per gene): where a group's target combination was never
   measured, its change is transported from other groups; its error is how much the observed
   change differs between groups (random-effects between-group variance of the observed
@@ -20,6 +21,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from .._keys import Key
 from ..data.stream import ExpressionSource
 
 
@@ -48,33 +50,74 @@ def target_mask(table, do: Mapping[str, object]) -> np.ndarray:
     return mask
 
 
-def in_distribution(models, per_model: np.ndarray, sampling_var: np.ndarray, table,
-                    source_mean: np.ndarray, v: np.ndarray, own: np.ndarray,
-                    labels: list[str], do: Mapping[str, object], min_cells: int
+def shape(change: np.ndarray) -> np.ndarray:
+    """Where the model's in-distribution error lies, per (group, gene): the squared change
+    plus the group's mean squared change (errors grow with the change; the mean keeps an
+    interval around genes the model calls unchanged)."""
+    sq = np.asarray(change, float) ** 2
+    return sq + sq.mean(axis=-1, keepdims=True)
+
+
+def _strata(model, table, do: Mapping[str, object], hold) -> np.ndarray:
+    """Each cell's labels of the concepts ``do`` cannot change (neither intervened nor a
+    descendant in the graph, unless held), joined: the matched validation strata."""
+    moved, grew = set(do), True
+    while grew:
+        new = {b for a, b in model.edges if a in moved} - moved
+        moved, grew = moved | new, bool(new)
+    keep = [c for c in model.concepts
+            if c in table.obs and (c not in moved or c in (hold or ()))]
+    if not keep:
+        return np.zeros(table.n_obs, dtype=str)
+    return table.obs[keep].astype(str).agg("|".join, axis=1).to_numpy()
+
+
+def in_distribution(models, table, do: Mapping[str, object], cf_kw: dict, min_cells: int
                     ) -> tuple[float, int, str]:
-    """``(c, pairs, note)``: each model's counterfactual mean ``source_mean + per_model[k]``
-    against the mean of its validation cells with the target labels, per group."""
+    """``(c, pairs, note)``: in each validation stratum of each model (cells it never
+    trained on, matched on the labels ``do`` cannot change) the counterfactual mean of the
+    cells without the target labels against the mean of those with them; ``c`` is the
+    excess of the squared error over both means' sampling variances per unit of
+    :func:`shape` of the predicted change, pooled over strata, genes and models."""
     target = target_mask(table, do)
     excess, scale = [], []
-    note = "validation cells"
-    for k, model in enumerate(models):
-        val = np.ones(table.n_obs, bool)
-        if model.val_names is not None:
-            val = table.obs_names.isin(model.val_names)
-        else:
-            note = "all cells (a model without validation cells: optimistic)"
-        for g, label in enumerate(labels):
-            rows = np.flatnonzero(target & val & (own == label))
-            if len(rows) < min_cells:
-                continue
-            x_t = expression(model, table[rows])
-            err = source_mean[g] + per_model[k, g] - x_t.mean(0)
-            excess.append(err**2 - sampling_var[g] - x_t.var(0, ddof=1) / len(rows))
-            scale.append(v[g])
+    for model in models:
+        if model.val_names is None:
+            continue
+        val = table.obs_names.isin(model.val_names)
+        strata = _strata(model, table, do, cf_kw.get("hold"))
+        pairs = [(np.flatnonzero(val & ~target & (strata == s)),
+                  np.flatnonzero(val & target & (strata == s))) for s in np.unique(strata[val])]
+        pairs = [(a, b) for a, b in pairs if min(len(a), len(b)) >= min_cells]
+        if pairs:
+            e, sc = _matched(model, table, do, cf_kw, pairs)
+            excess.append(e)
+            scale.append(sc)
     if not excess:
-        return 0.0, 0, "no validation cell carries the target labels"
-    c = float(np.mean(np.concatenate(excess)) / max(np.mean(np.concatenate(scale)), 1e-12))
-    return max(c, 0.0), int(sum(e.size for e in excess)), note
+        return 0.0, 0, "none: no validation cells with and without the target labels"
+    excess, scale = np.concatenate(excess), np.concatenate(scale)
+    c = float(np.mean(excess) / max(np.mean(scale), 1e-12))
+    return max(c, 0.0), int(excess.size), "validation cells matched on the labels do() cannot change"
+
+
+def _matched(model, table, do, cf_kw: dict, pairs) -> tuple[np.ndarray, np.ndarray]:
+    """Excess squared error and :func:`shape` per (stratum, gene) of one model."""
+    rows = np.concatenate([a for a, _ in pairs])
+    cf = model.counterfactual(table[rows], do=dict(do), n_samples=1,
+                              **{k: v for k, v in cf_kw.items() if k != "n_samples"})
+    x = expression(model, table[rows])
+    delta = np.asarray(cf.layers[Key.layers.DELTA])
+    excess, pred, start = [], [], 0
+    for a, b in pairs:
+        i = slice(start, start + len(a))
+        start += len(a)
+        x_t = expression(model, table[b])
+        cf_x = x[i] + delta[i]
+        err = cf_x.mean(0) - x_t.mean(0)
+        noise = cf_x.var(0, ddof=1) / len(a) + x_t.var(0, ddof=1) / len(b)
+        excess.append(err**2 - noise)
+        pred.append(delta[i].mean(0))
+    return np.stack(excess), shape(np.stack(pred))
 
 
 def between_groups(model, table, do: Mapping[str, object], source_values: Mapping[str, set],

@@ -98,16 +98,17 @@ def _intervals(models, table, source, do, groupby, level, *, hold, seed, n_sampl
     key = groupby if groupby is not None else _stratum(models[0], do, table)
     strata = source.obs[key].astype(str).to_numpy()
     labels = sorted(set(strata))
-    draws = [_draws(m, source, do, strata, labels, n_samples,
-                    dict(hold=hold, seed=seed, **kwargs), counterfactual) for m in models]
+    cf_kw = dict(hold=hold, seed=seed, **kwargs)
+    draws = [_draws(m, source, do, strata, labels, n_samples, cf_kw, counterfactual)
+             for m in models]
     per_model = np.stack([d.means.mean(0) for d in draws])
     sampling, transported = _sampling_var(draws), np.mean([d.transported for d in draws], 0)
     support = _support(models, table, do, key, labels)
     support[transported >= 1.0] = 0  # the model never saw the combination (other data given)
     info = {"level": level, "n_models": len(models), "groupby": groupby, "stratum": key}
     if calibrate:
-        err, terms = _error_var(models, table, source, strata, labels, do, per_model,
-                                sampling, transported, support, key, min_cells)
+        err, terms = _error_var(models, table, source, do, per_model, transported, support,
+                                key, min_cells, cf_kw)
         info.update(c=terms.c, pairs=terms.pairs, tau_groups=terms.groups, notes=terms.notes)
     else:
         err = _spread(per_model)
@@ -196,22 +197,17 @@ def _sampling_var(draws: list[_Draws]) -> np.ndarray:
     return var
 
 
-def _error_var(models, table, source, strata, labels, do, per_model, sampling, transported,
-               support, key: str, min_cells: int) -> tuple[np.ndarray, E.ErrorTerms]:
+def _error_var(models, table, source, do, per_model, transported, support, key: str,
+               min_cells: int, cf_kw: dict) -> tuple[np.ndarray, E.ErrorTerms]:
     """The model's error variance per (stratum, gene) and what measured it."""
-    x_src = E.expression(models[0], source)
-    at = [strata == g for g in labels]
-    v = np.stack([x_src[i].var(0) for i in at])
-    source_mean = np.stack([x_src[i].mean(0) for i in at])
     own = table.obs[key].astype(str).to_numpy()
     terms = E.ErrorTerms()
-    terms.c, terms.pairs, note = E.in_distribution(models, per_model, sampling, table,
-                                                   source_mean, v, own, labels, do, min_cells)
-    terms.notes.append(f"in distribution: {terms.pairs} (group, gene) pairs of {note}")
+    terms.c, terms.pairs, note = E.in_distribution(models, table, do, cf_kw, min_cells)
+    terms.notes.append(f"in distribution: {terms.pairs} (stratum, gene) pairs of {note}")
     values = {c: set(source.obs[c].astype(str)) - {str(val)} for c, val in do.items()}
     tau2, terms.groups = E.between_groups(models[0], table, do, values, own, min_cells)
     share = np.where(support == 0, 1.0, transported)[:, None]
-    err = terms.c * v
+    err = terms.c * E.shape(per_model.mean(0))
     if tau2 is not None:
         err = err + share * tau2
         terms.notes.append(f"out of distribution: change between {terms.groups} {key} groups")
