@@ -319,6 +319,12 @@ def test_demo_tiny(capsys, tmp_path):
     assert -1 <= acc["pearson"]["causcell"] <= 1
     assert 0 <= acc["planted_sign_agreement"] <= acc["planted_n"] == len(acc["planted"]) > 0
     assert all(math.isfinite(x) for x in _finite_numbers(m))
+    # the 90 % intervals of tl.change_intervals against the truth, one line in the summary
+    iv = acc["intervals"]
+    assert iv["pairs"] == len(acc["cell_types"]) * acc["n_genes"] and iv["level"] == 0.9
+    assert 0 <= iv["coverage"] <= 1 and iv["mean_width"] > 0 and iv["mean_abs_true"] > 0
+    assert (f"90 % intervals (tl.change_intervals) cover {iv['coverage']:.0%} of the true "
+            f"changes; mean width {iv['mean_width']:.3f}") in stdout
 
     sd = spatialdata.read_zarr(out / "brain_aging.zarr")
     assert sd.tables["table"].n_obs == 900

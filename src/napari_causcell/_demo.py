@@ -14,6 +14,8 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+
 from ._demo_common import (
     DEMO_TABLE,
     check_positive,
@@ -125,7 +127,9 @@ def _run_simulated(out: Path, n_cells: int, n_genes: int, epochs: int, max_time:
     cf_s = time.perf_counter() - t0
     key = tl.counterfactual_table_name(DEMO_DO)
     cf = sdata.tables[key]
-    acc = counterfactual_accuracy(sdata, cf, DEMO_DO, source)
+    acc = counterfactual_accuracy(sdata, cf, DEMO_DO, source, return_matrices=True)
+    acc["intervals"] = _interval_coverage(model, table, cf, source,
+                                          acc.pop("matrices")["true"], steps, seed)
     files = _write_simulated(out, sdata, model, cf, acc)
     return jsonable({
         "settings": {"n_cells": n_cells, "n_genes": n_genes, "epochs": epochs,
@@ -163,6 +167,21 @@ def _write_simulated(out: Path, sdata: Any, model: Any, cf: Any,
     return files
 
 
+def _interval_coverage(model: Any, table: Any, cf: Any, source: np.ndarray, true: Any,
+                       steps: int, seed: int) -> dict[str, Any]:
+    """How often the 90 % intervals of :func:`~napari_causcell.tl.change_intervals` (per
+    cell type, reusing the counterfactual) hold the true change, and their mean width."""
+    from . import tl
+
+    iv = tl.change_intervals(model, table, DEMO_DO, cells=source, counterfactual=cf,
+                             steps=steps, seed=seed)
+    iv = iv[iv["group"].isin(true.index)]
+    t = true.to_numpy()[true.index.get_indexer(iv["group"]), true.columns.get_indexer(iv["gene"])]
+    return {"level": 0.9, "coverage": float(np.mean((iv["lower"] <= t) & (t <= iv["upper"]))),
+            "mean_width": float((iv["upper"] - iv["lower"]).mean()),
+            "mean_abs_true": float(np.abs(t).mean()), "pairs": int(len(iv))}
+
+
 def _overlay_genes(metrics: dict[str, Any], genes: list[str], n: int) -> list[str]:
     """Planted age genes with the largest true change (first appearance per gene)."""
     ranked = sorted(metrics.get("planted", []), key=lambda r: -abs(r["true"]))
@@ -192,6 +211,11 @@ def format_summary(metrics: dict[str, Any]) -> str:
         f"  MSE        CausCell {mse['causcell']:.5f} | observed mean shift "
         f"{mse['mean_shift']:.5f} | no change {mse['no_change']:.5f}",
     ]
+    if "intervals" in acc:
+        iv = acc["intervals"]
+        lines.append(f"  90 % intervals (tl.change_intervals) cover {iv['coverage']:.0%} of the "
+                     f"true changes; mean width {iv['mean_width']:.3f} vs mean |true change| "
+                     f"{iv['mean_abs_true']:.3f}")
     if "switched" in acc:
         sw = acc["switched"]
         pred = f"{sw['causcell']:.1%}" if "causcell" in sw else "n/a (token propagation)"
