@@ -76,3 +76,27 @@ def no_old_microglia(small_sdata):
                      width=32, hidden=64, token_dim=8)
     model.train(max_epochs=3)
     return model
+
+
+# -- slow subprocess jobs in the background (tests/_background.py) --------------------------
+def pytest_collection_finish(session):
+    """Queue the background jobs of the collected modules that define ``background_jobs``."""
+    import _background
+
+    if session.config.option.collectonly or not _background.ENABLED:
+        return
+    selected: dict[object, set[str]] = {}
+    for item in session.items:
+        module = getattr(item, "module", None)
+        if module is not None and hasattr(module, "background_jobs"):
+            selected.setdefault(module, set()).add(item.originalname)
+    factory = session.config._tmp_path_factory
+    for module, names in selected.items():
+        _background.submit(module.background_jobs(names, factory.mktemp))
+    _background.start()
+
+
+def pytest_sessionfinish(session):
+    import _background
+
+    _background.stop()

@@ -3,27 +3,38 @@ reference generated from docstrings and the example notebooks rendered with thei
 
 from __future__ import annotations
 
-import subprocess
+import importlib.util
 import sys
 from pathlib import Path
 
 import pytest
+
+import _background
 
 ROOT = Path(__file__).resolve().parents[1]
 
 pytestmark = pytest.mark.docs
 
 
+def _build(out) -> _background.Job:
+    return _background.Job("sphinx", [sys.executable, "-m", "sphinx", "-W", "--keep-going",
+                                      "-q", "-b", "html", str(ROOT / "docs"), str(out)],
+                           out, timeout=600)
+
+
+def background_jobs(selected, mktemp):
+    """The site is built in the background (tests/_background.py) once collected."""
+    have = importlib.util.find_spec("sphinx") and importlib.util.find_spec("myst_nb")
+    return [_build(mktemp("site"))] if have else []
+
+
 @pytest.fixture(scope="module")
 def site(tmp_path_factory):
     pytest.importorskip("sphinx")
     pytest.importorskip("myst_nb")
-    out = tmp_path_factory.mktemp("site")
-    run = subprocess.run([sys.executable, "-m", "sphinx", "-W", "--keep-going", "-q",
-                          "-b", "html", str(ROOT / "docs"), str(out)],
-                         capture_output=True, text=True, timeout=600)
-    assert run.returncode == 0, run.stderr[-4000:]
-    return out
+    job = _background.result("sphinx", lambda: _build(tmp_path_factory.mktemp("site")))
+    assert job.result.returncode == 0, job.result.stderr[-4000:]
+    return job.folder
 
 
 def test_pages_and_notebooks_are_built(site):
