@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import sys
 import warnings
 
 import numpy as np
 import pytest
+
+import _background
 
 from napari_causcell import CausCell
 from napari_causcell.metrics import counterfactual_accuracy
@@ -20,11 +23,36 @@ def tissue():
     return brain_aging(n_cells=3000, n_genes=100, seed=0)
 
 
+#: train the model of ``model`` (40 epochs on the 3000-cell tissue) and save it in ``argv[1]``
+TRAIN = f"""import os, sys, torch
+torch.set_num_threads(int(os.environ.get("CAUSCELL_TEST_THREADS", "1")))
+from napari_causcell import CausCell
+from napari_causcell.datasets import brain_aging
+m = CausCell(brain_aging(n_cells=3000, n_genes=100, seed=0), {CONCEPTS!r}, dag={DAG!r}, seed=0)
+m.train(max_epochs=40, early_stopping=False)
+m.save(sys.argv[1])"""
+
+
+def _train(folder) -> _background.Job:
+    return _background.Job("counterfactual_accuracy_model",
+                           [sys.executable, "-c", TRAIN, str(folder / "model")], folder)
+
+
+def background_jobs(selected, mktemp):
+    """The model trains in a subprocess in the background (tests/_background.py) once
+    collected (the saved model predicts exactly what the trained one does)."""
+    uses = {"test_do_age_beats_no_change_and_gets_the_strong_signs",
+            "test_labels_switch_in_about_the_true_share",
+            "test_token_propagation_keeps_labels_and_is_seeded"}
+    return [_train(mktemp("cf_model"))] if uses & selected else []
+
+
 @pytest.fixture(scope="module")
-def model(tissue):
-    m = CausCell(tissue, CONCEPTS, dag=DAG, seed=0)
-    m.train(max_epochs=40, early_stopping=False)
-    return m
+def model(tissue, tmp_path_factory):
+    job = _background.result("counterfactual_accuracy_model",
+                             lambda: _train(tmp_path_factory.mktemp("cf_model")))
+    assert job.result.returncode == 0, job.result.stderr[-4000:]
+    return CausCell.load(job.folder / "model", data=tissue)
 
 
 @pytest.fixture(scope="module")
