@@ -14,13 +14,16 @@ foreground, in its test, as before.
 from __future__ import annotations
 
 import os
+import signal
 import subprocess
 import threading
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
-ENABLED = os.environ.get("CAUSCELL_TEST_BACKGROUND", "1") != "0"
+#: off with CAUSCELL_TEST_BACKGROUND=0, and in pytest-xdist workers (each collects every test)
+ENABLED = (os.environ.get("CAUSCELL_TEST_BACKGROUND", "1") != "0"
+           and "PYTEST_XDIST_WORKER" not in os.environ)
 
 
 @dataclass
@@ -43,13 +46,13 @@ class Job:
         try:
             self._proc = subprocess.Popen(
                 list(self.cmd), cwd=self.cwd, env={**os.environ, **self.env}, text=True,
-                stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+                stdout=subprocess.PIPE, stderr=subprocess.PIPE, start_new_session=True)
             if _stopping.is_set():
-                self._proc.kill()
+                self.stop()
             try:
                 out, err = self._proc.communicate(timeout=self.timeout)
             except subprocess.TimeoutExpired:
-                self._proc.kill()
+                self.stop()
                 out, err = self._proc.communicate()
                 err += f"\n[killed after {self.timeout:.0f} s]"
             self.result = subprocess.CompletedProcess(self.cmd, self._proc.returncode, out, err)
@@ -59,9 +62,12 @@ class Job:
             self._done.set()
 
     def stop(self) -> None:
-        """End the command if it is still running (the session is over)."""
+        """End the command and what it started (a notebook's kernel) if it is still running."""
         if self._proc is not None and self._proc.poll() is None:
-            self._proc.kill()
+            try:
+                os.killpg(self._proc.pid, signal.SIGKILL)  # its own session: its group
+            except ProcessLookupError:
+                pass
 
 
 _lock = threading.Lock()
