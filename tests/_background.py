@@ -7,7 +7,8 @@ mktemp)`` (``selected``: the names of its tests that will run; ``mktemp(name)``:
 folder), the conftest queues the :class:`Job` objects it returns and one thread runs them, one
 after another, in subprocesses. A test asks for its job's result with :func:`result`: it waits
 for a job already running or done, and runs a job not started yet itself (so a test never waits
-behind another one). ``CAUSCELL_TEST_BACKGROUND=0`` turns this off: every job then runs in the
+behind another one). No job starts while a test that keeps both cores busy itself runs (the
+conftest's ``BOTH_CORES``). ``CAUSCELL_TEST_BACKGROUND=0`` turns this off: every job then runs in the
 foreground, in its test, as before.
 """
 
@@ -74,6 +75,8 @@ _lock = threading.Lock()
 _jobs: dict[str, Job] = {}
 _queue: list[Job] = []
 _stopping = threading.Event()
+_may_start = threading.Event()  # cleared while a test that uses both cores itself runs
+_may_start.set()
 
 
 def _claim(job: Job) -> bool:
@@ -86,8 +89,18 @@ def _claim(job: Job) -> bool:
 
 def _worker() -> None:
     for job in list(_queue):
+        _may_start.wait()
         if _claim(job):
             job.run()
+
+
+def hold(on: bool) -> None:
+    """While ``on``, start no new job (the running one goes on): for the tests that keep both
+    cores busy themselves (a browser and a kernel, two training processes)."""
+    if on:
+        _may_start.clear()
+    else:
+        _may_start.set()
 
 
 def submit(jobs: list[Job]) -> None:
@@ -105,6 +118,7 @@ def start() -> None:
 def stop() -> None:
     """Stop every job still running, and let no queued one start."""
     _stopping.set()
+    _may_start.set()
     for job in _queue:
         _claim(job)
         job.stop()

@@ -96,6 +96,22 @@ def pytest_collection_finish(session):
     _background.start()
 
 
+#: tests that keep both cores busy themselves: no background job starts while they run
+BOTH_CORES = {"test_two_process_ddp_matches_single_process"}
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_protocol(item, nextitem):
+    import _background
+
+    busy = item.get_closest_marker("browser") is not None or item.name in BOTH_CORES
+    _background.hold(busy)
+    try:
+        yield
+    finally:
+        _background.hold(False)
+
+
 def pytest_sessionfinish(session):
     import _background
 
