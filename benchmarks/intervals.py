@@ -77,7 +77,8 @@ def _groups(ds, sp) -> list[dict]:
 
 
 
-def score_task(name: str, work: Path, n_models: int, level: float = 0.9) -> list[dict]:
+def score_task(name: str, work: Path, n_models: int, level: float = 0.9,
+               methods: list[str] | None = None) -> list[dict]:
     """Every method's intervals for one task, one row per (method, group, gene)."""
     from napari_causcell import CausCell
     from napari_causcell.tl._intervals import change_intervals
@@ -91,6 +92,8 @@ def score_task(name: str, work: Path, n_models: int, level: float = 0.9) -> list
     for g in _groups(ds, sp):
         cells = np.isin(rows_all, g["rows"])
         for method, (m, kw) in METHODS.items():
+            if methods and method not in methods:
+                continue
             iv = change_intervals(models[:m] if m else models, data, g["do"], cells=cells,
                                   groupby=g["groupby"], level=level, **kw)
             iv = iv[iv["group"].isin(g["labels"])]
@@ -145,7 +148,11 @@ def score_main(a) -> None:
     if a.phase == "report":  # pool the pairs of earlier score runs
         df = pd.concat([pd.read_csv(Path(a.work) / f"pairs-{t}.csv.gz") for t in a.parts])
     else:
-        df = pd.concat([f for t in a.tasks for f in score_task(t, a.work, a.models)])
+        parts = []
+        for t in a.tasks:  # each task's pairs are kept as soon as scored
+            parts += score_task(t, a.work, a.models, methods=a.methods)
+            df = pd.concat(parts)
+            df.to_csv(Path(a.work) / f"pairs-{a.tag or dt.date.today()}.csv.gz", index=False)
     report(a, df)
 
 
@@ -163,8 +170,6 @@ def report(a, df: pd.DataFrame) -> None:
            "summary": json.loads(summ.reset_index().to_json(orient="records")),
            "reliable_half": half.to_dict(orient="records")}
     write_result(a.out, a.tag or f"intervals-{date}", res)
-    if a.phase == "score":
-        df.to_csv(Path(a.work) / f"pairs-{a.tag or date}.csv.gz", index=False)
 
 
 def main(argv=None) -> None:
@@ -176,6 +181,8 @@ def main(argv=None) -> None:
         "brain_aging:id", "brain_aging@1:id", "brain_aging:ood", "brain_aging@1:ood",
         "starmap:ood", "merfish:ood"])
     p.add_argument("--models", type=int, default=3)
+    p.add_argument("--methods", nargs="+", default=None, choices=list(METHODS),
+                   help="score: these methods only (default: all)")
     p.add_argument("--first-model", type=int, default=0)
     p.add_argument("--epochs", type=int, default=80)
     p.add_argument("--work", type=Path, default=WORK)
