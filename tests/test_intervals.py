@@ -99,3 +99,16 @@ def test_an_unmeasured_combination_is_extrapolated_and_wider(no_old_microglia, s
     assert not flags.drop("Microglia").any()
     assert width["Microglia"] > width.drop("Microglia").max()
     assert "out of distribution" in " ".join(iv.attrs["calibration"]["notes"])
+
+
+def test_error_scale_is_the_pooled_ratio_plus_one_jackknife_error():
+    """The in-distribution error per unit of shape: sum(excess) / sum(shape) over the
+    (model, stratum) units plus one leave-one-out standard error, never below 0."""
+    from napari_causcell.tl._interval_error import upper_ratio
+
+    excess, scale = np.array([0.1, 0.3, -0.1, 0.5]), np.array([1.0, 1.0, 2.0, 1.0])
+    loo = np.array([(0.8 - e) / (5.0 - s) for e, s in zip(excess, scale)])
+    se = np.sqrt(3 / 4 * ((loo - loo.mean()) ** 2).sum())
+    assert upper_ratio(excess, scale) == pytest.approx(0.8 / 5.0 + se)
+    assert upper_ratio(np.array([-1.0, -2.0]), np.array([1.0, 1.0])) == 0.0
+    assert upper_ratio(np.array([0.2]), np.array([2.0])) == pytest.approx(0.1)
