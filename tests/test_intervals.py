@@ -8,6 +8,7 @@ import numpy as np
 import pytest
 
 from napari_causcell.errors import DataError, NotTrainedError, SettingError
+from napari_causcell.tl._interval_error import C_PRIOR, shape
 from napari_causcell.tl._intervals import COLUMNS, change_intervals
 
 
@@ -78,7 +79,8 @@ def test_calibration_widens_and_is_measured_on_validation_cells(trained, small_s
     np.testing.assert_allclose(raw["change"], cal["change"], atol=1e-6)
     assert ((cal["upper"] - cal["lower"]) >= (raw["upper"] - raw["lower"]) - 1e-9).all()
     info = cal.attrs["calibration"]
-    assert info["c"] > 0 and info["pairs"] >= len(trained.genes)
+    assert info["pairs"] >= len(trained.genes)
+    assert info["c"] == max(C_PRIOR, info["c_measured"])  # the data only widens the floor
     assert "validation cells" in info["notes"][0]
     # reliability falls with the interval's half width, 0.5 at RELIABILITY_SCALE
     from napari_causcell.tl._intervals import RELIABILITY_SCALE
@@ -87,7 +89,8 @@ def test_calibration_widens_and_is_measured_on_validation_cells(trained, small_s
     np.testing.assert_allclose(cal["reliability"], 1 / (1 + half / RELIABILITY_SCALE))
 
 
-def test_an_unmeasured_combination_is_extrapolated_and_wider(no_old_microglia, small_sdata):
+def test_an_unmeasured_combination_is_extrapolated_with_the_same_error_model(
+        no_old_microglia, small_sdata):
     table = small_sdata.tables["table"]
     young = (table.obs["age"] == "4wk").to_numpy()
     iv = change_intervals(no_old_microglia, table, {"age": "90wk"}, cells=young,
@@ -97,8 +100,13 @@ def test_an_unmeasured_combination_is_extrapolated_and_wider(no_old_microglia, s
     support = iv.groupby("group")["n_support"].first()
     assert flags["Microglia"] and support["Microglia"] == 0
     assert not flags.drop("Microglia").any()
-    assert width["Microglia"] > width.drop("Microglia").max()
-    assert "out of distribution" in " ".join(iv.attrs["calibration"]["notes"])
+    # no extra out-of-distribution term: the width follows the error model c * shape
+    info = iv.attrs["calibration"]
+    half = ((iv["upper"] - iv["lower"]) / 2).to_numpy().reshape(width.size, -1)
+    change = iv["change"].to_numpy().reshape(width.size, -1)
+    z = 1.6448536
+    assert (half**2 >= z**2 * info["c"] * shape(change) - 1e-9).all()
+    assert "extrapolated groups carry the same error model" in " ".join(info["notes"])
 
 
 def test_error_scale_is_the_pooled_ratio_plus_one_jackknife_error():
