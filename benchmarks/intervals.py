@@ -153,6 +153,41 @@ def _r_top_half(d: pd.DataFrame, score: pd.Series) -> float:
     return float(np.corrcoef(d.loc[top, "change"], d.loc[top, "true"])[0, 1])
 
 
+def prior_check(df: pd.DataFrame, level: float = 0.9) -> pd.DataFrame:
+    """Per task: the error scale that makes its intervals exact (oracle ``c``: mean excess
+    squared error over the true change's own sampling variance, per unit of
+    :func:`~napari_causcell.tl._interval_error.shape`), and the coverage and width of the
+    interval ``z * sqrt(c0 * shape)`` with ``c0`` the median of the *other* tasks' oracle
+    ``c`` (how a floor measured on the benchmark carries to a data set it has not seen)."""
+    from napari_causcell.tl._interval_error import shape
+
+    z = float(stats.norm.ppf(0.5 + level / 2))
+    parts = {}
+    for task, d in df.groupby("task", sort=False):
+        parts[task] = d.assign(shape=_shape_rows(d, shape))
+    oracle = {t: float(np.mean((d["change"] - d["true"]) ** 2 - d["se_true"] ** 2)
+                       / d["shape"].mean()) for t, d in parts.items()}
+    rows = []
+    for task, d in parts.items():
+        c0 = float(np.median([c for t, c in oracle.items() if t != task]))
+        half = z * np.sqrt(c0 * d["shape"])
+        err = (d["change"] - d["true"]).abs()
+        rows.append({"task": task, "oracle c": oracle[task], "c0 (other tasks)": c0,
+                     "coverage": float((err <= np.sqrt(half**2 + (z * d["se_true"]) ** 2))
+                                       .mean()),
+                     "mean width": float(2 * half.mean()),
+                     "mean |true|": float(d["true"].abs().mean())})
+    return pd.DataFrame(rows)
+
+
+def _shape_rows(d: pd.DataFrame, shape) -> np.ndarray:
+    """:func:`shape` of each row's change within its group."""
+    out = np.empty(len(d))
+    for _, idx in d.groupby("group").indices.items():
+        out[idx] = shape(d["change"].to_numpy()[idx][None])[0]
+    return out
+
+
 def score_main(a) -> None:
     if a.phase == "report":  # pool the pairs of earlier score runs
         df = pd.concat([pd.read_csv(Path(a.work) / f"pairs-{t}.csv.gz") for t in a.parts])
@@ -170,14 +205,16 @@ def report(a, df: pd.DataFrame) -> None:
     from ._results import write_result
     from .compare import machine
 
-    summ, half = summary(df), reliable_half(df)
+    summ, half, prior = summary(df), reliable_half(df), prior_check(df)
     print(summ.round(3).to_markdown())
     print(half.round(3).to_markdown(index=False))
+    print(prior.round(3).to_markdown(index=False))
     date = dt.date.today().isoformat()
     res = {"date": date, "machine": machine(a.threads), "args": {k: str(v) for k, v in
                                                                    vars(a).items()},
            "summary": json.loads(summ.reset_index().to_json(orient="records")),
-           "reliable_half": half.to_dict(orient="records")}
+           "reliable_half": half.to_dict(orient="records"),
+           "prior_check": prior.to_dict(orient="records")}
     write_result(a.out, a.tag or f"intervals-{date}", res)
 
 

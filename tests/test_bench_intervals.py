@@ -39,3 +39,25 @@ def test_reliable_half_against_the_oracle_half():
     assert out["oracle gain"] == pytest.approx(r("ab") - r("abcd"))
     assert out["oracle gain"] > 0.1 > abs(out["gain"])  # c and d are equally bad
     assert out["coverage pooled"] == pytest.approx(0.5)
+
+
+def test_prior_check_scores_each_task_with_the_other_tasks_scale():
+    from benchmarks.intervals import prior_check
+    from napari_causcell.tl._interval_error import shape
+
+    rng = np.random.default_rng(1)
+    frames, oracle = [], {}
+    for task, c in [("x", 0.1), ("y", 0.3), ("z", 0.9)]:
+        change = rng.normal(size=(3, 40))
+        sh = shape(change)
+        true = change + rng.normal(size=change.shape) * np.sqrt(c * sh)
+        oracle[task] = np.mean((change - true) ** 2) / sh.mean()
+        frames.append(pd.DataFrame({
+            "task": task, "group": np.repeat(["g0", "g1", "g2"], 40),
+            "change": change.ravel(), "true": true.ravel(), "se_true": 0.0}))
+    out = prior_check(pd.concat(frames, ignore_index=True)).set_index("task")
+    assert out["oracle c"].to_dict() == pytest.approx(oracle)
+    assert out.loc["y", "c0 (other tasks)"] == pytest.approx(np.median([oracle["x"],
+                                                                        oracle["z"]]))
+    # the task with the largest errors, scored with the others' smaller scale, covers least
+    assert out["coverage"].idxmin() == "z" and out.loc["x", "coverage"] > 0.95
