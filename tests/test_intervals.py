@@ -89,6 +89,19 @@ def test_calibration_widens_and_is_measured_on_validation_cells(trained, small_s
     np.testing.assert_allclose(cal["reliability"], 1 / (1 + half / RELIABILITY_SCALE))
 
 
+def test_without_validation_cells_the_floor_alone(trained, small_sdata, monkeypatch):
+    table = small_sdata.tables["table"]
+    young = (table.obs["age"] == "4wk").to_numpy()
+    monkeypatch.setattr(trained, "val_names", None)  # e.g. trained with no validation split
+    iv = change_intervals(trained, table, {"age": "90wk"}, cells=young, n_samples=2, seed=0)
+    info = iv.attrs["calibration"]
+    assert info["c"] == C_PRIOR and info["c_measured"] == 0.0 and info["pairs"] == 0
+    assert "benchmark's floor" in info["notes"][1]
+    half = ((iv["upper"] - iv["lower"]) / 2).to_numpy().reshape(-1, len(trained.genes))
+    change = iv["change"].to_numpy().reshape(half.shape)
+    assert (half**2 >= 1.6448536**2 * C_PRIOR * shape(change) - 1e-9).all()
+
+
 def test_an_unmeasured_combination_is_extrapolated_with_the_same_error_model(
         no_old_microglia, small_sdata):
     table = small_sdata.tables["table"]
