@@ -80,7 +80,8 @@ def test_calibration_widens_and_is_measured_on_validation_cells(trained, small_s
     assert ((cal["upper"] - cal["lower"]) >= (raw["upper"] - raw["lower"]) - 1e-9).all()
     info = cal.attrs["calibration"]
     assert info["pairs"] >= len(trained.genes)
-    assert info["c"] == max(C_PRIOR, info["c_measured"])  # the data only widens the floor
+    # the data only raise the floor, and only beyond their own noise
+    assert info["c"] == max(C_PRIOR, info["c_measured"] - info["c_measured_se"])
     assert "validation cells" in info["notes"][0]
     # reliability falls with the interval's half width, 0.5 at RELIABILITY_SCALE
     from napari_causcell.tl._intervals import RELIABILITY_SCALE
@@ -95,7 +96,7 @@ def test_without_validation_cells_the_floor_alone(trained, small_sdata, monkeypa
     monkeypatch.setattr(trained, "val_names", None)  # e.g. trained with no validation split
     iv = change_intervals(trained, table, {"age": "90wk"}, cells=young, n_samples=2, seed=0)
     info = iv.attrs["calibration"]
-    assert info["c"] == C_PRIOR and info["c_measured"] == 0.0 and info["pairs"] == 0
+    assert info["c"] == C_PRIOR and info["pairs"] == 0 and info["c_measured_se"] == np.inf
     assert "benchmark's floor" in info["notes"][1]
     half = ((iv["upper"] - iv["lower"]) / 2).to_numpy().reshape(-1, len(trained.genes))
     change = iv["change"].to_numpy().reshape(half.shape)
@@ -122,14 +123,17 @@ def test_an_unmeasured_combination_is_extrapolated_with_the_same_error_model(
     assert "extrapolated groups carry the same error model" in " ".join(info["notes"])
 
 
-def test_error_scale_is_the_pooled_ratio_plus_one_jackknife_error():
-    """The in-distribution error per unit of shape: sum(excess) / sum(shape) over the
-    (model, stratum) units plus one leave-one-out standard error, never below 0."""
-    from napari_causcell.tl._interval_error import upper_ratio
+def test_error_scale_is_the_floor_raised_only_beyond_one_jackknife_error():
+    """The measured error per unit of shape: sum(excess) / sum(shape) over the (model,
+    stratum) units and its leave-one-out standard error; the intervals use the floor unless
+    the measured c less one standard error is larger."""
+    from napari_causcell.tl._interval_error import error_scale, pooled_ratio
 
     excess, scale = np.array([0.1, 0.3, -0.1, 0.5]), np.array([1.0, 1.0, 2.0, 1.0])
     loo = np.array([(0.8 - e) / (5.0 - s) for e, s in zip(excess, scale)])
     se = np.sqrt(3 / 4 * ((loo - loo.mean()) ** 2).sum())
-    assert upper_ratio(excess, scale) == pytest.approx(0.8 / 5.0 + se)
-    assert upper_ratio(np.array([-1.0, -2.0]), np.array([1.0, 1.0])) == 0.0
-    assert upper_ratio(np.array([0.2]), np.array([2.0])) == pytest.approx(0.1)
+    assert pooled_ratio(excess, scale) == pytest.approx((0.8 / 5.0, se))
+    assert pooled_ratio(np.array([0.2]), np.array([2.0])) == (pytest.approx(0.1), np.inf)
+    assert error_scale(0.8 / 5.0, se) == C_PRIOR
+    assert error_scale(2.0, 0.5) == 1.5
+    assert error_scale(0.1, np.inf) == C_PRIOR

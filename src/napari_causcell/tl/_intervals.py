@@ -202,15 +202,17 @@ def _sampling_var(draws: list[_Draws]) -> np.ndarray:
 def _error_var(models, table, do, per_model, min_cells: int, cf_kw: dict
                ) -> tuple[np.ndarray, dict]:
     """The model's error variance per (stratum, gene), ``c * shape``, and what set ``c``."""
-    measured, pairs, note = E.in_distribution(models, table, do, cf_kw, min_cells)
-    c = max(E.C_PRIOR, measured)
-    source = "the validation cells" if measured > E.C_PRIOR else "the benchmark's floor"
+    measured, se, pairs, note = E.in_distribution(models, table, do, cf_kw, min_cells)
+    c = E.error_scale(measured, se)
+    source = "the validation cells" if c > E.C_PRIOR else "the benchmark's floor"
     notes = [f"in distribution: {pairs} (stratum, gene) pairs of {note} measure c "
-             f"{measured:.3f}",
-             f"error scale c = {c:.3f} from {source} (at least {E.C_PRIOR}); extrapolated "
+             f"{measured:.3f} +- {se:.3f}",
+             f"error scale c = {c:.3f} from {source} (at least {E.C_PRIOR}, raised only "
+             "where the measured c less one standard error is larger); extrapolated "
              "groups carry the same error model (measured to cover on held-out "
              "combinations)"]
-    info = {"c": c, "c_measured": measured, "pairs": pairs, "notes": notes}
+    info = {"c": c, "c_measured": measured, "c_measured_se": se, "pairs": pairs,
+            "notes": notes}
     return c * E.shape(per_model.mean(0)), info
 
 
