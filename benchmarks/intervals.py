@@ -137,10 +137,9 @@ def reliable_half(df: pd.DataFrame) -> pd.DataFrame:
         err = (d["change"] - d["true"]).abs()
         r_all = np.corrcoef(d["change"], d["true"])[0, 1]
         rho = stats.spearmanr(d["reliability"], -err)[0]
-        rows.append({"method": method, "r all": r_all,
-                     "r reliable half": _r_top_half(d, d["reliability"]),
-                     "gain": _r_top_half(d, d["reliability"]) - r_all,
-                     "oracle gain": _r_top_half(d, -err) - r_all,
+        r_top = _r_top_half(d, d["reliability"])
+        rows.append({"method": method, "r all": r_all, "r reliable half": r_top,
+                     "gain": r_top - r_all, "oracle gain": _r_top_half(d, -err) - r_all,
                      "spearman pooled": rho, "coverage pooled": d["covered"].mean()})
     return pd.DataFrame(rows)
 
@@ -162,9 +161,8 @@ def prior_check(df: pd.DataFrame, level: float = 0.9) -> pd.DataFrame:
     from napari_causcell.tl._interval_error import shape
 
     z = float(stats.norm.ppf(0.5 + level / 2))
-    parts = {}
-    for task, d in df.groupby("task", sort=False):
-        parts[task] = d.assign(shape=_shape_rows(d, shape))
+    parts = {task: d.assign(shape=_shape_rows(d, shape))
+             for task, d in df.groupby("task", sort=False)}
     oracle = {t: float(np.mean((d["change"] - d["true"]) ** 2 - d["se_true"] ** 2)
                        / d["shape"].mean()) for t, d in parts.items()}
     rows = []
