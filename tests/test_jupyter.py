@@ -260,12 +260,43 @@ def test_overlay_panel_fades_extrapolated_cells(sdata, no_old_microglia):
     iv = intervene_job(s, InterveneRequest("age", "90wk", "label", "4wk", column="age",
                                            sampler="mean", steps=3)).run().intervention
     p = OverlayPanel(s)
+    p.fade.value = False  # only the extrapolated
     p.show(iv.name)
     assert p.top_title.value == top_genes_title(s, iv.name)
     assert p.top_title.value.endswith(f"of {len(iv.rows)} cells extrapolated)")
     assert FADE_NOTE in p.status_text.lower()
     alpha = p.figure.axes[1].collections[-1].get_facecolors()[:, 3]  # panel B, do()
     assert np.isclose(alpha, FADE_ALPHA).sum() == iv.extrapolated.sum()
+
+
+def test_overlay_panel_fades_uncertain_cells(sdata, trained):
+    """#26 item 3: cells of a group whose interval of the gene's change includes 0 are
+    faded; the checkbox turns it off."""
+    from napari_causcell.app import InterveneRequest, intervene_job
+    from napari_causcell.app.fading import extrapolated_cells, uncertain_cells
+    from napari_causcell.app.overlay import FADE_ALPHA, UNCERTAIN_NOTE
+
+    s = AppState(sdata)
+    s.set_model(trained)
+    iv = intervene_job(s, InterveneRequest("age", "90wk", "domain", s.labels("domain")[0],
+                                           sampler="mean", steps=3)).run().intervention
+    gene, group = iv.genes[0], iv.stratum_of[0]
+    of_gene = iv.strata["gene"] == gene
+    iv.strata.loc[of_gene, ["lower", "upper"]] = 0.1, 1.0  # none includes 0 ...
+    before = extrapolated_cells(s, iv)
+    assert not (uncertain_cells(s, iv, gene) & ~before).any()
+    iv.strata.loc[of_gene & (iv.strata["group"] == group), "lower"] = -0.5  # ... but one
+    low = before.copy()
+    low[iv.rows] |= iv.stratum_of == group
+    p = OverlayPanel(s)
+    p.show(iv.name, gene)
+    assert p.fade.value and UNCERTAIN_NOTE.removeprefix("faded: ") in p.status_text
+    alpha = p.figure.axes[1].collections[-1].get_facecolors()[:, 3]  # panel B, do()
+    assert np.isclose(alpha, FADE_ALPHA).sum() == low.sum() > before.sum()
+    p.fade.value = False  # redraws
+    alpha = p.figure.axes[1].collections[-1].get_facecolors()[:, 3]
+    assert np.isclose(alpha, FADE_ALPHA).sum() == extrapolated_cells(s, iv).sum()
+    assert UNCERTAIN_NOTE.removeprefix("faded: ") not in p.status_text
 
 
 def test_train_panel_suggests_the_graph():

@@ -56,6 +56,14 @@ def test_intervention_keeps_the_pooled_intervals(counted):
                                        cells=iv.selection.mask, groupby=None,
                                        counterfactual=iv.table)
     pd.testing.assert_frame_equal(df, want)
+    # and per stratum (what the overlay fades by): change_intervals grouped by it
+    by = iv.strata.attrs["calibration"]["stratum"]
+    strata = _intervals.change_intervals(state.model, state.data, iv.do,
+                                         cells=iv.selection.mask, groupby=by,
+                                         counterfactual=iv.table)
+    pd.testing.assert_frame_equal(iv.strata, strata, check_like=False)
+    np.testing.assert_array_equal(iv.stratum_of,
+                                  state.adata.obs[by].astype(str).to_numpy()[iv.rows])
 
 
 def test_top_genes_carry_the_intervals(ready):
@@ -85,12 +93,13 @@ def test_failed_intervals_keep_the_intervention(ready, monkeypatch):
     def fail(*args, **kwargs):
         raise RuntimeError("no validation cells")
 
-    monkeypatch.setattr(_intervals, "change_intervals", fail)
+    monkeypatch.setattr(_intervals, "pooled_and_strata", fail)
     with pytest.warns(UserWarning, match="No intervals for do\\(age=90wk\\): RuntimeError"):
         result = intervene_job(ready, InterveneRequest("age", "90wk", "cell_type", "Astro",
                                                        keep=True, **FAST)).run()
     iv = result.intervention
     assert iv.intervals is None and iv.intervals_note == "RuntimeError: no validation cells"
+    assert iv.strata is None and iv.cell_uncertain(iv.genes[0]) is None
     assert list(ready.interventions) == [iv.name]
     assert result.message.endswith(" No intervals: RuntimeError: no validation cells")
     top = top_genes(ready, iv.name, n=5)
@@ -110,3 +119,15 @@ def test_change_texts_line_up():
     assert change_header(top) == "change [90 % interval]"
     assert SPANS_ZERO_NOTE == "grey: 90 % interval includes 0"
     assert change_texts(top.iloc[:0]) == []
+
+
+def test_cell_uncertain_is_the_stratum_s(ready):
+    iv = intervene_job(ready, InterveneRequest("age", "90wk", "domain",
+                                               ready.labels("domain")[0], keep=True,
+                                               **FAST)).run().intervention
+    assert len(set(iv.stratum_of)) > 1  # several strata in this selection
+    for gene in iv.genes[:10]:
+        at = iv.strata[iv.strata["gene"] == gene].set_index("group")
+        spans = (at["lower"] <= 0) & (at["upper"] >= 0)
+        np.testing.assert_array_equal(iv.cell_uncertain(gene),
+                                      spans.loc[iv.stratum_of].to_numpy())

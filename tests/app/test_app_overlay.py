@@ -82,7 +82,9 @@ def test_extrapolated_cells_are_faded_with_a_note(sdata, no_old_microglia, with_
                                                sampler="mean", steps=3)).run().intervention
     extra = iv.table.obs["extrapolated"].to_numpy(bool)
     gene = state.genes[0]
-    ov, text = OverlayRequest.preset("factual | counterfactual", gene, iv.name).run(state)
+    only = dict(fade_uncertain=False)  # the extrapolated only
+    ov, text = OverlayRequest.preset("factual | counterfactual", gene, iv.name,
+                                     **only).run(state)
     fact, cf = ov.faded
     assert not fact.any() and extra.any() and not extra.all()
     np.testing.assert_array_equal(cf[state.source_rows(iv.table)], extra)
@@ -95,7 +97,7 @@ def test_extrapolated_cells_are_faded_with_a_note(sdata, no_old_microglia, with_
     np.testing.assert_allclose(ov.rgba(0)[:, 3], 1.0)
     for request in (OverlayRequest("magnitude", panels=[iv.name]),
                     OverlayRequest("predicted", concept="cell_type", panels=[iv.name]),
-                    OverlayRequest.preset("difference", gene, iv.name)):
+                    OverlayRequest.preset("difference", gene, iv.name, **only)):
         np.testing.assert_array_equal(request.run(state)[0].faded[0], cf)
     # a do() target and the factual view are no model output: not faded, no note
     for request in (OverlayRequest("concept", concept="age", panels=[iv.name]),
@@ -108,3 +110,36 @@ def test_extrapolated_cells_are_faded_with_a_note(sdata, no_old_microglia, with_
     ready, measured = with_iv
     assert not measured.extrapolated.any()
     assert top_genes_title(ready, measured.name) == f"Top changed genes of {measured.name}"
+
+
+def test_uncertain_cells_are_faded_with_a_note(with_iv):
+    """#26 item 3: cells whose group's interval of the shown gene's change includes 0 are
+    faded where the model's output shows, unless turned off."""
+    from napari_causcell.app.overlay import FADE_ALPHA, UNCERTAIN_NOTE
+
+    state, iv = with_iv
+    gene, other = iv.genes[0], iv.genes[1]
+    rows = iv.strata["gene"].isin([gene, other])
+    iv.strata.loc[rows, "lower"], iv.strata.loc[rows, "upper"] = 0.1, 1.0  # none spans 0
+    ov, _ = OverlayRequest.preset("difference", gene, iv.name).run(state)
+    assert not ov.faded[0].any() and ov.note == ""
+    low = iv.stratum_of == iv.stratum_of[0]  # one group's change of gene: uncertain
+    at = (iv.strata["group"] == iv.stratum_of[0]) & (iv.strata["gene"] == gene)
+    iv.strata.loc[at, "lower"] = -0.5
+    ov, text = OverlayRequest.preset("difference", gene, iv.name).run(state)
+    np.testing.assert_array_equal(ov.faded[0][iv.rows], low)
+    assert ov.faded[0].sum() == low.sum()  # none outside the intervened cells
+    np.testing.assert_allclose(ov.rgba(0)[iv.rows[low], 3], FADE_ALPHA)
+    np.testing.assert_allclose(ov.rgba(0)[iv.rows[~low], 3], 1.0)
+    assert ov.caption().endswith("\n" + UNCERTAIN_NOTE)
+    assert UNCERTAIN_NOTE.removeprefix("faded: ") in text
+    # per gene: another gene of the same cells is not faded; nor is the factual view
+    assert not OverlayRequest.preset("difference", other, iv.name).run(state)[0].faded[0].any()
+    fact, cf = OverlayRequest.preset("factual | counterfactual", gene, iv.name).run(state)[0].faded
+    assert not fact.any() and cf.sum() == low.sum()
+    # the user can turn it off; the magnitude and label views are not per gene: not faded
+    off = OverlayRequest.preset("difference", gene, iv.name, fade_uncertain=False)
+    assert not off.run(state)[0].faded[0].any()
+    for request in (OverlayRequest("magnitude", panels=[iv.name]),
+                    OverlayRequest("predicted", concept="cell_type", panels=[iv.name])):
+        assert not request.run(state)[0].faded[0].any()

@@ -28,6 +28,7 @@ def test_overlay_fades_extrapolated_cells(make_napari_viewer, sdata, no_old_micr
     iv = intervene_job(s, InterveneRequest("age", "90wk", "label", "4wk", column="age",
                                            sampler="mean", steps=3)).run().intervention
     w = OverlayWidget(viewer)
+    w.fade_check.setChecked(False)  # only the extrapolated
     w.set_controls(color_by="expression", gene=s.genes[0], view="counterfactual",
                    intervention=iv.name, compare="factual")
     a, b = w.overlay_layer("A", create=False), w.overlay_layer("B", create=False)
@@ -40,3 +41,35 @@ def test_overlay_fades_extrapolated_cells(make_napari_viewer, sdata, no_old_micr
     assert w.panels_label.text().endswith(FADE_NOTE)
     assert (f"({extra.sum()} of {len(iv.rows)} cells extrapolated)"
             in w.top_label.text())
+
+
+def test_overlay_fades_uncertain_cells(make_napari_viewer, sdata, trained):
+    from napari_causcell.app.fading import extrapolated_cells, uncertain_cells
+    from napari_causcell.app.overlay import UNCERTAIN_NOTE
+
+    viewer = make_napari_viewer(show=True)
+    data, kwargs, _ = cells_layers(sdata, "table")[0]
+    s = state_for(viewer.add_points(data, **kwargs))
+    s.set_model(trained)
+    iv = intervene_job(s, InterveneRequest("age", "90wk", "domain", s.labels("domain")[0],
+                                           sampler="mean", steps=3)).run().intervention
+    gene, group = s.genes[0], iv.stratum_of[0]
+    of_gene = iv.strata["gene"] == gene
+    iv.strata.loc[of_gene, ["lower", "upper"]] = 0.1, 1.0  # none includes 0 ...
+    before = extrapolated_cells(s, iv)
+    assert not (uncertain_cells(s, iv, gene) & ~before).any()
+    iv.strata.loc[of_gene & (iv.strata["group"] == group), "lower"] = -0.5  # ... but one
+    low = before.copy()
+    low[iv.rows] |= iv.stratum_of == group
+    w = OverlayWidget(viewer)
+    assert w.fade_check.isChecked()
+    w.set_controls(color_by="expression", gene=gene, view="difference",
+                   intervention=iv.name, compare="")
+    a = w.overlay_layer("A", create=False)
+    np.testing.assert_allclose(a.face_color[low, 3], FADE_ALPHA)
+    np.testing.assert_allclose(a.face_color[~low, 3], 1.0)
+    assert UNCERTAIN_NOTE.removeprefix("faded: ") in w.panels_label.text()
+    w.fade_check.setChecked(False)  # redraws (update on every change)
+    alpha = w.overlay_layer("A", create=False).face_color[:, 3]
+    np.testing.assert_allclose(alpha[~extrapolated_cells(s, iv)], 1.0)
+    assert UNCERTAIN_NOTE.removeprefix("faded: ") not in w.panels_label.text()

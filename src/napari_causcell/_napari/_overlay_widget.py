@@ -78,8 +78,12 @@ class OverlayWidget(CausCellWidget):
         self.grid_check.setToolTip("Otherwise the second panel is placed beside the first")
         self.auto = QCheckBox("Update on every change")
         self.auto.setChecked(True)
+        self.fade_check = QCheckBox("Fade uncertain cells (interval includes 0)")
+        self.fade_check.setToolTip("Fade the cells whose group's (e.g. cell type's) 90 % "
+                                   "interval of the shown gene's change includes 0")
+        self.fade_check.setChecked(True)
         for w in (self.show_btn, self.colorbar, self.panels_label, self.top_label,
-                  self.top_table, self.top_note, self.grid_check, self.auto):
+                  self.top_table, self.top_note, self.fade_check, self.grid_check, self.auto):
             self.body.addWidget(w)
         self.last_overlay: Overlay | None = None
         self._hidden_by_grid: list[Any] = []
@@ -87,6 +91,7 @@ class OverlayWidget(CausCellWidget):
         self._grid_on = False
         self._last_newest: str | None = None
         self.grid_check.toggled.connect(self._on_control_changed)
+        self.fade_check.toggled.connect(self._on_control_changed)
         self.show_btn.clicked.connect(self.apply)
         self.top_table.cellClicked.connect(self._on_top_clicked)
         for combo in (self.color_by, self.gene_combo, self.view_combo, self.concept_combo,
@@ -170,7 +175,8 @@ class OverlayWidget(CausCellWidget):
         return OverlayRequest(_COLOR_BY[self.color_by.currentIndex()][1],
                               self.gene_combo.currentText() or None,
                               self.view_combo.currentText(), self._panels(),
-                              self.concept_combo.currentText() or None)
+                              self.concept_combo.currentText() or None,
+                              fade_uncertain=self.fade_check.isChecked())
 
     def set_controls(self, *, color_by: str | None = None, gene: str | None = None,
                      view: str | None = None, intervention: str | None = None,

@@ -24,23 +24,26 @@ INTERVAL_COLUMNS = ["lower", "upper", "spans_zero", "reliability"]
 
 def intervals_for(model: Any, data: Any, do: Mapping[str, str], mask: np.ndarray,
                   counterfactual: Any, *, table_key: str | None = None,
-                  hold: Sequence[str] | None = None) -> tuple[pd.DataFrame | None, str]:
-    """``(intervals, "")`` of the pooled intervened cells (one group ``"all"``,
-    :func:`~napari_causcell.tl.change_intervals` reusing ``counterfactual``), or
-    ``(None, reason)`` when they cannot be computed: the intervention stands without them
-    (the reason is also warned)."""
-    from ..tl._intervals import change_intervals
+                  hold: Sequence[str] | None = None
+                  ) -> tuple[pd.DataFrame | None, pd.DataFrame | None, str]:
+    """``(intervals, strata, "")``: the intervals of the pooled intervened cells (one group
+    ``"all"``) and of each stratum they pool (``group``: the label of
+    ``strata.attrs['calibration']['stratum']``, e.g. the cell type), from
+    :func:`~napari_causcell.tl._intervals.pooled_and_strata` reusing ``counterfactual``;
+    ``(None, None, reason)`` when they cannot be computed: the intervention stands without
+    them (the reason is also warned)."""
+    from ..tl._intervals import pooled_and_strata
 
     try:
-        df = change_intervals(model, data, do, cells=mask, groupby=None, level=LEVEL,
-                              hold=list(hold) if hold else None, table_key=table_key,
-                              counterfactual=counterfactual)
+        pooled, strata = pooled_and_strata(model, data, do, cells=mask, level=LEVEL,
+                                           hold=list(hold) if hold else None,
+                                           table_key=table_key, counterfactual=counterfactual)
     except Exception as err:  # an add-on: its failure never costs the intervention
         reason = f"{type(err).__name__}: {err}"
         warn_user(f"No intervals for do({', '.join(f'{k}={v}' for k, v in do.items())}): "
                   f"{reason}")
-        return None, reason
-    return df, ""
+        return None, None, reason
+    return pooled, strata, ""
 
 
 def add_intervals(top: pd.DataFrame, intervals: pd.DataFrame | None) -> pd.DataFrame:

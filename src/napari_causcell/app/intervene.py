@@ -51,6 +51,21 @@ class Intervention:
     #: could not be computed, with the reason in :attr:`intervals_note`
     intervals: pd.DataFrame | None = None
     intervals_note: str = ""
+    #: the same intervals per stratum of the intervened cells (``group``: the label of
+    #: ``strata.attrs['calibration']['stratum']``, e.g. the cell type); ``None`` without
+    #: intervals
+    strata: pd.DataFrame | None = None
+    #: per entry of ``rows``: the cell's stratum label (a ``group`` of :attr:`strata`)
+    stratum_of: np.ndarray | None = None
+
+    def cell_uncertain(self, gene: str) -> np.ndarray | None:
+        """Per entry of ``rows``: the 90 % interval of its stratum's change of ``gene``
+        includes 0 (False where the stratum has none); ``None`` without intervals."""
+        if self.strata is None or self.stratum_of is None:
+            return None
+        at = self.strata[self.strata["gene"] == gene].set_index("group")
+        spans = (at["lower"] <= 0) & (at["upper"] >= 0)
+        return spans.reindex(self.stratum_of, fill_value=False).to_numpy(bool)
 
     def gene_delta(self, gene: str) -> np.ndarray:
         return self.delta[:, self.genes.index(gene)]
@@ -124,13 +139,18 @@ def compute_intervention(state: AppState, do: Mapping[str, Any], selection: Sele
     extra = (cf.obs[Key.obs.EXTRAPOLATED].to_numpy(bool) if Key.obs.EXTRAPOLATED in cf.obs
              else np.zeros(cf.n_obs, bool))
     extra = pd.Series(extra).groupby(delta["__row"].to_numpy(), sort=True).any()
-    intervals, note = intervals_for(model, state.data, do, selection.mask, cf,
-                                    table_key=state.table_key, hold=kwargs.get("hold"))
-    return Intervention(name=name, key=key, do=do, selection=selection, table=cf,
-                        rows=mean.index.to_numpy(), delta=mean.to_numpy(dtype=np.float32),
-                        genes=genes, params=params,
+    intervals, strata, note = intervals_for(model, state.data, do, selection.mask, cf,
+                                            table_key=state.table_key, hold=kwargs.get("hold"))
+    rows = mean.index.to_numpy()
+    stratum_of = None
+    if strata is not None:
+        by = strata.attrs["calibration"]["stratum"]
+        stratum_of = state.adata.obs[by].astype(str).to_numpy()[rows]
+    return Intervention(name=name, key=key, do=do, selection=selection, table=cf, rows=rows,
+                        delta=mean.to_numpy(dtype=np.float32), genes=genes, params=params,
                         extrapolated=extra.reindex(mean.index, fill_value=False).to_numpy(),
-                        intervals=intervals, intervals_note=note)
+                        intervals=intervals, intervals_note=note, strata=strata,
+                        stratum_of=stratum_of)
 
 
 @dataclass

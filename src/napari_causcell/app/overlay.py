@@ -16,13 +16,15 @@ from .._palette import category_palette
 from ..errors import DataError, SettingError
 from ..pl._plots import FADED_ALPHA
 from .cells import Selection
+from .fading import (FADE_BOTH_NOTE, FADE_NOTE, UNCERTAIN_NOTE, extrapolated_cells, fade,
+                     uncertain_cells)
 from .intervals import add_intervals
 from .intervene import Intervention
 from .state import AppState
 
 __all__ = ["COLOR_BY", "VIEWS", "Overlay", "OverlayRequest", "colormap", "concept_labels",
            "gene_values",
-           "extrapolated_cells", "label_palette", "magnitude", "make_overlay",
+           "extrapolated_cells", "label_palette", "uncertain_cells", "magnitude", "make_overlay",
            "predicted_labels", "shared_limits", "to_rgba", "top_genes", "top_genes_title"]
 
 #: What an expression overlay shows.
@@ -39,8 +41,6 @@ VIEW_PRESETS = {
 NAN_RGBA = np.array([0.45, 0.45, 0.45, 1.0])
 #: opacity of the cells whose counterfactual is extrapolated (``obs['extrapolated']``)
 FADE_ALPHA = FADED_ALPHA  # one value for napari, Jupyter and pl
-FADE_NOTE = ("faded: extrapolated (label combination never measured; change transported "
-             "from measured labels)")
 IvLike = str | Intervention | None
 
 
@@ -55,8 +55,11 @@ class Overlay:
     limits: tuple[float, float] = (0.0, 1.0)
     label: str = ""  # colour-bar caption
     palette: dict[str, Any] = field(default_factory=dict)  # categorical: label -> RGBA
-    #: one boolean (n_cells,) per panel: cells drawn faded (extrapolated counterfactuals)
+    #: one boolean (n_cells,) per panel: cells drawn faded (extrapolated counterfactuals,
+    #: or uncertain changes)
     faded: list[np.ndarray] = field(default_factory=list)
+    #: why cells are faded: ``"extrapolated"`` and/or ``"uncertain"`` (see :attr:`note`)
+    fade_reasons: tuple[str, ...] = ("extrapolated",)
 
     def alpha(self, i: int = 0) -> np.ndarray:
         """Opacity per cell of panel ``i``: :data:`FADE_ALPHA` where faded, else 1."""
@@ -67,8 +70,13 @@ class Overlay:
 
     @property
     def note(self) -> str:
-        """What the faded cells are (:data:`FADE_NOTE`), ``""`` when none is faded."""
-        return FADE_NOTE if any(f.any() for f in self.faded) else ""
+        """What the faded cells are (:data:`FADE_NOTE`, :data:`UNCERTAIN_NOTE` or
+        :data:`FADE_BOTH_NOTE`), ``""`` when none is faded."""
+        if not any(f.any() for f in self.faded):
+            return ""
+        both = set(self.fade_reasons) >= {"extrapolated", "uncertain"}
+        return (FADE_BOTH_NOTE if both else UNCERTAIN_NOTE
+                if "uncertain" in self.fade_reasons else FADE_NOTE)
 
     def rgba(self, i: int = 0) -> np.ndarray:
         """RGBA colours (``n_cells, 4``) of panel ``i``, faded cells less opaque."""
@@ -208,16 +216,6 @@ def shared_limits(state: AppState, gene: str, interventions: Sequence[IvLike] = 
     return (lo, hi)
 
 
-def extrapolated_cells(state: AppState, intervention: IvLike) -> np.ndarray:
-    """Per cell: intervened on, with an extrapolated counterfactual (its label combination
-    never measured; ``obs['extrapolated']``). All False without an intervention."""
-    out = np.zeros(state.n_cells, dtype=bool)
-    iv = state.get_intervention(intervention)
-    if iv is not None and iv.extrapolated is not None:
-        out[iv.rows] = iv.extrapolated
-    return out
-
-
 def _only_on(values: np.ndarray, iv: Intervention) -> np.ndarray:
     """``values`` on the intervened cells, NaN (drawn grey) elsewhere."""
     out = np.full(values.shape, np.nan)
@@ -281,11 +279,14 @@ def _expression_overlay(state: AppState, gene: str | None, view: str,
 
 def make_overlay(state: AppState, color_by: str = "expression", *, gene: str | None = None,
                  view: str = "factual", interventions: Sequence[IvLike] = (None,),
-                 concept: str | None = None, robust: bool = True) -> Overlay:
+                 concept: str | None = None, robust: bool = True,
+                 fade_uncertain: bool = True) -> Overlay:
     """Values and shared colour settings for one panel per entry of ``interventions``
     (``None``: no intervention). Expression panels share one contrast range (1st-99th
     percentile with ``robust``); the difference view is symmetric around 0; in the
-    difference and magnitude views cells not intervened on are NaN (grey)."""
+    difference and magnitude views cells not intervened on are NaN (grey). The model's
+    output is faded where extrapolated and, with ``fade_uncertain``, a gene's change where
+    its interval in the cell's group includes 0 (:func:`uncertain_cells`)."""
     if color_by not in COLOR_BY:
         raise SettingError(f"color_by must be one of {COLOR_BY}, got {color_by!r}")
     ivs = [state.get_intervention(i) for i in interventions] or [None]
@@ -296,10 +297,7 @@ def make_overlay(state: AppState, color_by: str = "expression", *, gene: str | N
         ov = _magnitude_overlay(state, ivs, titles)
     else:
         ov = _expression_overlay(state, gene, view, ivs, robust)
-    # the model's output is faded where extrapolated; a do() target (concept) and the
-    # factual view show no model output
-    modelled = not (color_by == "concept" or (color_by == "expression" and view == "factual"))
-    ov.faded = [extrapolated_cells(state, iv if modelled else None) for iv in ivs]
+    fade(state, ov, ivs, color_by, view, gene, fade_uncertain)
     return ov
 
 
@@ -312,13 +310,17 @@ class OverlayRequest:
     view: str = "factual"
     panels: Sequence[str | None] = (None,)
     concept: str | None = None
+    #: fade cells whose change of the gene is uncertain (:func:`uncertain_cells`)
+    fade_uncertain: bool = True
 
     @classmethod
-    def preset(cls, name: str, gene: str | None, intervention: str | None) -> OverlayRequest:
+    def preset(cls, name: str, gene: str | None, intervention: str | None,
+               fade_uncertain: bool = True) -> OverlayRequest:
         """A request for one of :data:`VIEW_PRESETS` on one intervention."""
         view, with_factual = VIEW_PRESETS[name]
         panels = (None, intervention) if with_factual else (intervention,)
-        return cls("expression", gene, view, panels)
+        return cls("expression", gene, view, panels,
+                   fade_uncertain=fade_uncertain)
 
     def validate(self, state: AppState) -> None:
         if self.color_by == "expression" and self.view != "factual" and all(
@@ -329,7 +331,8 @@ class OverlayRequest:
         """``(overlay, message)``; raises with the message to show. Fast: no job."""
         self.validate(state)
         ov = make_overlay(state, self.color_by, gene=self.gene or None, view=self.view,
-                          interventions=list(self.panels), concept=self.concept or None)
+                          interventions=list(self.panels), concept=self.concept or None,
+                          fade_uncertain=self.fade_uncertain)
         note = f" {ov.note[0].upper()}{ov.note[1:]}." if ov.note else ""
         return ov, f"Showing {ov.label} for {len(ov.values)} panel(s).{note}"
 

@@ -70,11 +70,16 @@ class OverlayPanel(Panel):
         self.top_note = widgets.Label("", layout=widgets.Layout(width="400px"))
         self.top_css = widgets.HTML(TOP_CSS, layout=widgets.Layout(display="none"))
         self.grey_css = widgets.HTML("", layout=widgets.Layout(display="none"))
+        self.fade = widgets.Checkbox(value=True, description="Fade uncertain cells",
+                                     tooltip="Fade the cells whose group's 90 % interval of "
+                                     "the gene's change includes 0",
+                                     indent=False)
         self.image = widgets.Image(format="png", layout=widgets.Layout(max_width="100%"))
         self.image.add_class("causcell-overlay")
         self._drawing = threading.Lock()
         self.gene.observe(lambda _: self.draw(), "value")
         self.view.observe(lambda _: self.draw(), "value")
+        self.fade.observe(lambda _: self.draw(), "value")
         self.intervention.observe(lambda _: self._on_intervention(), "value")
         self.top.observe(self._on_top, "value")
         for signal in (session.events.model, session.events.trained,
@@ -82,7 +87,7 @@ class OverlayPanel(Panel):
             signal.connect(self.refresh)
         self.refresh()
         self.children = [
-            widgets.HBox([self.intervention, self.gene]), self.view,
+            widgets.HBox([self.intervention, self.gene]), widgets.HBox([self.view, self.fade]),
             widgets.HBox([self.image, widgets.VBox([self.top_title, self.top, self.top_note])]),
             self.status, self.top_css, self.grey_css,
         ]
@@ -127,7 +132,8 @@ class OverlayPanel(Panel):
         if self.gene.value is None:
             return False
         request = OverlayRequest.preset(self.view.value, self.gene.value,
-                                        self.intervention.value or None)
+                                        self.intervention.value or None,
+                                        fade_uncertain=self.fade.value)
         try:
             ov, text = request.run(self.state)
         except USER_ERRORS as err:

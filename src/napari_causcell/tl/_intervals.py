@@ -96,8 +96,29 @@ def change_intervals(models: Any, data: Any, do: Mapping[str, Any], cells: Any =
     return _intervals(models, table, source, do, groupby, level, **settings)
 
 
-def _intervals(models, table, source, do, groupby, level, *, hold, seed, n_samples,
-               counterfactual, calibrate, min_cells, kwargs) -> pd.DataFrame:
+def _intervals(models, table, source, do, groupby, level, **settings) -> pd.DataFrame:
+    frames = _both(models, table, source, do, groupby, level, **settings)
+    return frames[0] if groupby is None else frames[1]
+
+
+def pooled_and_strata(models: Any, data: Any, do: Mapping[str, Any], cells: Any = None, *,
+                      level: float = 0.9, table_key: str | None = None,
+                      **kwargs: Any) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """``change_intervals(..., groupby=None)`` (one group ``"all"``) and, from the same
+    draws, the intervals of each stratum it pooled (``group``: the label of
+    ``attrs['calibration']['stratum']``). Other keywords as :func:`change_intervals`."""
+    models = _checked_models(models, kwargs.get("counterfactual"))
+    table, source = _checked_data(data, table_key, cells, None, level)
+    settings = dict(hold=None, seed=0, n_samples=4, counterfactual=None, calibrate=True,
+                    min_cells=5)
+    settings.update({k: kwargs.pop(k) for k in list(kwargs) if k in settings})
+    return _both(models, table, source, do, None, level, kwargs=kwargs, **settings)
+
+
+def _both(models, table, source, do, groupby, level, *, hold, seed, n_samples,
+          counterfactual, calibrate, min_cells, kwargs) -> tuple[pd.DataFrame | None,
+                                                                 pd.DataFrame]:
+    """``(pooled or None, per stratum)`` frames, each with ``attrs['calibration']``."""
     key = groupby if groupby is not None else _stratum(models[0], do, table)
     strata = source.obs[key].astype(str).to_numpy()
     labels = sorted(set(strata))
@@ -115,16 +136,19 @@ def _intervals(models, table, source, do, groupby, level, *, hold, seed, n_sampl
     else:
         err = _spread(per_model)
         info["notes"] = ["uncalibrated: sampling and the spread between models only"]
-    var = sampling + err
-    change = per_model.mean(0)
+    var, change = sampling + err, per_model.mean(0)
     extrapolated = (support == 0) | (transported > 0.5)
-    if groupby is None:
-        change, var, support, extrapolated, labels = _pooled(
-            draws[0].n, change, var, sampling, support, extrapolated)
-    half = float(stats.norm.ppf(0.5 + level / 2)) * np.sqrt(var)
-    out = _frame(models[0].genes, labels, change, half, support, extrapolated)
-    out.attrs["calibration"] = info
-    return out
+    z = float(stats.norm.ppf(0.5 + level / 2))
+    by_stratum = _frame(models[0].genes, labels, change, z * np.sqrt(var), support,
+                        extrapolated)
+    by_stratum.attrs["calibration"] = info
+    if groupby is not None:
+        return None, by_stratum
+    change, var, support, extrapolated, labels = _pooled(
+        draws[0].n, change, var, sampling, support, extrapolated)
+    out = _frame(models[0].genes, labels, change, z * np.sqrt(var), support, extrapolated)
+    out.attrs["calibration"] = dict(info)
+    return out, by_stratum
 
 
 def _spread(per_model: np.ndarray) -> np.ndarray | float:
