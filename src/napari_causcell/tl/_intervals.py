@@ -141,7 +141,7 @@ def _both(models, table, source, do, groupby, level, *, hold, seed, n_samples,
     z = float(stats.norm.ppf(0.5 + level / 2))
     by_stratum = _frame(models[0].genes, labels, change, z * np.sqrt(var), support,
                         extrapolated)
-    by_stratum.attrs["calibration"] = info
+    by_stratum.attrs["calibration"] = {**info, "groupby": key}
     if groupby is not None:
         return None, by_stratum
     change, var, support, extrapolated, labels = _pooled(
