@@ -160,6 +160,45 @@ def test_counterfactual_unseen_mode(capsys, files, model_dir):
     assert rc == 2 and "invalid choice: 'pool'" in err
 
 
+def test_counterfactual_prints_intervals(capsys, files, model_dir, monkeypatch):
+    """#26 item 3: the top genes come with their 90 % intervals (tl.change_intervals over the
+    intervened cells, from the counterfactual just written), marked where they include 0;
+    --no-intervals leaves them out; a failure leaves the result and says why."""
+    from napari_causcell import CausCell
+    from napari_causcell.tl import _intervals
+
+    out = files / "cf_iv.h5ad"
+    args = ("counterfactual", model_dir, files / "data.h5ad", "--do", "age=90wk", "--where",
+            "cell_type=Astro", "--out", out, "--steps", "3", "--top", "5", "--overwrite")
+    rc, stdout, err = _run(capsys, *args)
+    assert rc == 0, err
+    assert "Top 5 changed genes (mean counterfactual - reconstructed, log1p; 90 % interval)" \
+        in stdout
+    cf = ad.read_h5ad(out)
+    data = ad.read_h5ad(files / "data.h5ad")
+    want = _intervals.change_intervals(CausCell.load(model_dir), data, {"age": "90wk"},
+                                       cells={"cell_type": ["Astro"]}, groupby=None,
+                                       counterfactual=cf, sampler="mean", steps=3)
+    lines = [ln for ln in stdout.splitlines() if ln.startswith("  ") and "[" in ln]
+    assert len(lines) == 5
+    for line in lines:
+        gene, change, lo, hi = line.translate(str.maketrans("[],", "   ")).split()[:4]
+        row = want.set_index("gene").loc[gene]
+        assert float(lo) == pytest.approx(row["lower"], abs=0.006)
+        assert float(hi) == pytest.approx(row["upper"], abs=0.006)
+        assert line.endswith("includes 0") == (row["lower"] <= 0 <= row["upper"])
+    rc, stdout, _ = _run(capsys, *args, "--no-intervals")
+    assert rc == 0 and "[" not in stdout and "interval" not in stdout
+
+    def fail(*a, **k):
+        raise RuntimeError("no validation cells")
+
+    monkeypatch.setattr(_intervals, "change_intervals", fail)
+    rc, stdout, _ = _run(capsys, *args)
+    assert rc == 0 and "No intervals: RuntimeError: no validation cells" in stdout
+    assert ad.read_h5ad(out).n_obs == cf.n_obs
+
+
 def test_counterfactual_spatialdata(capsys, files, model_dir):
     import spatialdata
 

@@ -50,7 +50,8 @@ def cmd_counterfactual(args: argparse.Namespace) -> int:
                                   "or another --key")
     if spatial and out.suffix == ".h5ad":  # the table alone: SpatialData stays untouched
         data = resolve_table(data, args.table_key)[0]
-    check_where(resolve_table(data, args.table_key)[0].obs, where)  # labels listed if unknown
+    table = resolve_table(data, args.table_key)[0]  # the cells intervened on, and their table
+    check_where(table.obs, where)  # labels listed if unknown
 
     # compute first: nothing is written to disk when this fails; an .h5ad gets the
     # counterfactual alone (copy=True)
@@ -63,8 +64,28 @@ def cmd_counterfactual(args: argparse.Namespace) -> int:
     if into_zarr:
         cf = data.tables[key]
     _write(out, in_place, data, cf, key)
-    _report(args, cf, do, where, out, key, confound_note(cf, data, table_key=source_key))
+    intervals = None if args.no_intervals else _intervals(args, model, table, do, where, cf)
+    _report(args, cf, do, where, out, key, confound_note(cf, data, table_key=source_key),
+            intervals)
     return 0
+
+
+def _intervals(args: argparse.Namespace, model: Any, table: Any, do: dict, where: dict,
+               cf: Any) -> Any:
+    """90 % intervals of the intervened cells' mean change (``tl.change_intervals``, one
+    group, reusing ``cf``); the reason as a string when they cannot be computed (the
+    counterfactual, already written, stands without them)."""
+    from ..tl._intervals import change_intervals
+
+    settings = dict(hold=args.hold or None, donor=args.donor, hard=not args.soft,
+                    unseen=args.unseen, sampler=args.sampler, steps=args.steps)
+    if args.seed is not None:
+        settings["seed"] = args.seed
+    try:
+        return change_intervals(model, table, do, cells=where or None, groupby=None,
+                                level=0.9, counterfactual=cf, **settings)
+    except Exception as err:  # an add-on: its failure never costs the result
+        return f"{type(err).__name__}: {err}"
 
 
 def _checked_request(args: argparse.Namespace) -> tuple[dict, dict, Path, Path, bool]:
@@ -133,9 +154,10 @@ def _write(out: Path, in_place: bool, data: Any, cf: Any, key: str) -> None:
 
 
 def _report(args: argparse.Namespace, cf: Any, do: dict, where: dict, out: Path,
-            key: str, confound: str = "") -> None:
+            key: str, confound: str = "", intervals: Any = None) -> None:
     """What was done, the labels that changed (and a possible sampling confound), the top
-    changed genes and where the result went."""
+    changed genes (with their 90 % intervals, or why there are none) and where the result
+    went."""
     from .. import tl
 
     what = f" where {describe_where(where)}" if where else ""
@@ -149,8 +171,25 @@ def _report(args: argparse.Namespace, cf: Any, do: dict, where: dict, out: Path,
             print(confound.strip())
     top = tl.top_changed_genes(cf, n=args.top)
     if len(top):
-        print(f"Top {len(top)} changed genes (mean counterfactual - reconstructed, log1p):")
-        for row in top.itertuples(index=False):
-            print(f"  {row.gene:<14}{row.mean_change:+.4f}")
+        print(f"Top {len(top)} changed genes (mean counterfactual - reconstructed, log1p"
+              + ("; 90 % interval)" if hasattr(intervals, "columns") else "):"))
+        for line in _top_lines(top, intervals):
+            print(line)
+        if isinstance(intervals, str):
+            print(f"No intervals: {intervals}")
     target = f"{out} (table {key!r})" if out.suffix == ".zarr" else str(out)
     print(f"Wrote {target}")
+
+
+def _top_lines(top: Any, intervals: Any) -> list[str]:
+    """``"  Gene  +0.1234"`` per gene, with ``" [+0.05, +0.20]"`` from ``intervals`` (a
+    DataFrame) and ``"  includes 0"`` where the interval does."""
+    if not hasattr(intervals, "columns"):
+        return [f"  {r.gene:<14}{r.mean_change:+.4f}" for r in top.itertuples(index=False)]
+    at = intervals.drop_duplicates("gene").set_index("gene")
+    lines = []
+    for r in top.itertuples(index=False):
+        lo, hi = at.loc[str(r.gene), ["lower", "upper"]]
+        mark = "  includes 0" if lo <= 0 <= hi else ""
+        lines.append(f"  {r.gene:<14}{r.mean_change:+.4f} [{lo:+.2f}, {hi:+.2f}]{mark}")
+    return lines

@@ -155,6 +155,9 @@ def _add_counterfactual(sub: Any, common: argparse.ArgumentParser) -> None:
     p.add_argument("--seed", type=int, default=None, help="sampling seed (default the model's)")
     p.add_argument("--device", default=None, help="cpu, cuda, mps (default automatic)")
     p.add_argument("--top", type=int, default=10, help="changed genes to print (default 10)")
+    p.add_argument("--no-intervals", action="store_true",
+                   help="print the top genes without their 90 %% intervals (the intervals run "
+                        "one more counterfactual, on the model's validation cells)")
     p.add_argument("--overwrite", action="store_true", help="replace an existing --out")
     p.set_defaults(func=cmd_counterfactual)
 
