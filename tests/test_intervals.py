@@ -64,6 +64,20 @@ def test_pooled_group_and_reuse_of_a_counterfactual(trained, small_sdata):
     assert iv.attrs["calibration"]["stratum"] == "cell_type"
     assert iv["n_support"].iloc[0] == int(
         ((table.obs["age"] == "90wk") & ~table.obs_names.isin(trained.val_names)).sum())
+    # the top genes carry them (tl.top_changed_genes(..., intervals=))
+    from napari_causcell.tl import top_changed_genes
+
+    top = top_changed_genes(cf, n=6, intervals=iv)
+    rows = iv.set_index("gene").loc[top["gene"]]
+    np.testing.assert_allclose(top["lower"], rows["lower"])
+    np.testing.assert_allclose(top["upper"], rows["upper"])
+    np.testing.assert_allclose(top["reliability"], rows["reliability"])
+    np.testing.assert_array_equal(top["spans_zero"], (rows["lower"] <= 0).to_numpy()
+                                  & (rows["upper"] >= 0).to_numpy())
+    by_type = change_intervals(trained, table, {"age": "90wk"}, cells=young,
+                               counterfactual=cf)
+    with pytest.raises(DataError, match="one group"):
+        top_changed_genes(cf, n=6, intervals=by_type)
     with pytest.raises(DataError, match="multiple of"):
         change_intervals(trained, table, {"age": "90wk"}, cells=young, counterfactual=cf[:7])
     with pytest.raises(SettingError, match="one model"):

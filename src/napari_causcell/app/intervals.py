@@ -11,14 +11,14 @@ import pandas as pd
 
 from .._utils import warn_user
 
-__all__ = ["INTERVAL_COLUMNS", "LEVEL", "SPANS_ZERO_NOTE", "add_intervals", "change_header",
+__all__ = ["INTERVAL_COLUMNS", "LEVEL", "SPANS_ZERO_NOTE", "change_header",
            "change_texts", "greyed", "intervals_for", "top_note"]
 
 #: level of the intervals the app computes and shows
 LEVEL = 0.9
 #: what a greyed row of a top-genes table means
 SPANS_ZERO_NOTE = f"grey: {LEVEL:.0%} interval includes 0".replace("%", " %")
-#: columns :func:`add_intervals` adds to a top-genes table
+#: columns ``tl.top_changed_genes(..., intervals=...)`` adds to a top-genes table
 INTERVAL_COLUMNS = ["lower", "upper", "spans_zero", "reliability"]
 
 
@@ -44,21 +44,6 @@ def intervals_for(model: Any, data: Any, do: Mapping[str, str], mask: np.ndarray
                   f"{reason}")
         return None, None, reason
     return pooled, strata, ""
-
-
-def add_intervals(top: pd.DataFrame, intervals: pd.DataFrame | None) -> pd.DataFrame:
-    """``top`` (``tl.top_changed_genes``) with ``lower``, ``upper``, ``spans_zero`` and
-    ``reliability`` of the pooled intervals per gene; unchanged without intervals."""
-    if intervals is None or top.empty:
-        return top
-    pooled = intervals.drop_duplicates("gene").set_index("gene")  # one group: "all"
-    out = top.copy()
-    at = pooled.reindex(out["gene"].astype(str))
-    out["lower"] = at["lower"].to_numpy(float)
-    out["upper"] = at["upper"].to_numpy(float)
-    out["spans_zero"] = (out["lower"] <= 0) & (out["upper"] >= 0)
-    out["reliability"] = at["reliability"].to_numpy(float)
-    return out
 
 
 def change_header(top: pd.DataFrame) -> str:

@@ -18,7 +18,6 @@ from ..pl._plots import FADED_ALPHA
 from .cells import Selection
 from .fading import (FADE_BOTH_NOTE, FADE_NOTE, UNCERTAIN_NOTE, extrapolated_cells, fade,
                      uncertain_cells)
-from .intervals import add_intervals
 from .intervene import Intervention
 from .state import AppState
 
@@ -342,12 +341,11 @@ def top_genes(state: AppState, intervention: IvLike, n: int = 20,
     """Top changed genes of an intervention (``tl.top_changed_genes``), optionally only over
     the intervened cells that are also in ``selection``. Over all the intervened cells, with
     the intervention's intervals, also ``lower``, ``upper`` (the 90 % interval),
-    ``spans_zero`` and ``reliability`` (:func:`~napari_causcell.app.intervals.add_intervals`).
-    """
+    ``spans_zero`` and ``reliability``."""
     iv = state.get_intervention(intervention)
     cells = selection.mask[state.source_rows(iv.table)] if selection is not None else None
-    top = tl.top_changed_genes(iv.table, n=n, cells=cells)
-    return add_intervals(top, iv.intervals) if selection is None else top
+    return tl.top_changed_genes(iv.table, n=n, cells=cells,
+                                intervals=iv.intervals if selection is None else None)
 
 
 def top_genes_title(state: AppState, intervention: IvLike) -> str:

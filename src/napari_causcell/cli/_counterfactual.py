@@ -169,11 +169,12 @@ def _report(args: argparse.Namespace, cf: Any, do: dict, where: dict, out: Path,
         print(f"Labels changed: {switches} (--hold CONCEPT keeps them)")
         if confound:
             print(confound.strip())
-    top = tl.top_changed_genes(cf, n=args.top)
+    with_iv = intervals if hasattr(intervals, "columns") else None
+    top = tl.top_changed_genes(cf, n=args.top, intervals=with_iv)
     if len(top):
         print(f"Top {len(top)} changed genes (mean counterfactual - reconstructed, log1p"
-              + ("; 90 % interval)" if hasattr(intervals, "columns") else "):"))
-        for line in _top_lines(top, intervals):
+              + ("; 90 % interval)" if with_iv is not None else "):"))
+        for line in _top_lines(top):
             print(line)
         if isinstance(intervals, str):
             print(f"No intervals: {intervals}")
@@ -181,15 +182,10 @@ def _report(args: argparse.Namespace, cf: Any, do: dict, where: dict, out: Path,
     print(f"Wrote {target}")
 
 
-def _top_lines(top: Any, intervals: Any) -> list[str]:
-    """``"  Gene  +0.1234"`` per gene, with ``" [+0.05, +0.20]"`` from ``intervals`` (a
-    DataFrame) and ``"  includes 0"`` where the interval does."""
-    if not hasattr(intervals, "columns"):
+def _top_lines(top: Any) -> list[str]:
+    """``"  Gene  +0.1234"`` per gene, with ``" [+0.05, +0.20]"`` where ``top`` has intervals
+    and ``"  includes 0"`` where the interval does."""
+    if "lower" not in top:
         return [f"  {r.gene:<14}{r.mean_change:+.4f}" for r in top.itertuples(index=False)]
-    at = intervals.drop_duplicates("gene").set_index("gene")
-    lines = []
-    for r in top.itertuples(index=False):
-        lo, hi = at.loc[str(r.gene), ["lower", "upper"]]
-        mark = "  includes 0" if lo <= 0 <= hi else ""
-        lines.append(f"  {r.gene:<14}{r.mean_change:+.4f} [{lo:+.2f}, {hi:+.2f}]{mark}")
-    return lines
+    return [f"  {r.gene:<14}{r.mean_change:+.4f} [{r.lower:+.2f}, {r.upper:+.2f}]"
+            + ("  includes 0" if r.spans_zero else "") for r in top.itertuples(index=False)]

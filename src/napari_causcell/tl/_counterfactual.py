@@ -243,8 +243,14 @@ def mean_change(cf: ad.AnnData, groupby: str | None = None,
     return pd.DataFrame(np.vstack(rows), index=labels, columns=cf.var_names)
 
 
-def top_changed_genes(cf: ad.AnnData, n: int = 20, cells: Any = None) -> pd.DataFrame:
-    """Genes ranked by absolute mean change over the chosen cells of a counterfactual."""
+def top_changed_genes(cf: ad.AnnData, n: int = 20, cells: Any = None,
+                      intervals: pd.DataFrame | None = None) -> pd.DataFrame:
+    """Genes ranked by absolute mean change over the chosen cells of a counterfactual.
+
+    Columns ``gene, mean_factual, mean_counterfactual, mean_change``; with ``intervals``
+    (:func:`change_intervals` over the same cells, ``groupby=None``) also ``lower, upper``
+    (the interval), ``spans_zero`` (it includes 0) and ``reliability``.
+    """
     check_anndata(cf, "cf")
     mask = select_cells(cf, cells)
     delta = np.asarray(cf.layers["delta"])[mask]
@@ -256,4 +262,18 @@ def top_changed_genes(cf: ad.AnnData, n: int = 20, cells: Any = None) -> pd.Data
         "mean_change": delta.mean(0),
     })
     order = np.argsort(-np.abs(df["mean_change"].to_numpy()), kind="stable")
-    return df.iloc[order[:n]].reset_index(drop=True)
+    top = df.iloc[order[:n]].reset_index(drop=True)
+    return top if intervals is None or top.empty else _with_intervals(top, intervals)
+
+
+def _with_intervals(top: pd.DataFrame, intervals: pd.DataFrame) -> pd.DataFrame:
+    if intervals["group"].nunique() != 1:
+        raise DataError("intervals must have one group (change_intervals with groupby=None) "
+                        f"to go with the top genes; got {intervals['group'].nunique()}")
+    at = intervals.set_index("gene").reindex(top["gene"].astype(str))
+    out = top.copy()
+    out["lower"] = at["lower"].to_numpy(float)
+    out["upper"] = at["upper"].to_numpy(float)
+    out["spans_zero"] = (out["lower"] <= 0) & (out["upper"] >= 0)
+    out["reliability"] = at["reliability"].to_numpy(float)
+    return out
