@@ -137,6 +137,24 @@ class _Form(JobHost):
             self._job_finished()
 
 
+def test_a_report_delivered_after_the_result_is_ignored():
+    """napari's thread_worker can deliver a yielded report after ``returned``: it must not
+    replace the final message (it did: "Epoch 8/500 ..." stayed after training ended)."""
+
+    class Late(_Form):
+        def _launch(self, job, returned, progress):
+            reports = list(job)  # the job runs; its reports are delivered late
+            returned(job.result)
+            self.message("done")
+            for p in reports:
+                progress(p)
+            self._job_finished()
+
+    form, seen = Late(), []
+    form.submit(lambda: _counting(3), form.results.append, seen.append)
+    assert form.results == [30] and form.lines == ["done"] and seen == []
+
+
 def test_job_host_validates_refuses_when_busy_and_reports():
     form = _Form()
 

@@ -68,6 +68,10 @@ class JobHost:
         self.job = job
 
         def on_progress(p: Progress) -> None:
+            # a front end may deliver a report after the result (napari's thread_worker
+            # does): it is stale then, and must not replace the final message
+            if job.done:
+                return
             if p.text:
                 self.message(p.text)
             if progress is not None:
