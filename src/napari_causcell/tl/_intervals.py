@@ -15,6 +15,7 @@ answers across data sets. How this was chosen and how well it covers: docs/bench
 
 from __future__ import annotations
 
+import inspect
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -89,36 +90,33 @@ def change_intervals(models: Any, data: Any, do: Mapping[str, Any], cells: Any =
         (no such cell, or most of the group's change transported). ``attrs['calibration']``
         says what measured the error terms.
     """
-    models = _checked_models(models, counterfactual)
-    table, source = _checked_data(data, table_key, cells, groupby, level)
-    settings = dict(hold=hold, seed=seed, n_samples=n_samples, counterfactual=counterfactual,
-                    calibrate=calibrate, min_cells=min_cells, kwargs=kwargs)
-    return _intervals(models, table, source, do, groupby, level, **settings)
-
-
-def _intervals(models, table, source, do, groupby, level, **settings) -> pd.DataFrame:
-    frames = _both(models, table, source, do, groupby, level, **settings)
+    frames = _both(models, data, do, cells, groupby, level, table_key, hold=hold, seed=seed,
+                   n_samples=n_samples, counterfactual=counterfactual, calibrate=calibrate,
+                   min_cells=min_cells, kwargs=kwargs)
     return frames[0] if groupby is None else frames[1]
 
 
-def pooled_and_strata(models: Any, data: Any, do: Mapping[str, Any], cells: Any = None, *,
-                      level: float = 0.9, table_key: str | None = None,
+def pooled_and_strata(models: Any, data: Any, do: Mapping[str, Any], cells: Any = None,
                       **kwargs: Any) -> tuple[pd.DataFrame, pd.DataFrame]:
     """``change_intervals(..., groupby=None)`` (one group ``"all"``) and, from the same
     draws, the intervals of each stratum it pooled (``group``: the label of
-    ``attrs['calibration']['stratum']``). Other keywords as :func:`change_intervals`."""
-    models = _checked_models(models, kwargs.get("counterfactual"))
-    table, source = _checked_data(data, table_key, cells, None, level)
-    settings = dict(hold=None, seed=0, n_samples=4, counterfactual=None, calibrate=True,
-                    min_cells=5)
-    settings.update({k: kwargs.pop(k) for k in list(kwargs) if k in settings})
-    return _both(models, table, source, do, None, level, kwargs=kwargs, **settings)
+    ``attrs['calibration']['stratum']``). Keywords and their defaults: those of
+    :func:`change_intervals`."""
+    bound = inspect.signature(change_intervals).bind(models, data, do, cells, groupby=None,
+                                                     **kwargs)
+    bound.apply_defaults()
+    a = bound.arguments
+    settings = {k: a[k] for k in ("hold", "seed", "n_samples", "counterfactual", "calibrate",
+                                  "min_cells", "kwargs")}
+    return _both(models, data, do, cells, None, a["level"], a["table_key"], **settings)
 
 
-def _both(models, table, source, do, groupby, level, *, hold, seed, n_samples,
+def _both(models, data, do, cells, groupby, level, table_key, *, hold, seed, n_samples,
           counterfactual, calibrate, min_cells, kwargs) -> tuple[pd.DataFrame | None,
                                                                  pd.DataFrame]:
     """``(pooled or None, per stratum)`` frames, each with ``attrs['calibration']``."""
+    models = _checked_models(models, counterfactual)
+    table, source = _checked_data(data, table_key, cells, groupby, level)
     key = groupby if groupby is not None else _stratum(models[0], do, table)
     strata = source.obs[key].astype(str).to_numpy()
     labels = sorted(set(strata))
