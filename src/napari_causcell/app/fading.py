@@ -10,6 +10,7 @@ tell from none, the rows the top-genes tables grey."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -36,21 +37,24 @@ FADE_BOTH_NOTE = FADE_NOTE + " or " + UNCERTAIN_NOTE.removeprefix("faded: ")
 def extrapolated_cells(state: AppState, intervention: IvLike) -> np.ndarray:
     """Per cell: intervened on, with an extrapolated counterfactual (its label combination
     never measured; ``obs['extrapolated']``). All False without an intervention."""
-    out = np.zeros(state.n_cells, dtype=bool)
-    iv = state.get_intervention(intervention)
-    if iv is not None and iv.extrapolated is not None:
-        out[iv.rows] = iv.extrapolated
-    return out
+    return _per_cell(state, intervention, lambda iv: iv.extrapolated)
 
 
 def uncertain_cells(state: AppState, intervention: IvLike, gene: str) -> np.ndarray:
     """Per cell: intervened on, and the 90 % interval of its stratum's (e.g. cell type's)
     change of ``gene`` includes 0. All False without an intervention or its intervals."""
+    return _per_cell(state, intervention, lambda iv: iv.cell_uncertain(gene))
+
+
+def _per_cell(state: AppState, intervention: IvLike,
+              per_row: Callable[[Intervention], np.ndarray | None]) -> np.ndarray:
+    """``per_row(iv)`` (one bool per intervened cell, or ``None``) spread over all cells,
+    False elsewhere and without an intervention."""
     out = np.zeros(state.n_cells, dtype=bool)
     iv = state.get_intervention(intervention)
-    spans = iv.cell_uncertain(gene) if iv is not None else None
-    if spans is not None:
-        out[iv.rows] = spans
+    values = per_row(iv) if iv is not None else None
+    if values is not None:
+        out[iv.rows] = values
     return out
 
 
