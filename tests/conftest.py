@@ -62,6 +62,28 @@ def rng():
     return np.random.default_rng(0)
 
 
+@pytest.fixture()
+def one_uncertain_group():
+    """``make(state, iv, gene) -> (faded, extrapolated)``: sets ``iv``'s intervals of
+    ``gene`` so that only the first intervened cell's group includes 0, and returns the
+    cells an overlay of ``gene`` must fade (that group's, and the extrapolated) and the
+    extrapolated alone (issue 26 item 3)."""
+    from napari_causcell.app.fading import extrapolated_cells, uncertain_cells
+
+    def make(state, iv, gene):
+        of_gene = iv.strata["gene"] == gene
+        iv.strata.loc[of_gene, ["lower", "upper"]] = 0.1, 1.0  # none includes 0 ...
+        before = extrapolated_cells(state, iv)
+        assert not (uncertain_cells(state, iv, gene) & ~before).any()
+        group = iv.stratum_of[0]
+        iv.strata.loc[of_gene & (iv.strata["group"] == group), "lower"] = -0.5  # ... but one
+        low = before.copy()
+        low[iv.rows] |= iv.stratum_of == group
+        return low, before
+
+    return make
+
+
 @pytest.fixture(scope="session")
 def no_old_microglia(small_sdata):
     """A small model trained without 90wk microglia (an unseen combination; shared, do not

@@ -269,25 +269,19 @@ def test_overlay_panel_fades_extrapolated_cells(sdata, no_old_microglia):
     assert np.isclose(alpha, FADE_ALPHA).sum() == iv.extrapolated.sum()
 
 
-def test_overlay_panel_fades_uncertain_cells(sdata, trained):
+def test_overlay_panel_fades_uncertain_cells(sdata, trained, one_uncertain_group):
     """#26 item 3: cells of a group whose interval of the gene's change includes 0 are
     faded; the checkbox turns it off."""
     from napari_causcell.app import InterveneRequest, intervene_job
-    from napari_causcell.app.fading import extrapolated_cells, uncertain_cells
+    from napari_causcell.app.fading import extrapolated_cells
     from napari_causcell.app.overlay import FADE_ALPHA, UNCERTAIN_NOTE
 
     s = AppState(sdata)
     s.set_model(trained)
     iv = intervene_job(s, InterveneRequest("age", "90wk", "domain", s.labels("domain")[0],
                                            sampler="mean", steps=3)).run().intervention
-    gene, group = iv.genes[0], iv.stratum_of[0]
-    of_gene = iv.strata["gene"] == gene
-    iv.strata.loc[of_gene, ["lower", "upper"]] = 0.1, 1.0  # none includes 0 ...
-    before = extrapolated_cells(s, iv)
-    assert not (uncertain_cells(s, iv, gene) & ~before).any()
-    iv.strata.loc[of_gene & (iv.strata["group"] == group), "lower"] = -0.5  # ... but one
-    low = before.copy()
-    low[iv.rows] |= iv.stratum_of == group
+    gene = iv.genes[0]
+    low, before = one_uncertain_group(s, iv, gene)
     p = OverlayPanel(s)
     p.show(iv.name, gene)
     assert p.fade.value and UNCERTAIN_NOTE.removeprefix("faded: ") in p.status_text

@@ -43,8 +43,9 @@ def test_overlay_fades_extrapolated_cells(make_napari_viewer, sdata, no_old_micr
             in w.top_label.text())
 
 
-def test_overlay_fades_uncertain_cells(make_napari_viewer, sdata, trained):
-    from napari_causcell.app.fading import extrapolated_cells, uncertain_cells
+def test_overlay_fades_uncertain_cells(make_napari_viewer, sdata, trained,
+                                      one_uncertain_group):
+    from napari_causcell.app.fading import extrapolated_cells
     from napari_causcell.app.overlay import UNCERTAIN_NOTE
 
     viewer = make_napari_viewer(show=True)
@@ -53,14 +54,8 @@ def test_overlay_fades_uncertain_cells(make_napari_viewer, sdata, trained):
     s.set_model(trained)
     iv = intervene_job(s, InterveneRequest("age", "90wk", "domain", s.labels("domain")[0],
                                            sampler="mean", steps=3)).run().intervention
-    gene, group = s.genes[0], iv.stratum_of[0]
-    of_gene = iv.strata["gene"] == gene
-    iv.strata.loc[of_gene, ["lower", "upper"]] = 0.1, 1.0  # none includes 0 ...
-    before = extrapolated_cells(s, iv)
-    assert not (uncertain_cells(s, iv, gene) & ~before).any()
-    iv.strata.loc[of_gene & (iv.strata["group"] == group), "lower"] = -0.5  # ... but one
-    low = before.copy()
-    low[iv.rows] |= iv.stratum_of == group
+    gene = s.genes[0]
+    low, _ = one_uncertain_group(s, iv, gene)
     w = OverlayWidget(viewer)
     assert w.fade_check.isChecked()
     w.set_controls(color_by="expression", gene=gene, view="difference",
